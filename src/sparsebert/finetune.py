@@ -1,0 +1,84 @@
+"""Stage 1 — fine-tune the teacher: standard task fine-tuning of a pre-trained encoder.
+
+Devlin et al. (2019) §4: a new classification head on the pre-trained encoder, all weights
+trained with AdamW, warm-up + linear decay. The best checkpoint by the task's main dev metric is
+kept. The result is the *teacher* of knowledge-aware pruning (Xu et al., NAACL 2021, §3).
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from sparsebert.data.tasks import get_task
+from sparsebert.io import JsonlLogger, check_output_dir, environment, staged_output_dir
+from sparsebert.models import load_for_task, load_tokenizer
+from sparsebert.outputs import write_run
+from sparsebert.recipe import FinetuneRecipe
+from sparsebert.taskdata import load_task_data
+from sparsebert.training import device, fit, set_seed
+
+
+def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
+    """Cross-entropy on class ids, or MSE on scores for regression (``logits``: ``[B, C]``)."""
+    if regression:
+        return F.mse_loss(logits.float().squeeze(-1), labels.float())
+    return F.cross_entropy(logits.float(), labels)
+
+
+def finetune(recipe: FinetuneRecipe) -> dict:
+    """Fine-tune ``recipe.model`` on ``recipe.task``; write the best model to ``recipe.out``.
+
+    Output directory: ``config.json`` + ``model.safetensors`` + tokenizer (loads with
+    ``AutoModelForSequenceClassification.from_pretrained``), ``summary.json``, ``recipe.yaml``,
+    ``log.jsonl``.
+
+    Returns:
+        The summary dict (also written to ``summary.json``).
+    Raises:
+        OutputExistsError: ``out`` exists without ``overwrite`` (checked before training).
+        DataError, ModelNotFoundError, ValueError: bad data, model or settings.
+    """
+    t_start = time.time()
+    check_output_dir(recipe.out, recipe.overwrite)
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    task = get_task(recipe.task)
+    set_seed(recipe.seed)
+    tokenizer = load_tokenizer(recipe.model)
+    data = load_task_data(task, recipe, tokenizer)
+    model = load_for_task(recipe.model, task).to(device())
+
+    def compute_loss(batch):
+        labels = batch.pop("labels")
+        loss = task_loss(model(**batch).logits, labels, task.is_regression)
+        return loss, {}
+
+    with staged_output_dir(recipe.out, recipe.overwrite) as stage, JsonlLogger(Path(stage) / "log.jsonl") as log:
+        result = fit(
+            model=model, extra_modules=[], recipe=recipe, task=task, train_features=data.train,
+            eval_sets=data.eval_sets, pad_token_id=data.pad_token_id, compute_loss=compute_loss,
+            logger=log, keep_best=True, desc=f"finetune {task.name}",
+        )
+        if result.best_state is not None:
+            model.load_state_dict(result.best_state)
+        summary = {
+            "stage": "finetune",
+            "task": task.name,
+            "model": recipe.model,
+            "metrics": result.best,
+            "final_step_metrics": result.final,
+            "best_step": result.best_step,
+            "steps": result.steps,
+            "train_examples": len(data.train),
+            "train_seconds": result.train_seconds,
+            "mean_step_seconds": result.mean_step_seconds,
+            "eval_history": result.history,
+            "environment": environment(),
+        }
+        summary = write_run(stage, model, tokenizer, recipe, summary, t_start)
+        log.log("end", **{k: summary[k] for k in ("wall_seconds", "best_step")})
+    return summary

@@ -1,0 +1,139 @@
+"""Recipes: every setting of a stage in one validated object, loadable from YAML.
+
+A recipe file (``--recipe file.yaml``) holds the same keys as the CLI options (underscores,
+e.g. ``learning_rate``); options given on the command line override the file. The recipe that
+was actually used is written as ``recipe.yaml`` beside every output.
+
+Defaults of :class:`PruneRecipe` are the SparseBERT reference hyper-parameters
+(Xu et al., NAACL 2021, §4.1): s_f = 0.95, lr 3e-5, batch 32, max length 128, T = 1,
+~100 pruning events on the cubic schedule.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class RecipeError(ValueError):
+    """A recipe file or option is invalid; the message names the file and field."""
+
+
+class TrainRecipe(BaseModel):
+    """Settings shared by every training stage."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+    task: str = Field(description="GLUE task name (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte)")
+    data_dir: str | None = Field(None, description="glue_data root or task directory; None = hub via datasets")
+    out: str = Field(description="output directory")
+    max_length: int = Field(128, ge=8, le=4096, description="max tokens per example (pair included)")
+    batch_size: int = Field(32, ge=1)
+    eval_batch_size: int = Field(128, ge=1)
+    learning_rate: float = Field(2e-5, gt=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    max_grad_norm: float = Field(1.0, gt=0)
+    epochs: float = Field(3.0, gt=0)
+    max_steps: int | None = Field(None, ge=1, description="overrides epochs when set")
+    max_train_examples: int | None = Field(None, ge=1, description="fixed-seed subsample of the train split")
+    max_eval_examples: int | None = Field(None, ge=1, description="first N examples of each eval split")
+    eval_every: int | None = Field(None, ge=1, description="steps between evaluations; default once per epoch")
+    log_every: int = Field(10, ge=1, description="steps between log records")
+    seed: int = 42
+    bf16: bool = Field(True, description="bf16 autocast on CPU (AMX) / CUDA; weights stay fp32")
+    threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's)")
+    overwrite: bool = False
+
+
+class FinetuneRecipe(TrainRecipe):
+    """Teacher fine-tuning (standard task fine-tuning, Devlin et al. 2019 §4)."""
+
+    stage: Literal["finetune"] = "finetune"
+    model: str = Field(description="pre-trained encoder: local dir, hub id, or pypi:<package>")
+
+
+class PruneRecipe(TrainRecipe):
+    """Knowledge-aware sparse pruning: prune the pre-trained student while distilling (SparseBERT)."""
+
+    stage: Literal["prune"] = "prune"
+    teacher: str = Field(description="fine-tuned teacher directory (output of finetune)")
+    student: str = Field(description="pre-trained encoder the student starts from")
+    learning_rate: float = Field(3e-5, gt=0, lt=1)
+    epochs: float = Field(12.0, gt=0)
+    sparsity: float = Field(0.95, ge=0, lt=1, description="final sparsity s_f of every target matrix")
+    initial_sparsity: float = Field(0.0, ge=0, lt=1, description="s_0")
+    prune_start: float = Field(0.0, ge=0, lt=1, description="first pruning step, as a fraction of training")
+    prune_end: float = Field(1.0, gt=0, le=1, description="step where s_f is reached, fraction of training")
+    pruning_events: int = Field(100, ge=1, description="number of mask updates on the cubic schedule")
+    scope: Literal["per-matrix", "global"] = "per-matrix"
+    temperature: float = Field(1.0, gt=0)
+    attention_weight: float = Field(1.0, ge=0)
+    hidden_weight: float = Field(1.0, ge=0)
+    prediction_weight: float = Field(1.0, ge=0)
+
+    @model_validator(mode="after")
+    def _check_ranges(self) -> "PruneRecipe":
+        if self.initial_sparsity > self.sparsity:
+            raise ValueError(f"initial_sparsity {self.initial_sparsity} > sparsity {self.sparsity}")
+        if self.prune_start >= self.prune_end:
+            raise ValueError(f"prune_start {self.prune_start} must be < prune_end {self.prune_end}")
+        return self
+
+
+def _format_validation(err: ValidationError, source: str) -> str:
+    parts = []
+    for e in err.errors():
+        loc = ".".join(str(x) for x in e["loc"]) or "(recipe)"
+        value = e.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        parts.append(f"{source}: field {loc!r}: {e['msg']}{shown}")
+    return "; ".join(parts)
+
+
+def load_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a recipe YAML file into a dict.
+
+    Raises:
+        RecipeError: missing file, YAML syntax error (with line and column), not a mapping.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise RecipeError(f"{path}: recipe file not found")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as err:
+        mark = getattr(err, "problem_mark", None)
+        where = f"{path}:{mark.line + 1}:{mark.column + 1}" if mark else str(path)
+        raise RecipeError(f"{where}: invalid YAML: {getattr(err, 'problem', err)}") from err
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise RecipeError(f"{path}: a recipe must be a mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def build_recipe(cls: type[TrainRecipe], recipe_file: str | Path | None = None, **overrides: Any) -> TrainRecipe:
+    """Merge a YAML recipe with explicit overrides (``None`` values are ignored) and validate.
+
+    Raises:
+        RecipeError: naming the file (or ``command line``) and the offending field.
+    """
+    data: dict[str, Any] = load_yaml(recipe_file) if recipe_file else {}
+    stage = cls.model_fields["stage"].default
+    if data.get("stage", stage) != stage:
+        raise RecipeError(f"{recipe_file}: field 'stage': this is a {data['stage']!r} recipe, expected {stage!r}")
+    cli = {k: v for k, v in overrides.items() if v is not None}
+    source = f"{recipe_file} + command line" if recipe_file else "command line"
+    try:
+        return cls(**{**data, **cli})
+    except ValidationError as err:
+        raise RecipeError(_format_validation(err, source)) from err
+
+
+def recipe_yaml(recipe: TrainRecipe) -> str:
+    """The recipe as YAML text (what ``recipe.yaml`` in an output directory holds)."""
+    return yaml.safe_dump(recipe.model_dump(mode="json"), sort_keys=False)

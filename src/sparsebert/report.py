@@ -1,0 +1,72 @@
+"""Sparsity report of a model or run directory: per matrix and total.
+
+What ``sparsebert report RUN`` prints and what ``summary.json`` stores under ``sparsity``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sparsebert.flops import encoder_flops_per_token
+from sparsebert.targets import prunable_linears
+
+MB = 1e6
+
+
+def sparsity_report(model: nn.Module, seq_len: int = 128) -> dict:
+    """Sparsity of every target matrix and of the whole model.
+
+    Args:
+        model: a supported transformers model.
+        seq_len: sequence length for the FLOPs estimate.
+    Returns:
+        A JSON-able dict: ``matrices`` (one entry per target: name, shape, numel, nnz, sparsity),
+        ``targets`` (totals over targets: numel, nnz, sparsity, compression = numel / nnz),
+        ``model`` (all parameters: numel, nnz, dense fp32 MB, and MB of the non-zeros
+        (values only, no index overhead), ``flops_per_token``.
+    """
+    matrices = []
+    for name, lin in prunable_linears(model).items():
+        w = lin.weight
+        nnz = int((w != 0).sum())
+        matrices.append(
+            {"name": name, "shape": list(w.shape), "numel": w.numel(), "nnz": nnz,
+             "sparsity": 1.0 - nnz / w.numel()}
+        )
+    t_numel = sum(m["numel"] for m in matrices)
+    t_nnz = sum(m["nnz"] for m in matrices)
+    params = list(model.parameters())
+    all_numel = sum(p.numel() for p in params)
+    all_nnz = sum(int((p != 0).sum()) for p in params)
+    return {
+        "matrices": matrices,
+        "targets": {"numel": t_numel, "nnz": t_nnz, "sparsity": 1.0 - t_nnz / t_numel,
+                    "compression": t_numel / max(t_nnz, 1)},
+        "model": {"numel": all_numel, "nnz": all_nnz, "sparsity": 1.0 - all_nnz / all_numel,
+                  "dense_fp32_mb": all_numel * 4 / MB, "nonzero_fp32_mb": all_nnz * 4 / MB},
+        "flops_per_token": encoder_flops_per_token(model, seq_len),
+    }
+
+
+@torch.no_grad()
+def report_run(run_dir: str | Path, seq_len: int = 128) -> dict:
+    """Load a saved model directory (any ``from_pretrained`` directory) and report its sparsity.
+
+    Raises:
+        ModelNotFoundError: ``run_dir`` is not a model directory.
+    """
+    from transformers import AutoModelForSequenceClassification
+
+    from sparsebert.models import ModelNotFoundError
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise ModelNotFoundError(f"{run_dir}: not a model directory (no config.json)")
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir)
+    report = sparsity_report(model, seq_len)
+    weights = run_dir / "model.safetensors"
+    report["checkpoint_mb"] = weights.stat().st_size / MB if weights.is_file() else None
+    return report

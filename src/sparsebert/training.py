@@ -1,0 +1,210 @@
+"""The training loop shared by ``finetune`` and ``prune``, and model evaluation.
+
+Deliberately small (after nanoGPT's train.py): AdamW with decoupled weight decay (no decay on
+biases and LayerNorm), linear warm-up then linear decay, gradient clipping, bf16 autocast on
+CPU/CUDA (fp32 master weights), evaluation every N steps, progress bar and JSON-lines log.
+The stage supplies ``compute_loss(batch) -> (loss, terms)`` and optionally ``after_step(step)``
+(the pruning hook) — everything else is here.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from sparsebert.data.encode import eval_batches, train_batches
+from sparsebert.data.tasks import TaskSpec
+from sparsebert.io import JsonlLogger
+from sparsebert.metrics import compute_metrics, main_metric
+from sparsebert.recipe import TrainRecipe
+
+
+def set_seed(seed: int) -> None:
+    """Seed Python, NumPy and torch RNGs."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+def device() -> torch.device:
+    """CUDA when available, else CPU."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def autocast(enabled: bool, dev: torch.device | None = None):
+    """bf16 autocast context for ``dev`` (AMX on recent Xeon CPUs, tensor cores on CUDA)."""
+    dev = dev or device()
+    if not enabled:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=dev.type, dtype=torch.bfloat16)
+
+
+def to_device(batch: dict[str, torch.Tensor], dev: torch.device) -> dict[str, torch.Tensor]:
+    """Move every tensor of a batch to ``dev``."""
+    return {k: v.to(dev, non_blocking=True) for k, v in batch.items()}
+
+
+def param_groups(modules: Sequence[nn.Module], weight_decay: float) -> list[dict]:
+    """AdamW groups: decay on weight matrices, none on biases and LayerNorm/embedding norms."""
+    decay, no_decay = [], []
+    for module in modules:
+        for name, p in module.named_parameters():
+            if not p.requires_grad:
+                continue
+            (no_decay if p.ndim < 2 or "LayerNorm" in name or "layer_norm" in name else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+@torch.no_grad()
+def predict_logits(model: nn.Module, features: Sequence[dict], batch_size: int, pad_token_id: int, bf16: bool) -> np.ndarray:
+    """Logits for encoded features, in input order.
+
+    Returns:
+        ``[N, num_labels]`` float32 array (``[N, 1]`` for regression).
+    """
+    was_training = model.training
+    model.eval()
+    dev = next(model.parameters()).device
+    out: list[np.ndarray | None] = [None] * len(features)
+    for idx, batch in eval_batches(features, batch_size, pad_token_id):
+        batch.pop("labels")
+        with autocast(bf16, dev):
+            logits = model(**to_device(batch, dev)).logits
+        for j, row in zip(idx, logits.float().cpu().numpy()):
+            out[j] = row
+    model.train(was_training)
+    return np.stack(out)
+
+
+def evaluate_features(
+    model: nn.Module, task: TaskSpec, eval_sets: dict[str, list[dict]], batch_size: int, pad_token_id: int, bf16: bool
+) -> dict[str, dict[str, float]]:
+    """Official GLUE metrics on each encoded eval split.
+
+    Returns:
+        ``{split: {metric: value}}`` (values in [−1, 1], not percent).
+    """
+    results = {}
+    for split, feats in eval_sets.items():
+        logits = predict_logits(model, feats, batch_size, pad_token_id, bf16)
+        preds = logits[:, 0] if task.is_regression else logits.argmax(-1)
+        labels = np.array([f["labels"] for f in feats])
+        results[split] = compute_metrics(task, preds, labels)
+    return results
+
+
+def headline(task: TaskSpec, results: dict[str, dict[str, float]]) -> float:
+    """The task's main metric on its first eval split (MNLI: matched)."""
+    return main_metric(task, results[task.eval_splits[0]])
+
+
+def total_steps(recipe: TrainRecipe, num_examples: int) -> tuple[int, int]:
+    """``(steps_per_epoch, total_steps)``: ``max_steps`` if set, else ceil(epochs * steps_per_epoch)."""
+    per_epoch = math.ceil(num_examples / recipe.batch_size)
+    return per_epoch, recipe.max_steps or max(1, math.ceil(recipe.epochs * per_epoch))
+
+
+@dataclass
+class FitResult:
+    """What :func:`fit` returns: final/best eval results, timings (s) and step counts."""
+
+    final: dict[str, dict[str, float]]
+    best: dict[str, dict[str, float]]
+    best_step: int
+    best_state: dict[str, torch.Tensor] | None
+    steps: int
+    train_seconds: float
+    mean_step_seconds: float
+    history: list[dict] = field(default_factory=list)
+
+
+def fit(
+    *,
+    model: nn.Module,
+    extra_modules: Sequence[nn.Module],
+    recipe: TrainRecipe,
+    task: TaskSpec,
+    train_features: list[dict],
+    eval_sets: dict[str, list[dict]],
+    pad_token_id: int,
+    compute_loss: Callable[[dict[str, torch.Tensor]], tuple[torch.Tensor, dict[str, float]]],
+    logger: JsonlLogger,
+    after_step: Callable[[int], dict[str, float]] | None = None,
+    keep_best: bool = True,
+    desc: str = "train",
+) -> FitResult:
+    """Train ``model`` (+ ``extra_modules``, e.g. a hidden-state projection) on ``train_features``.
+
+    Args:
+        compute_loss: batch (on device) -> (scalar loss, float terms for logging).
+        after_step: called with the number of completed optimizer steps, right after
+            ``optimizer.step()``; returns extra values to log (e.g. the current sparsity).
+        keep_best: keep a CPU copy of the best-scoring weights (fine-tuning); with False the
+            final weights are the result (pruning: only the final, fully sparse model counts).
+    Returns:
+        :class:`FitResult`.
+    """
+    dev = next(model.parameters()).device
+    per_epoch, steps = total_steps(recipe, len(train_features))
+    eval_every = recipe.eval_every or per_epoch
+    optimizer = torch.optim.AdamW(param_groups([model, *extra_modules], recipe.weight_decay), lr=recipe.learning_rate)
+    from transformers import get_linear_schedule_with_warmup
+
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup_ratio * steps), steps)
+    logger.log("start", steps=steps, steps_per_epoch=per_epoch, train_examples=len(train_features))
+
+    best_score, best_results, best_step, best_state = -math.inf, {}, 0, None
+    results: dict[str, dict[str, float]] = {}
+    history: list[dict] = []
+    step, epoch, train_time = 0, 0, 0.0
+    model.train()
+    bar = tqdm(total=steps, desc=desc, dynamic_ncols=True)
+    while step < steps:
+        for batch in train_batches(train_features, recipe.batch_size, recipe.seed + epoch, pad_token_id):
+            t0 = time.perf_counter()
+            batch = to_device(batch, dev)
+            with autocast(recipe.bf16, dev):
+                loss, terms = compute_loss(batch)
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"loss is {loss.item()} at step {step + 1}; lower the learning rate")
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], recipe.max_grad_norm)
+            optimizer.step()
+            scheduler.step()
+            step += 1
+            extra = after_step(step) if after_step else {}
+            train_time += time.perf_counter() - t0
+            info = {"loss": loss.item(), **terms, **extra}
+            if step % recipe.log_every == 0 or step == steps:
+                logger.log("train", step=step, epoch=epoch, lr=scheduler.get_last_lr()[0], tokens=int(batch["attention_mask"].sum()), **info)
+            if step % eval_every == 0 or step == steps:
+                results = evaluate_features(model, task, eval_sets, recipe.eval_batch_size, pad_token_id, recipe.bf16)
+                score = headline(task, results)
+                logger.log("eval", step=step, **{f"{s}/{k}": v for s, m in results.items() for k, v in m.items()}, **extra)
+                history.append({"step": step, "score": score, **extra})
+                if keep_best and score > best_score:
+                    best_score, best_results, best_step = score, results, step
+                    best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
+                info[task.main_metric] = score
+            bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in info.items()}, refresh=False)
+            bar.update(1)
+            if step >= steps:
+                break
+        epoch += 1
+    bar.close()
+    if not keep_best:
+        best_results, best_step = results, step
+    return FitResult(
+        final=results, best=best_results, best_step=best_step, best_state=best_state, steps=step,
+        train_seconds=train_time, mean_step_seconds=train_time / max(step, 1), history=history,
+    )

@@ -1,0 +1,28 @@
+"""Shared fixtures: tiny random models (built once per session) and the real GLUE directory."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny import make_tiny_model  # noqa: E402
+
+GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+needs_glue = pytest.mark.skipif(not GLUE.is_dir(), reason=f"real GLUE data not found at {GLUE}")
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory) -> Path:
+    """A random 2-layer BERT (hidden 32, 4 heads) with a small WordPiece tokenizer."""
+    return make_tiny_model(tmp_path_factory.mktemp("tiny") / "bert")
+
+
+@pytest.fixture(scope="session")
+def glue_dir() -> Path:
+    if not GLUE.is_dir():
+        pytest.skip(f"real GLUE data not found at {GLUE}")
+    return GLUE
