@@ -1,0 +1,113 @@
+"""The CLI on real MRPC (tiny model) and its errors on bad input: exit 2, one clear line."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from conftest import needs_glue
+from sparsebert.cli import app
+from test_pipeline import write_sst2
+
+runner = CliRunner()
+FAST = ["--max-steps", "4", "--batch-size", "8", "--max-length", "48", "--max-eval-examples", "16", "--no-bf16"]
+
+
+def invoke(*args):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+@needs_glue
+def test_cli_pipeline_on_real_mrpc(tiny_bert, glue_dir, tmp_path):
+    r = invoke("finetune", "--model", tiny_bert, "--task", "mrpc", "--data-dir", glue_dir,
+               "--out", tmp_path / "t", "--max-train-examples", "64", *FAST)
+    assert r.exit_code == 0, r.output
+    r = invoke("prune", "--teacher", tmp_path / "t", "--student", tiny_bert, "--task", "mrpc", "--data-dir", glue_dir,
+               "--out", tmp_path / "s", "--sparsity", "0.9", "--max-train-examples", "64", *FAST)
+    assert r.exit_code == 0, r.output
+    r = invoke("evaluate", tmp_path / "s", "--data-dir", glue_dir, "--max-eval-examples", "16")
+    assert r.exit_code == 0 and "f1" in r.output, r.output
+    r = invoke("report", tmp_path / "s")
+    assert r.exit_code == 0 and "90.0" in r.output, r.output
+    # existing output: refused without --overwrite, replaced with it
+    r = invoke("finetune", "--model", tiny_bert, "--task", "mrpc", "--data-dir", glue_dir,
+               "--out", tmp_path / "t", "--max-train-examples", "64", *FAST)
+    assert r.exit_code == 2 and "--overwrite" in r.output
+    r = invoke("finetune", "--model", tiny_bert, "--task", "mrpc", "--data-dir", glue_dir,
+               "--out", tmp_path / "t", "--max-train-examples", "64", "--overwrite", *FAST)
+    assert r.exit_code == 0, r.output
+
+
+@pytest.fixture
+def data(tmp_path) -> Path:
+    return write_sst2(tmp_path / "glue", 16, 8)
+
+
+def test_unknown_task(tiny_bert, data, tmp_path):
+    r = invoke("finetune", "--model", tiny_bert, "--task", "imdb", "--data-dir", data, "--out", tmp_path / "o", *FAST)
+    assert r.exit_code == 2 and "imdb" in r.output
+
+
+def test_sparsity_out_of_range(tiny_bert, data, tmp_path):
+    r = invoke("prune", "--teacher", tiny_bert, "--student", tiny_bert, "--task", "sst2", "--data-dir", data,
+               "--out", tmp_path / "o", "--sparsity", "1.5", *FAST)
+    assert r.exit_code == 2 and "sparsity" in r.output and "1.5" in r.output
+
+
+def test_missing_data_dir(tiny_bert, tmp_path):
+    r = invoke("finetune", "--model", tiny_bert, "--task", "sst2", "--data-dir", tmp_path / "nope", "--out", tmp_path / "o", *FAST)
+    assert r.exit_code == 2 and "nope" in r.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_malformed_row_names_file_and_line(tiny_bert, data, tmp_path):
+    train = data / "SST-2" / "train.tsv"
+    lines = train.read_text().splitlines()
+    lines[5] = lines[5].replace("\t", " ")  # physical line 6 loses its label column
+    train.write_text("\n".join(lines) + "\n")
+    r = invoke("finetune", "--model", tiny_bert, "--task", "sst2", "--data-dir", data, "--out", tmp_path / "o", *FAST)
+    assert r.exit_code == 2 and f"{train}:6" in r.output, r.output
+
+
+def test_unknown_label_names_value(tiny_bert, data, tmp_path):
+    train = data / "SST-2" / "train.tsv"
+    train.write_text(train.read_text().replace("\t1\n", "\tpositive\n", 1))
+    r = invoke("finetune", "--model", tiny_bert, "--task", "sst2", "--data-dir", data, "--out", tmp_path / "o", *FAST)
+    assert r.exit_code == 2 and "positive" in r.output and str(train) in r.output
+
+
+def test_missing_model_dir(data, tmp_path):
+    r = invoke("finetune", "--model", tmp_path / "no_model", "--task", "sst2", "--data-dir", data, "--out", tmp_path / "o", *FAST)
+    assert r.exit_code == 2 and "no_model" in r.output
+
+
+def test_recipe_unknown_field_and_yaml_error(tiny_bert, data, tmp_path):
+    bad = tmp_path / "r.yaml"
+    bad.write_text(f"model: {tiny_bert}\ntask: sst2\nlearning_rat: 0.1\n")
+    r = invoke("finetune", "--recipe", bad, "--data-dir", data, "--out", tmp_path / "o", *FAST)
+    assert r.exit_code == 2 and "learning_rat" in r.output and str(bad) in r.output
+    bad.write_text("task: [sst2\n")
+    r = invoke("finetune", "--recipe", bad, "--out", tmp_path / "o")
+    assert r.exit_code == 2 and f"{bad}:" in r.output and "YAML" in r.output
+
+
+def test_recipe_file_drives_a_run_and_cli_overrides(tiny_bert, data, tmp_path):
+    rec = tmp_path / "ft.yaml"
+    rec.write_text(f"model: {tiny_bert}\ntask: sst2\ndata_dir: {data}\nmax_steps: 2\nbatch_size: 8\nbf16: false\nseed: 7\n")
+    r = invoke("finetune", "--recipe", rec, "--out", tmp_path / "o", "--seed", "3")
+    assert r.exit_code == 0, r.output
+    saved = (tmp_path / "o" / "recipe.yaml").read_text()
+    assert "seed: 3" in saved and "max_steps: 2" in saved
+
+
+def test_prune_needs_layer_multiple(tiny_bert, data, tmp_path):
+    from tiny import make_tiny_model
+
+    three = make_tiny_model(tmp_path / "three", layers=3)
+    r = invoke("finetune", "--model", three, "--task", "sst2", "--data-dir", data, "--out", tmp_path / "t3", *FAST)
+    assert r.exit_code == 0, r.output
+    r = invoke("prune", "--teacher", tmp_path / "t3", "--student", tiny_bert, "--task", "sst2", "--data-dir", data,
+               "--out", tmp_path / "o", *FAST)
+    assert r.exit_code == 2 and "multiple" in r.output

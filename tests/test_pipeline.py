@@ -1,0 +1,130 @@
+"""Tiny end-to-end finetune -> prune -> evaluate -> report with a random 2-layer BERT."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from transformers import AutoModelForSequenceClassification
+
+from sparsebert import FinetuneRecipe, PruneRecipe, evaluate, finetune, prune, report_run
+from sparsebert.targets import prunable_linears
+
+WORDS = "the company said shares year percent new one two it was not good bad".split()
+
+
+def write_sst2(root: Path, n_train: int = 96, n_dev: int = 32) -> Path:
+    """A synthetic SST-2-layout task: label 1 iff the sentence contains 'good'."""
+    import random
+
+    rng = random.Random(0)
+    d = root / "SST-2"
+    d.mkdir(parents=True)
+    for split, n in (("train", n_train), ("dev", n_dev)):
+        rows = ["sentence\tlabel"]
+        for i in range(n):
+            words = rng.choices(WORDS[:-3], k=rng.randint(3, 12))
+            label = i % 2
+            words.insert(rng.randint(0, len(words)), "good" if label else "bad")
+            rows.append(f"{' '.join(words)}\t{label}")
+        (d / f"{split}.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return root
+
+
+FAST = dict(max_steps=12, batch_size=16, max_length=32, eval_every=6, learning_rate=1e-3, bf16=False)
+
+
+@pytest.fixture(scope="module")
+def pipeline(tiny_bert, tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipe")
+    data = write_sst2(root / "glue")
+    teacher = finetune(FinetuneRecipe(model=str(tiny_bert), task="sst2", data_dir=str(data), out=str(root / "teacher"), **FAST))
+    sparse = prune(PruneRecipe(teacher=str(root / "teacher"), student=str(tiny_bert), task="sst2", data_dir=str(data),
+                               out=str(root / "sparse"), sparsity=0.95, pruning_events=5, **FAST))
+    return root, data, teacher, sparse
+
+
+def test_outputs_load_with_plain_transformers(pipeline):
+    root, *_ = pipeline
+    for name in ("teacher", "sparse"):
+        d = root / name
+        assert (d / "model.safetensors").is_file() and not list(d.glob("*.bin"))
+        model = AutoModelForSequenceClassification.from_pretrained(d)
+        assert model.config.num_labels == 2
+        for f in ("summary.json", "recipe.yaml", "log.jsonl"):
+            assert (d / f).is_file(), f
+
+
+def test_final_sparsity_exact_and_rest_dense(pipeline):
+    root, *_ = pipeline
+    model = AutoModelForSequenceClassification.from_pretrained(root / "sparse")
+    targets = prunable_linears(model)
+    for name, lin in targets.items():
+        s = float((lin.weight == 0).sum()) / lin.weight.numel()
+        assert abs(s - 0.95) < 1e-3, (name, s)
+        assert int((lin.bias == 0).sum()) == 0, f"{name} bias must stay dense"
+    target_ids = {id(l.weight) for l in targets.values()}
+    for name, p in model.named_parameters():
+        if id(p) not in target_ids and p.numel() > 1:
+            assert float((p == 0).float().mean()) < 0.5, f"{name} should be dense"
+
+
+def test_summary_contents(pipeline):
+    root, _, teacher, sparse = pipeline
+    s = json.loads((root / "sparse" / "summary.json").read_text())
+    assert s == json.loads(json.dumps(sparse, default=str))
+    assert s["sparsity"]["targets"]["sparsity"] == pytest.approx(0.95, abs=1e-3)
+    assert len(s["sparsity"]["matrices"]) == 12
+    f = s["sparsity"]["flops_per_token"]
+    assert f["linear_reduction"] == pytest.approx(20.0, rel=0.02)
+    assert s["pruning_events"] == 5 and s["steps"] == 12
+    assert "accuracy" in s["metrics"]["dev"] and s["wall_seconds"] > 0
+    assert {"torch", "transformers", "sparsebert"} <= set(s["environment"])
+    assert s["recipe"]["sparsity"] == 0.95
+    assert yaml.safe_load((root / "sparse" / "recipe.yaml").read_text())["sparsity"] == 0.95
+    assert teacher["best_step"] in (6, 12)
+
+
+def test_log_has_loss_terms_and_schedule(pipeline):
+    root, *_ = pipeline
+    recs = [json.loads(l) for l in (root / "sparse" / "log.jsonl").read_text().splitlines()]
+    train = [r for r in recs if r["event"] == "train"]
+    assert {"attention", "hidden", "prediction", "target_sparsity", "lr"} <= set(train[-1])
+    sparsities = [r["target_sparsity"] for r in train]
+    assert sparsities == sorted(sparsities) and sparsities[-1] == 0.95
+    assert sum(1 for r in recs if r["event"] == "eval") == 2
+
+
+def test_evaluate_and_report_agree_with_summary(pipeline):
+    root, data, _, sparse = pipeline
+    metrics = evaluate(root / "sparse", "sst2", data, max_length=32)
+    assert metrics["dev"]["accuracy"] == pytest.approx(sparse["metrics"]["dev"]["accuracy"], abs=1e-6)
+    rep = report_run(root / "sparse", seq_len=32)
+    assert rep["targets"]["nnz"] == sparse["sparsity"]["targets"]["nnz"]
+    assert rep["targets"]["compression"] == pytest.approx(20.0, rel=0.02)
+
+
+def test_failed_run_leaves_no_output(tiny_bert, tmp_path, monkeypatch):
+    data = write_sst2(tmp_path / "glue")
+    import importlib
+
+    ft = importlib.import_module("sparsebert.finetune")  # the package re-exports the function of the same name
+
+    def boom(**kwargs):
+        raise RuntimeError("simulated crash")
+
+    monkeypatch.setattr(ft, "fit", boom)
+    with pytest.raises(RuntimeError, match="simulated"):
+        finetune(FinetuneRecipe(model=str(tiny_bert), task="sst2", data_dir=str(data), out=str(tmp_path / "t"), **FAST))
+    assert not (tmp_path / "t").exists()
+    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".t.partial")]
+
+
+def test_teacher_with_other_labels_is_rejected(pipeline, tiny_bert, tmp_path):
+    root, data, *_ = pipeline
+    with pytest.raises(ValueError, match="labels"):
+        prune(PruneRecipe(teacher=str(root / "teacher"), student=str(tiny_bert), task="mnli", data_dir=str(data),
+                          out=str(tmp_path / "x"), **FAST))
