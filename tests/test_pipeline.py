@@ -128,3 +128,19 @@ def test_teacher_with_other_labels_is_rejected(pipeline, tiny_bert, tmp_path):
     with pytest.raises(ValueError, match="labels"):
         prune(PruneRecipe(teacher=str(root / "teacher"), student=str(tiny_bert), task="mnli", data_dir=str(data),
                           out=str(tmp_path / "x"), **FAST))
+
+
+def test_demo_orchestration_with_tiny_model(tiny_bert, tmp_path):
+    """run_demo end to end on a fake vaderSentiment sdist (the real one runs in `make demo`)."""
+    from test_demo_data import FAKE, _fake_sdist, _lines
+
+    from sparsebert.demo import run_demo
+
+    sdist = _fake_sdist(tmp_path, _lines(FAKE))
+    rows = run_demo(sdist, tmp_path / "demo", model=str(tiny_bert), n_train=24, n_dev=8, max_length=32,
+                    teacher_epochs=1, prune_epochs=2, sha256=None)
+    assert rows["sparse"]["target_sparsity"] == pytest.approx(0.95, abs=1e-3)
+    assert rows["teacher"]["target_sparsity"] < 0.01
+    assert 0.0 <= rows["sparse"]["accuracy"] <= 1.0
+    with pytest.raises(FileExistsError, match="--overwrite"):
+        run_demo(sdist, tmp_path / "demo", model=str(tiny_bert), sha256=None)

