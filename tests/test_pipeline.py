@@ -144,3 +144,20 @@ def test_demo_orchestration_with_tiny_model(tiny_bert, tmp_path):
     assert 0.0 <= rows["sparse"]["accuracy"] <= 1.0
     with pytest.raises(FileExistsError, match="--overwrite"):
         run_demo(sdist, tmp_path / "demo", model=str(tiny_bert), sha256=None)
+
+
+def test_teacher_label_order_is_checked(pipeline):
+    from transformers import AutoConfig
+
+    from sparsebert.data.tasks import get_task
+    from sparsebert.models import check_head_labels
+
+    root, *_ = pipeline
+    cfg = AutoConfig.from_pretrained(root / "teacher")
+    check_head_labels("t", cfg, get_task("sst2"))  # as written by finetune: passes
+    cfg.id2label = {0: "1", 1: "0"}  # same names, swapped ids
+    with pytest.raises(ValueError, match="by id"):
+        check_head_labels("t", cfg, get_task("sst2"))
+    cfg.id2label = {0: "LABEL_0", 1: "LABEL_1"}
+    with pytest.warns(UserWarning, match="unnamed"):
+        check_head_labels("t", cfg, get_task("sst2"))

@@ -9,6 +9,7 @@ MiniLM — a BERT architecture —, MPNet, DistilBERT), from a local directory, 
 from __future__ import annotations
 
 import importlib.util
+import warnings
 from pathlib import Path
 
 from torch import nn
@@ -72,6 +73,31 @@ def label_config(task: TaskSpec) -> dict:
     }
 
 
+def check_head_labels(name: str, config, task: TaskSpec) -> None:
+    """Check that a fine-tuned checkpoint's head predicts ``task``'s labels in the task's id order.
+
+    Generic names (``LABEL_0``, ``LABEL_1``, ...) written by other tools cannot be checked; they
+    are accepted with a warning that ids are taken in the task's order.
+
+    Raises:
+        ValueError: different number of outputs, or label names in another order / another set.
+    """
+    n = 1 if task.is_regression else task.num_labels
+    if config.num_labels != n:
+        raise ValueError(
+            f"{name}: checkpoint head has {config.num_labels} output labels, task {task.name} needs {n}"
+        )
+    if task.is_regression:
+        return
+    id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
+    have = [id2label.get(i, f"LABEL_{i}") for i in range(n)]
+    if have == [f"LABEL_{i}" for i in range(n)]:
+        warnings.warn(f"{name}: head labels are unnamed ({have}); assuming task order {list(task.labels)}", stacklevel=2)
+        return
+    if have != list(task.labels):
+        raise ValueError(f"{name}: checkpoint head has labels {have} (by id), task {task.name} needs {list(task.labels)}")
+
+
 def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False) -> nn.Module:
     """Load a sequence-classification model for ``task``.
 
@@ -91,13 +117,7 @@ def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False) -> n
     config = AutoConfig.from_pretrained(path)
     wanted = label_config(task)
     if require_head:
-        have = {str(v) for v in (getattr(config, "id2label", None) or {}).values()}
-        want = {str(v) for v in wanted.get("id2label", {}).values()}
-        if config.num_labels != wanted["num_labels"] or (want and have != want):
-            raise ValueError(
-                f"{name}: checkpoint head has labels {sorted(have)} ({config.num_labels}), task "
-                f"{task.name} needs {sorted(want) or 'one regression output'}"
-            )
+        check_head_labels(name, config, task)
     for key, value in wanted.items():
         setattr(config, key, value)
     verbosity = hf_logging.get_verbosity()

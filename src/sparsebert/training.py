@@ -166,6 +166,7 @@ def fit(
     results: dict[str, dict[str, float]] = {}
     history: list[dict] = []
     step, epoch, train_time = 0, 0, 0.0
+    last_eval: dict[str, float] = {}
     model.train()
     bar = tqdm(total=steps, desc=desc, dynamic_ncols=True)
     while step < steps:
@@ -195,7 +196,8 @@ def fit(
                 if keep_best and score > best_score:
                     best_score, best_results, best_step = score, results, step
                     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                info[task.main_metric] = score
+                last_eval = {task.main_metric: score}
+            info.update(last_eval)
             bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in info.items()}, refresh=False)
             bar.update(1)
             if step >= steps:
