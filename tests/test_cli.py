@@ -111,3 +111,18 @@ def test_prune_needs_layer_multiple(tiny_bert, data, tmp_path):
     r = invoke("prune", "--teacher", tmp_path / "t3", "--student", tiny_bert, "--task", "sst2", "--data-dir", data,
                "--out", tmp_path / "o", *FAST)
     assert r.exit_code == 2 and "multiple" in r.output
+
+
+def test_no_data_dir_without_datasets_package(tiny_bert, tmp_path, monkeypatch):
+    import builtins
+
+    real_import = builtins.__import__
+
+    def no_datasets(name, *a, **k):
+        if name == "datasets":
+            raise ImportError("No module named 'datasets'")
+        return real_import(name, *a, **k)
+
+    monkeypatch.setattr(builtins, "__import__", no_datasets)
+    r = invoke("finetune", "--model", tiny_bert, "--task", "rte", "--out", tmp_path / "o", *FAST)
+    assert r.exit_code == 2 and "--data-dir" in r.output and "sparsebert[hub]" in r.output

@@ -44,7 +44,8 @@ def _user_errors():
     from sparsebert.models import ModelNotFoundError
     from sparsebert.recipe import RecipeError
 
-    return (DataError, OutputExistsError, ModelNotFoundError, RecipeError, FileNotFoundError, ValueError, OSError)
+    return (DataError, OutputExistsError, ModelNotFoundError, RecipeError, FileNotFoundError, ValueError, OSError,
+            ImportError)
 
 
 def handle_errors(fn):
