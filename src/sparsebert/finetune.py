@@ -13,13 +13,12 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from sparsebert.data.tasks import get_task
-from sparsebert.io import JsonlLogger, check_output_dir, environment, staged_output_dir
+from sparsebert.io import JsonlLogger, environment, staged_output_dir
 from sparsebert.models import load_for_task, load_tokenizer
 from sparsebert.outputs import write_run
 from sparsebert.recipe import FinetuneRecipe
 from sparsebert.taskdata import load_task_data
-from sparsebert.training import device, fit, set_seed
+from sparsebert.training import begin_stage, device, fit
 
 
 def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> torch.Tensor:
@@ -43,11 +42,7 @@ def finetune(recipe: FinetuneRecipe) -> dict:
         DataError, ModelNotFoundError, ValueError: bad data, model or settings.
     """
     t_start = time.time()
-    check_output_dir(recipe.out, recipe.overwrite)
-    if recipe.threads:
-        torch.set_num_threads(recipe.threads)
-    task = get_task(recipe.task)
-    set_seed(recipe.seed)
+    task = begin_stage(recipe)
     tokenizer = load_tokenizer(recipe.model)
     data = load_task_data(task, recipe, tokenizer)
     model = load_for_task(recipe.model, task).to(device())

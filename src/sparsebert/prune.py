@@ -19,16 +19,15 @@ from pathlib import Path
 
 import torch
 
-from sparsebert.data.tasks import get_task
 from sparsebert.distill import AttentionScoreTap, DistillationLoss, DistillWeights
-from sparsebert.io import JsonlLogger, check_output_dir, environment, staged_output_dir
+from sparsebert.io import JsonlLogger, environment, staged_output_dir
 from sparsebert.models import load_for_task, load_tokenizer
 from sparsebert.outputs import write_run
 from sparsebert.pruning import CubicSchedule, GMPSparsifier
 from sparsebert.recipe import PruneRecipe
 from sparsebert.targets import architecture_of, hidden_size, prunable_linears
 from sparsebert.taskdata import load_task_data
-from sparsebert.training import device, fit, set_seed, total_steps
+from sparsebert.training import begin_stage, device, fit, total_steps
 
 
 class IncompatibleModelsError(ValueError):
@@ -68,11 +67,7 @@ def prune(recipe: PruneRecipe) -> dict:
         OutputExistsError, DataError, ModelNotFoundError, IncompatibleModelsError, ValueError.
     """
     t_start = time.time()
-    check_output_dir(recipe.out, recipe.overwrite)
-    if recipe.threads:
-        torch.set_num_threads(recipe.threads)
-    task = get_task(recipe.task)
-    set_seed(recipe.seed)
+    task = begin_stage(recipe)
     dev = device()
     teacher_tok, tokenizer = load_tokenizer(recipe.teacher), load_tokenizer(recipe.student)
     teacher = load_for_task(recipe.teacher, task, require_head=True).to(dev).eval()

@@ -22,8 +22,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sparsebert.data.encode import eval_batches, train_batches
-from sparsebert.data.tasks import TaskSpec
-from sparsebert.io import JsonlLogger
+from sparsebert.data.tasks import TaskSpec, get_task
+from sparsebert.io import JsonlLogger, check_output_dir
 from sparsebert.metrics import compute_metrics, main_metric
 from sparsebert.recipe import TrainRecipe
 
@@ -33,6 +33,21 @@ def set_seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed % 2**32)
     torch.manual_seed(seed)
+
+
+def begin_stage(recipe: TrainRecipe) -> TaskSpec:
+    """Common start of every training stage: output-dir rule, threads, seed; returns the task.
+
+    Raises:
+        OutputExistsError: ``recipe.out`` exists without ``overwrite`` (before any work is done).
+        ValueError: unknown task.
+    """
+    check_output_dir(recipe.out, recipe.overwrite)
+    if recipe.threads:
+        torch.set_num_threads(recipe.threads)
+    task = get_task(recipe.task)
+    set_seed(recipe.seed)
+    return task
 
 
 def device() -> torch.device:
