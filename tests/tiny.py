@@ -26,7 +26,7 @@ def make_tiny_model(out: Path, model_type: str = "bert", layers: int = 2, hidden
 
     out.mkdir(parents=True, exist_ok=True)
     vocab = write_vocab(out / "vocab.txt")
-    tok = BertTokenizerFast(vocab_file=str(vocab), do_lower_case=True)
+    tok = BertTokenizerFast(vocab=str(vocab), do_lower_case=True)
     size = len(tok)
     torch.manual_seed(seed)
     if model_type == "distilbert":
