@@ -142,6 +142,7 @@ def test_demo_orchestration_with_tiny_model(tiny_bert, tmp_path):
     assert rows["sparse"]["target_sparsity"] == pytest.approx(0.95, abs=1e-3)
     assert rows["teacher"]["target_sparsity"] < 0.01
     assert 0.0 <= rows["sparse"]["accuracy"] <= 1.0
+    assert 0.5 <= rows["majority_class_accuracy"] <= 1.0
     with pytest.raises(FileExistsError, match="--overwrite"):
         run_demo(sdist, tmp_path / "demo", model=str(tiny_bert), sha256=None)
 
