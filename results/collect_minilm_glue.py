@@ -58,16 +58,29 @@ def main() -> None:
             "teacher_wall_seconds": t_sum["wall_seconds"], "prune_wall_seconds": s_sum["wall_seconds"],
             "prune_eval_history": s_sum["eval_history"],
         }
-        for metric in teacher:
-            tv, sv = teacher[metric], sparse[metric]
-            main = " (main)" if metric == spec.main_metric else ""
-            lines.append(
-                f"| {task} | {metric}{main} | {100 * majority[metric]:.2f} | {100 * tv:.2f} | {100 * sv:.2f} | {sv / tv:.3f} | "
-                f"{rep['targets']['sparsity']:.2%} | {rep['targets']['nnz']:,} / {rep['targets']['numel']:,} | "
-                f"{rep['flops_per_token']['linear_reduction']:.1f}x fewer | {s_sum['steps']} | {s_sum['wall_seconds'] / 60:.0f} min |")
+        variants = [("", s_dir)] + [(f" [control: lr {d.name.rsplit('-lr', 1)[1]}]", d)
+                                    for d in sorted(RUNS.glob(f"{task}-sparse95-lr*")) if (d / "report.json").is_file()]
+        for label, v_dir in variants:
+            v_sparse = read_json(v_dir / "eval.json")["metrics"]["dev"]
+            v_rep, v_sum = read_json(v_dir / "report.json"), read_json(v_dir / "summary.json")
+            if label:
+                out["tasks"][task]["controls"] = {**out["tasks"][task].get("controls", {}), v_dir.name: {
+                    "sparse_dev": v_sparse, "targets": v_rep["targets"], "prune_recipe": v_sum["recipe"],
+                    "prune_eval_history": v_sum["eval_history"]}}
+            for metric in teacher:
+                tv, sv = teacher[metric], v_sparse[metric]
+                main = " (main)" if metric == spec.main_metric else ""
+                lines.append(
+                    f"| {task}{label} | {metric}{main} | {100 * majority[metric]:.2f} | {100 * tv:.2f} | {100 * sv:.2f} | "
+                    f"{sv / tv:.3f} | {v_rep['targets']['sparsity']:.2%} | {v_rep['targets']['nnz']:,} / "
+                    f"{v_rep['targets']['numel']:,} | {v_rep['flops_per_token']['linear_reduction']:.1f}x fewer | "
+                    f"{v_sum['steps']} | {v_sum['wall_seconds'] / 60:.0f} min |")
     out["commands"] = commands
     write_json_atomic(ROOT / "results" / "minilm_glue.json", out)
-    lines += ["", "Commands (from `results/run_minilm_glue.sh`):", "", "```", *script.strip().splitlines()[4:], "```"]
+    control = (ROOT / "results" / "run_minilm_glue_lr_control.sh").read_text()
+    lines += ["", "Commands (from `results/run_minilm_glue.sh`):", "", "```", *script.strip().splitlines()[4:], "```",
+              "", "Control rows (from `results/run_minilm_glue_lr_control.sh`):", "", "```",
+              *control.strip().splitlines()[4:], "```"]
     write_text_atomic(ROOT / "results" / "minilm_glue.md", "\n".join(lines) + "\n")
     print("\n".join(lines))
 

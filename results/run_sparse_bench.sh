@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Sparse export + runtime benchmarks (issue: "Sparsity that pays"). Run on a quiet machine (nothing
+# else on the cores): every path of a table is measured in the same process, one after the other.
+# Needs `make install` (sparsebert + onnx/onnxruntime) and, for the DeepSparse comparator,
+# `make deepsparse` (its own venv in .cache/venv-deepsparse; optional, skipped when absent).
+# Usage: bash results/run_sparse_bench.sh
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SB=.venv/bin/sparsebert
+# 1. BERT-base-shaped encoder, random weights, 95 % unstructured magnitude sparsity; batch 1 and 32 x 128.
+$SB bench --synthetic bert-base --sparsity 0.95 --batch 1 --batch 32 --seq 128 \
+    --out results/bench_bert-base_sparse95
+# 2. MiniLM-L6 pruned to 95 % by the SparseBERT pipeline (results/run_minilm_glue.sh), same table.
+$SB bench runs/minilm/mrpc-sparse95 --batch 1 --batch 32 --seq 128 \
+    --out results/bench_minilm_mrpc-sparse95
+# 3. Its compact checkpoint on disk, and the ONNX export, checked against torch.
+$SB export runs/minilm/mrpc-sparse95 --out .cache/exports/mrpc-sparse95 --overwrite
+$SB export runs/minilm/mrpc-sparse95 --out .cache/exports/mrpc-sparse95-fp16 --values fp16 --overwrite
+$SB export runs/minilm/mrpc-sparse95 --format onnx --out .cache/exports/mrpc-sparse95-onnx --overwrite
+$SB report .cache/exports/mrpc-sparse95 --totals-only --json > results/minilm_mrpc-sparse95_export_report.json
