@@ -48,6 +48,8 @@ def test_masks_survive_adamw_weight_decay():
             assert torch.all(lin.weight[~sp.masks[name]] == 0.0), f"pruned weight revived at step {step}"
     for name, lin in targets.items():  # exact count: round(s_f * n) zeros
         assert int((lin.weight == 0).sum()) == round(0.9 * lin.weight.numel())
+    for lin in targets.values():  # exactly +0.0 (sign bit clear), so sparse export is bit-exact
+        assert not torch.signbit(lin.weight[lin.weight == 0]).any()
     # biases stay dense
     assert int((model[0].bias == 0).sum()) == 0
 

@@ -64,8 +64,8 @@ class GMPSparsifier:
     @torch.no_grad()
     def apply(self) -> None:
         """Zero every pruned weight in place (call after each optimizer step)."""
-        for n, m in self.targets.items():
-            m.weight.mul_(self.masks[n].to(m.weight.dtype))
+        for n, m in self.targets.items():  # masked_fill, not mul: a pruned weight is +0.0, never -0.0
+            m.weight.masked_fill_(~self.masks[n], 0.0)
 
     def step(self, completed_steps: int) -> bool:
         """Enforce masks after optimizer step ``completed_steps``; prune further on event steps.
