@@ -8,7 +8,7 @@
 # teacher (runs/minilm/<task>-teacher) and otherwise default settings. With 21x the examples
 # that budget is ~0.38 epoch of the augmented set, so evaluation is forced every 115 / 78
 # steps (the baseline's once-per-epoch cadence); the reported metric is the final one.
-# Usage (after results/run_minilm_glue.sh): bash results/run_augment_ablation.sh
+# Usage (after results/run_minilm_glue.sh): bash results/run_augment_ablation.sh   (TASKS="mrpc" for a subset)
 # Writes runs/minilm/<task>-aug20, runs/minilm/<task>-sparse95-aug, results/augment_ablation.{json,md}.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -16,7 +16,7 @@ SB=.venv/bin/sparsebert
 DATA=../shared/data/glue
 declare -A STEPS=([mrpc]=920 [rte]=624)
 declare -A PER_EPOCH=([mrpc]=115 [rte]=78)
-for task in mrpc rte; do
+for task in ${TASKS:-mrpc rte}; do
   teacher=runs/minilm/$task-teacher
   base=runs/minilm/$task-sparse95
   test -f $teacher/summary.json || { echo "missing $teacher: run results/run_minilm_glue.sh first" >&2; exit 1; }

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import torch
 
+from sparsebert.data.augment import load_augmented, prepare_augmented
 from sparsebert.distill import AttentionScoreTap, DistillationLoss, DistillWeights
 from sparsebert.io import JsonlLogger, environment, staged_output_dir
 from sparsebert.models import load_for_task, load_tokenizer
@@ -75,7 +76,11 @@ def prune(recipe: PruneRecipe) -> dict:
     teacher.requires_grad_(False)
     check_pair(teacher, student, teacher_tok, tokenizer, recipe.max_length)
     architecture_of(student)  # unsupported family -> clear error before data loading
-    data = load_task_data(task, recipe, tokenizer)
+    train_examples = None
+    if recipe.augment:
+        aug_dir = prepare_augmented(recipe.augment, task, recipe.data_dir, recipe.student, recipe.seed)
+        train_examples = load_augmented(aug_dir, task)
+    data = load_task_data(task, recipe, tokenizer, train_examples=train_examples)
 
     loss_fn = DistillationLoss(
         student.config.num_hidden_layers, teacher.config.num_hidden_layers,
@@ -128,6 +133,7 @@ def prune(recipe: PruneRecipe) -> dict:
                 "steps": result.steps,
                 "pruning_events": len(schedule.event_steps),
                 "train_examples": len(data.train),
+                "augmented_data": str(aug_dir) if recipe.augment else None,
                 "train_seconds": result.train_seconds,
                 "mean_step_seconds": result.mean_step_seconds,
                 "eval_history": result.history,

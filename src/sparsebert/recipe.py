@@ -74,6 +74,11 @@ class PruneRecipe(TrainRecipe):
     attention_weight: float = Field(1.0, ge=0)
     hidden_weight: float = Field(1.0, ge=0)
     prediction_weight: float = Field(1.0, ge=0)
+    augment: str | None = Field(
+        None, description="train on augmented data (TinyBERT, Jiao et al. 2020 §3.3): an `sparsebert augment` "
+        "output directory, or 'auto' to augment the train split with the student's model and default settings "
+        "(cached in .cache/augment/<key>, keyed by the train file's sha256, the model and the settings); "
+        "None = the plain train split")
 
     @model_validator(mode="after")
     def _check_ranges(self) -> "PruneRecipe":
