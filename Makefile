@@ -32,3 +32,12 @@ demo: install
 
 clean-demo:
 	rm -rf $(DEMO)
+
+# Optional comparator for `sparsebert bench`: DeepSparse 1.8.0 (end-of-life, evaluation licence) in its
+# own virtual environment, never a dependency of sparsebert. `sparsebert bench` finds it there.
+DEEPSPARSE_VENV ?= .cache/venv-deepsparse
+.PHONY: deepsparse
+deepsparse:
+	test -x $(DEEPSPARSE_VENV)/bin/python || $(PY) -m venv $(DEEPSPARSE_VENV)
+	$(DEEPSPARSE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(DEEPSPARSE_VENV)/bin/python -m pip install -q "deepsparse==1.8.0"

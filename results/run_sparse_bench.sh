@@ -10,6 +10,16 @@ SB=.venv/bin/sparsebert
 # 1. BERT-base-shaped encoder, random weights, 95 % unstructured magnitude sparsity; batch 1 and 32 x 128.
 $SB bench --synthetic bert-base --sparsity 0.95 --batch 1 --batch 32 --seq 128 \
     --out results/bench_bert-base_sparse95
+# 1b. Same command again (run-to-run variation; written to .cache/rerun/, copied to results/*_rerun.*).
+$SB bench --synthetic bert-base --sparsity 0.95 --batch 1 --batch 32 --seq 128 --no-sizes \
+    --out .cache/rerun/bench_bert-base_sparse95
+cp .cache/rerun/bench_bert-base_sparse95.json results/bench_bert-base_sparse95_rerun.json
+cp .cache/rerun/bench_bert-base_sparse95.md results/bench_bert-base_sparse95_rerun.md
+# 1c. Where sparsity stops paying: the same encoder at 80 % and 90 % sparsity.
+for s in 80 90; do
+  $SB bench --synthetic bert-base --sparsity 0.$s --batch 1 --batch 32 --seq 128 --path dense-fp32 --path dense-bf16 \
+      --path dynamic-int8 --path sparse-runtime --no-sizes --out results/bench_bert-base_sparse$s
+done
 # 2. MiniLM-L6 pruned to 95 % by the SparseBERT pipeline (results/run_minilm_glue.sh), same table.
 $SB bench runs/minilm/mrpc-sparse95 --batch 1 --batch 32 --seq 128 \
     --out results/bench_minilm_mrpc-sparse95

@@ -9,11 +9,13 @@ Pre-train and Fine-tune Paradigm*, NAACL 2021.
 __version__ = "0.1.0"
 
 from sparsebert.evaluate import evaluate  # noqa: E402
+from sparsebert.export.checkpoint import AutoSparseModel, load  # noqa: E402
 from sparsebert.finetune import finetune  # noqa: E402
 from sparsebert.prune import prune  # noqa: E402
 from sparsebert.recipe import FinetuneRecipe, PruneRecipe  # noqa: E402
 from sparsebert.report import report_run, sparsity_report  # noqa: E402
 
 __all__ = [
-    "FinetuneRecipe", "PruneRecipe", "__version__", "evaluate", "finetune", "prune", "report_run", "sparsity_report",
+    "AutoSparseModel", "FinetuneRecipe", "PruneRecipe", "__version__", "evaluate", "finetune", "load", "prune",
+    "report_run", "sparsity_report",
 ]

@@ -1,4 +1,4 @@
-"""``sparsebert`` command line: finetune -> prune -> evaluate -> report (and ``demo``).
+"""``sparsebert`` command line: finetune -> (augment) -> prune -> evaluate -> report (and ``demo``).
 
 Every option can also come from ``--recipe file.yaml`` (same names with underscores); options
 given on the command line win. Bad input exits with status 2 and a one-line ``error:`` message
@@ -118,6 +118,9 @@ def prune(
     attention_weight: Annotated[Optional[float], typer.Option(help="weight of the attention-score MSE")] = None,
     hidden_weight: Annotated[Optional[float], typer.Option(help="weight of the hidden-state MSE")] = None,
     prediction_weight: Annotated[Optional[float], typer.Option(help="weight of the logit term")] = None,
+    augment: Annotated[Optional[str], typer.Option(
+        help="train on augmented data: a `sparsebert augment` output dir, or 'auto' (built with the student, "
+             "cached in .cache/augment/<key>)")] = None,
     epochs: Epochs = None, lr: Lr = None, batch_size: Batch = None, max_length: MaxLen = None,
     max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
@@ -131,7 +134,7 @@ def prune(
         PruneRecipe, recipe, teacher=teacher, student=student, sparsity=sparsity, initial_sparsity=initial_sparsity,
         prune_start=prune_start, prune_end=prune_end, pruning_events=pruning_events, scope=scope,
         temperature=temperature, attention_weight=attention_weight, hidden_weight=hidden_weight,
-        prediction_weight=prediction_weight, **_common(
+        prediction_weight=prediction_weight, augment=augment, **_common(
             task, data_dir, out, epochs, lr, batch_size, max_length, max_steps, max_train_examples,
             max_eval_examples, eval_every, seed, bf16, threads, overwrite))
     summary = run(r)
@@ -172,10 +175,10 @@ def report(
     per_matrix: Annotated[bool, typer.Option("--per-matrix/--totals-only")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
 ):
-    """Per-matrix and total sparsity, non-zeros, FLOPs/token and compression of a model."""
-    from sparsebert.report import report_run
+    """Sparsity, non-zeros, FLOPs/token and bytes on disk (dense vs sparse) of a model or sparse checkpoint."""
+    from sparsebert.export.report import report_any
 
-    rep = report_run(model_dir, seq_len)
+    rep = report_any(model_dir, seq_len)
     if as_json:
         sys.stdout.write(json.dumps(rep, indent=2) + "\n")
         return
@@ -200,7 +203,54 @@ def report(
         totals.add_row("checkpoint file (MB)", f"{rep['checkpoint_mb']:.1f}")
     totals.add_row(f"linear GFLOPs/token dense -> sparse", f"{f['linear_dense']/1e9:.4f} -> {f['linear_sparse']/1e9:.4f} ({f['linear_reduction']:.1f}x)")
     totals.add_row(f"encoder GFLOPs/token @ {seq_len} dense -> sparse", f"{f['total_dense']/1e9:.4f} -> {f['total_sparse']/1e9:.4f} ({f['total_reduction']:.1f}x)")
+    _storage_rows(totals, rep.get("storage"))
     console.print(totals)
+
+
+@app.command()
+@handle_errors
+def augment(
+    model: Annotated[str, typer.Option(help="encoder for word-pieces, MLM candidates and embeddings: dir, hub id "
+                                            "or pypi:<package>")],
+    task: Annotated[str, typer.Option(help="GLUE task: cola sst2 mrpc stsb qqp mnli qnli rte")],
+    data_dir: Annotated[str, typer.Option(help="glue_data root or task dir holding the train split")],
+    out: Annotated[str, typer.Option(help="output directory (glue_data layout + augment.json)")],
+    copies: Annotated[int, typer.Option(help="N augmented copies per example (TinyBERT: 20)")] = 20,
+    p: Annotated[float, typer.Option("--p", help="replacement probability per word (TinyBERT: 0.4)")] = 0.4,
+    top_k: Annotated[int, typer.Option(help="K candidates per word (TinyBERT: 15)")] = 15,
+    seed: Annotated[int, typer.Option(help="random seed")] = 42,
+    word_vectors: Annotated[Optional[Path], typer.Option(
+        help="GloVe text file for the neighbour path (default: the model's input embeddings)")] = None,
+    max_word_vectors: Annotated[Optional[int], typer.Option(help="read only the first N word vectors")] = None,
+    mlm: Annotated[str, typer.Option(help="auto | on | off: MLM candidates for single-piece words")] = "auto",
+    mlm_mask: Annotated[str, typer.Option(help="each (one MLM row per word, TinyBERT) | all (one row per text)")] = "each",
+    batch_size: Annotated[int, typer.Option(help="MLM rows per forward pass")] = 64,
+    threads: Threads = None,
+    progress: Annotated[bool, typer.Option("--progress/--no-progress", help="progress bars")] = True,
+    overwrite: Overwrite = False,
+):
+    """TinyBERT data augmentation: N word-replaced copies of every training example (a glue_data dir)."""
+    import torch
+
+    from sparsebert.data.augment import AugmentSettings, augment_task
+
+    if threads:
+        torch.set_num_threads(threads)
+    settings = AugmentSettings(copies=copies, p=p, top_k=top_k, seed=seed, mlm=mlm, mlm_mask=mlm_mask,
+                               batch_size=batch_size)
+    rec = augment_task(task, data_dir, model, out, settings, word_vectors=word_vectors,
+                       max_word_vectors=max_word_vectors, overwrite=overwrite, progress=progress)
+    c, sec = rec["counts"], rec["seconds"]
+    table = Table(title=f"augmented {rec['task']} -> {out}")
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    table.add_row("examples in / out", f"{c['original']:,} / {c['total']:,}")
+    table.add_row("candidate words: MLM / neighbours / none",
+                  f"{c['mlm_words']:,} / {c['neighbour_words']:,} / {c['words_without_replacements']:,}")
+    table.add_row("replacement rate (p)", f"{c['replacement_rate']:.3f} ({settings.p})")
+    table.add_row("seconds: load / augment / write", f"{sec['load']:.1f} / {sec['augment']:.1f} / {sec['write']:.1f}")
+    table.add_row("input examples/s (augment stage)", f"{rec['examples_per_second']:.1f}")
+    console.print(table)
 
 
 @app.command()
@@ -216,6 +266,157 @@ def demo(
     from sparsebert.demo import run_demo
 
     run_demo(sdist, out, model=model, sparsity=sparsity, overwrite=overwrite, console=console)
+
+
+# --- sparse export, runtime and benchmarks -------------------------------------------------------
+
+def _mb(b) -> str:
+    return "—" if b is None else f"{b / 1e6:.2f} MB"
+
+
+def _storage_rows(table: Table, st: Optional[dict]) -> None:
+    """Rows of `report`: dense vs compressed bytes of the target matrices and of the checkpoint."""
+    if not st:
+        return
+    table.add_row("target matrices: dense fp32 -> compressed",
+                  f"{_mb(st.get('targets_dense_fp32_bytes'))} -> {_mb(st.get('targets_compressed_bytes'))} "
+                  f"({st.get('targets_ratio') or 0:.1f}x, {st.get('values') or 'fp32'} values)")
+    if st.get("fp16_values"):
+        f16 = st["fp16_values"]
+        table.add_row("target matrices: with fp16 values", f"{_mb(f16['targets_compressed_bytes'])} ({f16['targets_ratio']:.1f}x)")
+    table.add_row("checkpoint: dense -> sparse",
+                  f"{_mb(st.get('checkpoint_dense_bytes'))} -> {_mb(st.get('checkpoint_sparse_bytes'))} "
+                  f"({st.get('checkpoint_ratio') or 0:.2f}x)")
+
+
+@app.command()
+@handle_errors
+def export(
+    run: Annotated[Path, typer.Argument(help="a model/run directory (or a sparse checkpoint, for --format onnx)")],
+    out: Annotated[Path, typer.Option(help="output directory")],
+    format: Annotated[str, typer.Option("--format", help="sparse (compact checkpoint) | onnx")] = "sparse",
+    values: Annotated[str, typer.Option(help="value dtype of the compressed matrices: fp32 | fp16 | bf16")] = "fp32",
+    layout: Annotated[str, typer.Option(help="auto | csr | bitmask (auto: the smaller, per matrix)")] = "auto",
+    overwrite: Overwrite = False,
+):
+    """Write a compact sparse checkpoint (CSR/bitmask in safetensors) or an ONNX model of a pruned run."""
+    from sparsebert.export.checkpoint import export_run
+
+    if format == "sparse":
+        s = export_run(run, out, values=values, layout=layout, overwrite=overwrite)
+        t, ck = s["targets"], s["checkpoint"]
+        table = Table(title=f"{run} -> {out} (sparse checkpoint, {values} values)")
+        table.add_column("quantity")
+        table.add_column("value", justify="right")
+        table.add_row("target matrices", f"{t['count']} ({', '.join(f'{k} {v}' for k, v in t['layouts'].items() if v)})")
+        table.add_row("target matrices: dense fp32 -> compressed",
+                      f"{_mb(t['dense_fp32_bytes'])} -> {_mb(t['compressed_bytes'])} ({t['ratio_vs_dense_fp32']:.1f}x)")
+        table.add_row("checkpoint: dense -> sparse",
+                      f"{_mb(ck['dense_file_bytes'] or ck['dense_estimate_bytes'])} -> {_mb(ck['sparse_file_bytes'])} "
+                      f"({ck['ratio']:.2f}x)")
+        table.add_row("content sha256", s["content_sha256"][:16] + "…")
+        console.print(table)
+    elif format == "onnx":
+        from sparsebert.export.checkpoint import _copy_side_files, _load_hf, load
+        from sparsebert.export.onnx import MODEL_FILE, check_onnx, export_onnx
+        from sparsebert.export.report import is_sparse_checkpoint
+        from sparsebert.io import check_output_dir, staged_output_dir
+        from sparsebert.models import ModelNotFoundError
+
+        if not (run / "config.json").is_file():
+            raise ModelNotFoundError(f"{run}: not a model directory (no config.json)")
+        check_output_dir(out, overwrite)
+        model = load(run) if is_sparse_checkpoint(run) else _load_hf(run)
+        with staged_output_dir(out, overwrite) as stage:
+            _copy_side_files(run, stage)
+            export_onnx(model, stage / MODEL_FILE)
+            diff = check_onnx(model, stage / MODEL_FILE)
+        console.print(f"{out / MODEL_FILE}: ONNX Runtime matches torch (max |diff| {diff:.2e})")
+    else:
+        raise ValueError(f"--format must be 'sparse' or 'onnx', got {format!r}")
+
+
+@app.command()
+@handle_errors
+def bench(
+    model: Annotated[Optional[Path], typer.Argument(help="model/run directory or sparse checkpoint")] = None,
+    synthetic: Annotated[Optional[str], typer.Option(help="random model of this shape instead: bert-base | minilm")] = None,
+    sparsity: Annotated[float, typer.Option(help="magnitude sparsity of the --synthetic model")] = 0.95,
+    batch: Annotated[Optional[list[int]], typer.Option(help="batch size(s) (default 1 and 32)")] = None,
+    seq: Annotated[int, typer.Option(help="sequence length")] = 128,
+    threads: Threads = None,
+    path: Annotated[Optional[list[str]], typer.Option("--path", help="only these paths (repeatable)")] = None,
+    kernels: Annotated[Optional[list[str]], typer.Option("--kernel", help="sparse kernel families to consider")] = None,
+    deepsparse_python: Annotated[Optional[Path], typer.Option(help="python of a DeepSparse venv (default .cache/venv-deepsparse)")] = None,
+    warmup: Annotated[int, typer.Option(help="untimed calls per path")] = 3,
+    min_iters: Annotated[int, typer.Option(help="timed calls per path, at least")] = 10,
+    max_iters: Annotated[int, typer.Option(help="timed calls per path, at most")] = 50,
+    budget: Annotated[float, typer.Option(help="seconds per path once --min-iters are done")] = 20.0,
+    out: Annotated[Optional[Path], typer.Option(help="write OUT.json and OUT.md")] = None,
+    sizes: Annotated[bool, typer.Option("--sizes/--no-sizes", help="also export to a temp dir and report bytes on disk")] = True,
+):
+    """Latency and throughput: dense fp32/bf16/int8/ONNX Runtime vs the sparse runtime (and DeepSparse)."""
+    import tempfile
+
+    from sparsebert.bench.render import batch_table
+    from sparsebert.bench.run import bench_model, command_line, write_outputs
+
+    if (model is None) == (synthetic is None):
+        raise ValueError("give either MODEL or --synthetic bert-base|minilm")
+    if synthetic:
+        from sparsebert.bench.synthetic import synthetic_model
+
+        m = synthetic_model(synthetic, sparsity)
+        title = f"sparsebert bench: synthetic {synthetic}, {sparsity:.0%} magnitude sparsity"
+        source = None
+    else:
+        from sparsebert.export.checkpoint import _load_hf, load
+        from sparsebert.export.report import is_sparse_checkpoint
+        from sparsebert.models import ModelNotFoundError
+
+        if not (model / "config.json").is_file():
+            raise ModelNotFoundError(f"{model}: not a model directory (no config.json)")
+        m = load(model) if is_sparse_checkpoint(model) else _load_hf(model)
+        title = f"sparsebert bench: {model}"
+        source = model
+    from sparsebert.report import sparsity_report
+
+    sp = sparsity_report(m, seq)
+    info = (f"{type(m).__name__}, {sp['model']['numel'] / 1e6:.1f} M parameters, target matrices "
+            f"{sp['targets']['sparsity']:.2%} sparse ({len(sp['matrices'])} matrices)")
+    console.print(info)
+    result = bench_model(m, batches=tuple(batch or (1, 32)), seq=seq, threads=threads,
+                         paths=tuple(path) if path else None, families=tuple(kernels) if kernels else None,
+                         deepsparse_python=deepsparse_python, warmup=warmup, min_iters=min_iters,
+                         max_iters=max_iters, budget_s=budget, log=lambda s: console.print(f"[dim]{s}[/dim]"))
+    result["model_info"] = info
+    if sizes:
+        from sparsebert.export.checkpoint import export_model
+
+        rows = []
+        with tempfile.TemporaryDirectory(prefix="sparsebert-bench-export-") as tmp:
+            for values in ("fp32", "fp16"):
+                s = export_model(m, Path(tmp) / values, values=values, source=source)
+                t, ck = s["targets"], s["checkpoint"]
+                rows.append({"what": f"target matrices ({values} values)", "dense_mb": t["dense_fp32_bytes"] / 1e6,
+                             "compressed_mb": t["compressed_bytes"] / 1e6, "ratio": t["ratio_vs_dense_fp32"]})
+                dense_b = ck["dense_file_bytes"] or ck["dense_estimate_bytes"]
+                rows.append({"what": f"whole checkpoint ({values} values; dense = "
+                                     f"{'model.safetensors' if ck['dense_file_bytes'] else 'fp32 state dict'})",
+                             "dense_mb": dense_b / 1e6, "compressed_mb": ck["sparse_file_bytes"] / 1e6,
+                             "ratio": dense_b / ck["sparse_file_bytes"]})
+        result["sizes"] = rows
+    for b, rows_ in result["results"].items():
+        console.print(f"\nbatch {b} x {seq}")
+        console.print(batch_table(rows_), markup=False)
+    for w in result["warnings"]:
+        console.print(f"[yellow]warning:[/yellow] {w}")
+    if out:
+        given = dict(model=model, synthetic=synthetic, sparsity=sparsity if synthetic else None, batch=batch, seq=seq,
+                     threads=threads, path=path, kernel=kernels, deepsparse_python=deepsparse_python, warmup=warmup,
+                     min_iters=min_iters, max_iters=max_iters, budget=budget, no_sizes=not sizes, out=out)
+        j, md = write_outputs(result, out, command_line(given), title)
+        console.print(f"wrote {j} and {md}")
 
 
 if __name__ == "__main__":  # pragma: no cover

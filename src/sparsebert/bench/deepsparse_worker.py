@@ -1,0 +1,62 @@
+"""Time DeepSparse on an ONNX model; run with DeepSparse's own Python (a separate venv).
+
+Standalone on purpose (it never imports sparsebert or torch): ``sparsebert bench`` starts it as
+
+    <deepsparse-venv>/bin/python deepsparse_worker.py --onnx model.onnx --inputs in.npz \
+        --threads 2 --warmup 3 --min-iters 10 --max-iters 50 --budget 20 --out result.npz
+
+and reads one JSON line from stdout: ``{"times_s": [...], "version": ..., "output": "result.npz"}``.
+The inputs file holds the arrays in the graph's input order (``arr_0``, ``arr_1``, ...).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+
+os.environ.setdefault("NM_DISABLE_ANALYTICS", "1")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--onnx", required=True)
+    ap.add_argument("--inputs", required=True)
+    ap.add_argument("--threads", type=int, required=True)
+    ap.add_argument("--warmup", type=int, default=3)
+    ap.add_argument("--min-iters", type=int, default=10)
+    ap.add_argument("--max-iters", type=int, default=50)
+    ap.add_argument("--budget", type=float, default=20.0)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+
+    import numpy as np
+
+    import deepsparse
+
+    data = np.load(a.inputs)
+    inputs = [data[f"arr_{i}"] for i in range(len(data.files))]
+    batch = int(inputs[0].shape[0])
+    t0 = time.perf_counter()
+    engine = deepsparse.compile_model(a.onnx, batch_size=batch, num_cores=a.threads,
+                                      input_shapes=[list(x.shape) for x in inputs])
+    compile_s = time.perf_counter() - t0
+    out = None
+    for _ in range(a.warmup):
+        out = engine.run(inputs)
+    times = []
+    start = time.perf_counter()
+    while len(times) < a.max_iters and (len(times) < a.min_iters or time.perf_counter() - start < a.budget):
+        t = time.perf_counter()
+        out = engine.run(inputs)
+        times.append(time.perf_counter() - t)
+    np.savez(a.out, *out)
+    sys.stdout.write(json.dumps({"times_s": times, "version": deepsparse.__version__, "compile_s": compile_s,
+                                 "output": a.out}) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

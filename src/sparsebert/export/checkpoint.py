@@ -1,0 +1,357 @@
+"""Compact sparse checkpoints: export a pruned model, load it back bit for bit.
+
+An export directory holds
+
+* ``model.sparse.safetensors`` — every tensor of the model's state dict: the pruned target
+  matrices (:func:`sparsebert.targets.prunable_linears`) in a compressed layout
+  (:mod:`sparsebert.export.format`: ``<param>::csr.row_ptr`` / ``::csr.col`` / ``::csr.values`` or
+  ``<param>::bitmask.mask`` / ``::bitmask.values``), everything else dense under its own name, as
+  in the Hugging Face checkpoint. The safetensors metadata carries ``format``, ``format_version``,
+  a JSON ``manifest`` (per matrix: layout, shape, dtype, nnz, value dtype, the hash of its stored
+  parts and of the dense matrix it decodes to; per dense tensor: its hash) and ``content_sha256``
+  (of the canonical manifest, so it covers every tensor's bytes, shape and layout).
+* ``config.json`` and the tokenizer / run files of the source (no dense weight file),
+* ``sparse_export.json`` — sizes (dense vs compressed, target matrices and whole checkpoint),
+  layouts, value dtype, source.
+
+:func:`load` rebuilds the model without pickle (safetensors only), verifying every hash, shape
+and count; with fp32 values the target weights equal the pruned dense ones bit for bit (signed
+zeros of pruned entries come back as +0.0, which compares equal).
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from sparsebert.export.format import (
+    PART_SEP,
+    SparseFormatError,
+    decode,
+    dtype_name,
+    encode,
+    nbytes,
+    tensor_sha256,
+    value_dtype,
+)
+from sparsebert.io import staged_output_dir, write_json_atomic
+from sparsebert.targets import qualified_names
+
+WEIGHTS = "model.sparse.safetensors"
+SUMMARY = "sparse_export.json"
+FORMAT = "sparsebert-sparse"
+FORMAT_VERSION = "1"
+_SKIP_FILES = {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
+               "tf_model.h5", "flax_model.msgpack", "log.jsonl", WEIGHTS, SUMMARY}
+_SKIP_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".onnx", ".h5", ".msgpack")
+MB = 1e6
+
+
+class SparseCheckpointError(ValueError):
+    """A sparse checkpoint cannot be loaded: missing, truncated, corrupt or inconsistent."""
+
+
+def _canonical(t: torch.Tensor) -> torch.Tensor:
+    """-0.0 -> +0.0 (what the sparse encodings reproduce); other values unchanged."""
+    return t + 0.0 if t.is_floating_point() else t
+
+
+def _content_hash(manifest: dict) -> str:
+    """SHA-256 of the canonical manifest JSON (which holds every tensor's hash, shape and layout)."""
+    return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+
+
+def _copy_side_files(src: Path, dst: Path) -> list[str]:
+    copied = []
+    for f in sorted(src.iterdir()):
+        if f.is_file() and f.name not in _SKIP_FILES and not f.name.endswith(_SKIP_SUFFIXES) and not f.name.startswith("."):
+            shutil.copy2(f, dst / f.name)
+            copied.append(f.name)
+    return copied
+
+
+@torch.no_grad()
+def export_model(model: nn.Module, out: str | Path, *, values: str = "fp32", layout: str = "auto",
+                 overwrite: bool = False, source: str | Path | None = None) -> dict[str, Any]:
+    """Write ``model`` as a compact sparse checkpoint directory (atomically).
+
+    Args:
+        model: a supported transformers model whose target matrices hold exact zeros.
+        out: output directory; refused if it exists unless ``overwrite``.
+        values: value dtype of the compressed matrices: ``fp32`` (lossless), ``fp16``, ``bf16``.
+        layout: ``auto`` (smaller of CSR / bitmask per matrix), ``csr`` or ``bitmask``.
+        overwrite: replace an existing ``out``.
+        source: directory the model came from: its config, tokenizer and run files are copied
+            and its dense weight file size is recorded.
+    Returns:
+        The summary written to ``sparse_export.json``.
+    Raises:
+        OutputExistsError: ``out`` exists and not ``overwrite``.
+        ValueError: bad ``values`` / ``layout``.
+        UnsupportedArchitectureError: not a supported model.
+    """
+    value_dtype(values)
+    targets = {v: k for k, v in qualified_names(model).items()}  # param name -> layer.i.role
+    state = model.state_dict()
+    tensors: dict[str, torch.Tensor] = {}
+    manifest: dict[str, Any] = {"sparse": {}, "dense": {}}
+    matrices = []
+    seen: dict[int, str] = {}
+    for name, t in state.items():
+        t = t.detach().cpu()
+        if name in targets:
+            enc = encode(t, layout=layout, values=values)
+            for part, pt in enc.parts.items():
+                tensors[f"{name}{PART_SEP}{enc.layout}.{part}"] = pt
+            decoded = _canonical(t.to(enc.parts["values"].dtype).to(t.dtype))  # what load() will rebuild
+            manifest["sparse"][name] = {
+                "target": targets[name], "layout": enc.layout, "shape": list(enc.shape), "dtype": dtype_name(t.dtype),
+                "values": values, "nnz": enc.nnz,
+                "parts": {p: {"dtype": dtype_name(pt.dtype), "shape": list(pt.shape), "sha256": tensor_sha256(pt)}
+                          for p, pt in enc.parts.items()},
+                "sha256": hashlib.sha256("".join(tensor_sha256(pt) for pt in enc.parts.values()).encode()).hexdigest(),
+                "decoded_sha256": tensor_sha256(decoded),
+            }
+            matrices.append({"name": targets[name], "param": name, "shape": list(enc.shape), "nnz": enc.nnz,
+                             "layout": enc.layout, "dense_bytes": nbytes(t), "dense_fp32_bytes": t.numel() * 4,
+                             "compressed_bytes": enc.nbytes})
+        else:
+            # safetensors refuses shared storage (tied weights): store an independent copy.
+            key = t.untyped_storage().data_ptr() if t.numel() else -1
+            t = t.clone() if key in seen else t.contiguous()
+            seen.setdefault(key, name)
+            tensors[name] = t
+            manifest["dense"][name] = {"dtype": dtype_name(t.dtype), "shape": list(t.shape), "sha256": tensor_sha256(t)}
+    if not manifest["sparse"]:
+        raise ValueError("model has no target matrices to compress")
+    content = _content_hash(manifest)
+    meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "manifest": json.dumps(manifest, sort_keys=True),
+            "content_sha256": content}
+    from safetensors.torch import save_file
+
+    source = Path(source) if source is not None else None
+    with staged_output_dir(out, overwrite) as stage:
+        copied = _copy_side_files(source, stage) if source is not None and source.is_dir() else []
+        config = copy.deepcopy(model.config)
+        config.architectures = [type(model).__name__]
+        config.save_pretrained(stage)
+        save_file(tensors, str(stage / WEIGHTS), metadata=meta)
+        dense_file = None
+        if source is not None:
+            for cand in ("model.safetensors", "pytorch_model.bin"):
+                if (source / cand).is_file():
+                    dense_file = source / cand
+                    break
+        t_dense = sum(m["dense_bytes"] for m in matrices)
+        t_fp32 = sum(m["dense_fp32_bytes"] for m in matrices)
+        t_comp = sum(m["compressed_bytes"] for m in matrices)
+        other = sum(nbytes(t) for n, t in tensors.items() if n in manifest["dense"])
+        summary = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "values": values, "layout": layout,
+            "content_sha256": content, "source": str(source) if source is not None else None,
+            "architecture": type(model).__name__,
+            "targets": {"count": len(matrices), "nnz": sum(m["nnz"] for m in matrices),
+                        "numel": sum(m["shape"][0] * m["shape"][1] for m in matrices),
+                        "dense_bytes": t_dense, "dense_fp32_bytes": t_fp32, "compressed_bytes": t_comp,
+                        "ratio_vs_dense_fp32": t_fp32 / max(t_comp, 1),
+                        "layouts": {lay: sum(m["layout"] == lay for m in matrices) for lay in ("csr", "bitmask")}},
+            "other_tensors_bytes": other,
+            "checkpoint": {"dense_file": str(dense_file) if dense_file else None,
+                           "dense_file_bytes": dense_file.stat().st_size if dense_file else None,
+                           "dense_estimate_bytes": t_dense + other,
+                           "sparse_file_bytes": (stage / WEIGHTS).stat().st_size},
+            "copied_files": copied,
+            "matrices": matrices,
+        }
+        ck = summary["checkpoint"]
+        ck["ratio"] = (ck["dense_file_bytes"] or ck["dense_estimate_bytes"]) / ck["sparse_file_bytes"]
+        write_json_atomic(stage / SUMMARY, summary)
+    return summary
+
+
+def export_run(run_dir: str | Path, out: str | Path, *, values: str = "fp32", layout: str = "auto",
+               overwrite: bool = False) -> dict[str, Any]:
+    """Export a saved model / run directory (anything ``from_pretrained`` loads) — see :func:`export_model`.
+
+    Raises:
+        ModelNotFoundError: ``run_dir`` is not a model directory.
+    """
+    from sparsebert.models import ModelNotFoundError
+
+    run_dir = Path(run_dir)
+    if not (run_dir / "config.json").is_file():
+        raise ModelNotFoundError(f"{run_dir}: not a model directory (no config.json)")
+    from sparsebert.io import check_output_dir
+
+    check_output_dir(out, overwrite)  # fail before the (slow) load
+    model = _load_hf(run_dir)
+    return export_model(model, out, values=values, layout=layout, overwrite=overwrite, source=run_dir)
+
+
+def _model_class(config):
+    import transformers
+
+    for arch in getattr(config, "architectures", None) or []:
+        cls = getattr(transformers, arch, None)
+        if cls is not None:
+            return cls
+    return transformers.AutoModelForSequenceClassification
+
+
+def _load_hf(run_dir: Path) -> nn.Module:
+    from transformers import AutoConfig
+    from transformers.utils import logging as hf_logging
+
+    config = AutoConfig.from_pretrained(run_dir)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()
+    try:
+        return _model_class(config).from_pretrained(run_dir).eval()
+    finally:
+        hf_logging.set_verbosity(verbosity)
+
+
+def read_manifest(path: str | Path) -> tuple[dict, dict]:
+    """``(metadata, manifest)`` of a sparse checkpoint directory or file, header only.
+
+    Raises:
+        SparseCheckpointError: missing file, unreadable header, not a sparsebert checkpoint.
+    """
+    from safetensors import safe_open
+
+    file = _weights_file(path)
+    try:
+        with safe_open(str(file), "pt") as f:
+            meta = f.metadata() or {}
+    except Exception as err:
+        raise SparseCheckpointError(f"{file}: not a readable safetensors file ({err})") from None
+    if meta.get("format") != FORMAT:
+        raise SparseCheckpointError(f"{file}: not a sparsebert sparse checkpoint (metadata format={meta.get('format')!r})")
+    if meta.get("format_version") != FORMAT_VERSION:
+        raise SparseCheckpointError(f"{file}: format_version {meta.get('format_version')!r} is not supported "
+                                    f"(this sparsebert reads {FORMAT_VERSION})")
+    try:
+        manifest = json.loads(meta["manifest"])
+        assert isinstance(manifest.get("sparse"), dict) and isinstance(manifest.get("dense"), dict)
+    except (KeyError, ValueError, AssertionError, AttributeError):
+        raise SparseCheckpointError(f"{file}: metadata field 'manifest' is missing or not valid JSON") from None
+    return meta, manifest
+
+
+def _weights_file(path: str | Path) -> Path:
+    path = Path(path)
+    file = path / WEIGHTS if path.is_dir() else path
+    if not file.is_file():
+        raise SparseCheckpointError(f"{file}: not found (not a sparse checkpoint directory)")
+    return file
+
+
+def load_state_dict(path: str | Path, *, verify: bool = True) -> dict[str, torch.Tensor]:
+    """Decode a sparse checkpoint into a dense state dict, checking hashes, shapes and counts.
+
+    Raises:
+        SparseCheckpointError: truncated or corrupt file, hash mismatch, wrong shapes, missing parts
+            (the message names the file and the tensor or field).
+    """
+    from safetensors import safe_open
+
+    file = _weights_file(path)
+    meta, manifest = read_manifest(file)
+    if verify and _content_hash(manifest) != meta.get("content_sha256"):
+        raise SparseCheckpointError(f"{file}: manifest does not match content_sha256 (metadata edited or corrupt)")
+    try:
+        with safe_open(str(file), "pt") as f:
+            stored = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as err:
+        raise SparseCheckpointError(f"{file}: cannot read tensors (truncated or corrupt): {err}") from None
+    out: dict[str, torch.Tensor] = {}
+    used: set[str] = set()
+    for name, info in manifest["dense"].items():
+        if name not in stored:
+            raise SparseCheckpointError(f"{file}: tensor {name!r} listed in the manifest is missing")
+        t = stored[name]
+        used.add(name)
+        if list(t.shape) != info["shape"] or dtype_name(t.dtype) != info["dtype"]:
+            raise SparseCheckpointError(f"{file}: tensor {name!r} is {dtype_name(t.dtype)} {list(t.shape)}, "
+                                        f"manifest says {info['dtype']} {info['shape']}")
+        if verify and tensor_sha256(t) != info["sha256"]:
+            raise SparseCheckpointError(f"{file}: tensor {name!r}: sha256 mismatch (corrupt)")
+        out[name] = t
+    for name, info in manifest["sparse"].items():
+        parts = {}
+        for part, pinfo in info["parts"].items():
+            key = f"{name}{PART_SEP}{info['layout']}.{part}"
+            if key not in stored:
+                raise SparseCheckpointError(f"{file}: {key!r} listed in the manifest is missing")
+            t = stored[key]
+            used.add(key)
+            if list(t.shape) != pinfo["shape"] or dtype_name(t.dtype) != pinfo["dtype"]:
+                raise SparseCheckpointError(f"{file}: {key!r} is {dtype_name(t.dtype)} {list(t.shape)}, "
+                                            f"manifest says {pinfo['dtype']} {pinfo['shape']}")
+            if verify and tensor_sha256(t) != pinfo["sha256"]:
+                raise SparseCheckpointError(f"{file}: {key!r}: sha256 mismatch (corrupt)")
+            parts[part] = t
+        try:
+            dense = decode(name, info["layout"], tuple(info["shape"]), getattr(torch, info["dtype"]), int(info["nnz"]), parts)
+        except SparseFormatError as err:
+            raise SparseCheckpointError(f"{file}: {err}") from None
+        if verify and tensor_sha256(dense) != info["decoded_sha256"]:
+            raise SparseCheckpointError(f"{file}: {name!r}: decoded matrix does not match its recorded sha256")
+        out[name] = dense
+    extra = sorted(set(stored) - used)
+    if extra:
+        raise SparseCheckpointError(f"{file}: tensors not described by the manifest: {extra[:5]}")
+    return out
+
+
+def load(path: str | Path, *, runtime: bool = False, tokens: int = 128, verify: bool = True, **convert_kwargs) -> nn.Module:
+    """Rebuild the model of a sparse checkpoint directory (no pickle; every hash checked).
+
+    Args:
+        path: a directory written by :func:`export_model` / ``sparsebert export``.
+        runtime: also convert it for inference with :func:`sparsebert.runtime.convert`
+            (``tokens`` and ``convert_kwargs`` are passed on).
+        verify: check hashes (shapes and counts are always checked).
+    Returns:
+        The model (same class as exported, e.g. ``BertForSequenceClassification``) in eval mode.
+    Raises:
+        SparseCheckpointError: see :func:`load_state_dict`; also a config that does not fit.
+    """
+    from transformers import AutoConfig
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise SparseCheckpointError(f"{path}: no config.json (not a sparse checkpoint directory)")
+    state = load_state_dict(path, verify=verify)
+    config = AutoConfig.from_pretrained(path)
+    model = _model_class(config)(config)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as err:
+        raise SparseCheckpointError(f"{path}: weights do not fit {type(model).__name__}: "
+                                    f"{str(err).splitlines()[0]} ...") from None
+    model.eval()
+    if runtime:
+        from sparsebert.runtime import convert
+
+        convert(model, tokens=tokens, **convert_kwargs)
+    return model
+
+
+class AutoSparseModel:
+    """``from_pretrained``-style entry point for sparse checkpoints.
+
+    >>> model = AutoSparseModel.from_pretrained("runs/sparse-export")             # dense weights
+    >>> model = AutoSparseModel.from_pretrained("runs/sparse-export", runtime=True)  # sparse kernels
+    """
+
+    @staticmethod
+    def from_pretrained(path: str | Path, **kwargs) -> nn.Module:
+        return load(path, **kwargs)

@@ -1,0 +1,94 @@
+"""Just-in-time build of the C++ sparse kernel (``csrc/spmm.cpp``) with torch's extension loader.
+
+The shared library is compiled once per (source, compiler flags, CPU flags, torch version) with
+``-O3 -march=native`` and cached under ``$SPARSEBERT_CACHE/torch_extensions`` (default
+``~/.cache/sparsebert``). When compilation is impossible (no compiler, no ninja, an unusual
+platform) :func:`load_kernel` returns ``None`` with the reason in :func:`build_error`, and the
+runtime falls back to torch kernels (CSR / dense).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import threading
+from pathlib import Path
+
+_SOURCE = Path(__file__).parent / "csrc" / "spmm.cpp"
+CFLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-DNDEBUG"]
+_lock = threading.Lock()
+_state: dict = {}
+
+
+def cache_dir() -> Path:
+    """Root of sparsebert's on-disk caches (``$SPARSEBERT_CACHE`` or ``~/.cache/sparsebert``)."""
+    root = os.environ.get("SPARSEBERT_CACHE")
+    return Path(root) if root else Path.home() / ".cache" / "sparsebert"
+
+
+def cpu_flags() -> list[str]:
+    """The CPU's feature flags (``/proc/cpuinfo``; empty where unavailable)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return sorted(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return []
+
+
+def cpu_model() -> str:
+    """The CPU's model name (``/proc/cpuinfo``), or ``platform.processor()``."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _build_key() -> str:
+    import torch
+
+    h = hashlib.sha256()
+    h.update(_SOURCE.read_bytes())
+    h.update(" ".join(CFLAGS).encode())
+    h.update(" ".join(cpu_flags()).encode())
+    h.update(torch.__version__.encode())
+    return h.hexdigest()[:12]
+
+
+def load_kernel(verbose: bool = False):
+    """The compiled extension module (with ``csr_linear``), or ``None`` if it cannot be built.
+
+    Disabled with ``SPARSEBERT_NO_EXTENSION=1``.
+    """
+    with _lock:
+        if "module" in _state:
+            return _state["module"]
+        module = None
+        if os.environ.get("SPARSEBERT_NO_EXTENSION") == "1":
+            _state["error"] = "disabled by SPARSEBERT_NO_EXTENSION=1"
+        elif platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64", "aarch64"):
+            _state["error"] = f"no kernel build for {platform.system()}/{platform.machine()}"
+        else:
+            try:
+                from torch.utils.cpp_extension import load
+
+                key = _build_key()
+                build_dir = cache_dir() / "torch_extensions" / f"spmm_{key}"
+                build_dir.mkdir(parents=True, exist_ok=True)
+                module = load(name=f"sparsebert_spmm_{key}", sources=[str(_SOURCE)], extra_cflags=CFLAGS,
+                              extra_ldflags=["-fopenmp"], build_directory=str(build_dir), verbose=verbose)
+            except Exception as err:  # compiler missing, ninja missing, headers missing, ...
+                _state["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+                module = None
+        _state["module"] = module
+        return module
+
+
+def build_error() -> str | None:
+    """Why :func:`load_kernel` returned ``None`` (``None`` if it was built or not tried yet)."""
+    return _state.get("error")

@@ -1,0 +1,219 @@
+"""Convert a pruned model for inference: each pruned linear gets the kernel measured fastest.
+
+For every target matrix (:func:`sparsebert.targets.prunable_linears`) the available kernels
+(:func:`sparsebert.runtime.kernels.candidates`: the dense ``nn.Linear`` itself, sparsebert's CSR
+kernel with several tile shapes, torch CSR/BSR, MKL, 2:4 on CUDA) are timed on a random input of
+the real shape (``tokens`` x ``in_features``) and the fastest replaces the module. A sparse
+kernel that is slower than dense is not used: the matrix stays a plain ``nn.Linear``.
+
+Choices are cached on disk (``$SPARSEBERT_CACHE/kernel_choices.json``) per machine (CPU model and
+flags, torch version, kernel build) and per signature (device, dtype, shape, density to 0.5 %,
+tokens, threads, kernel families), so the same shapes are measured once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from sparsebert.runtime.kernels import DENSE, FAMILIES, Candidate, candidates, time_candidates
+from sparsebert.targets import prunable_linears
+
+CACHE_VERSION = 1
+Timer = Callable[[dict[str, nn.Module], torch.Tensor], dict[str, float]]
+
+
+@dataclass
+class MatrixChoice:
+    """The kernel chosen for one matrix and the measurements behind it."""
+
+    name: str
+    shape: list[int]
+    nnz: int
+    density: float
+    kernel: str
+    times_ms: dict[str, float]
+    cached: bool
+    skipped: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def speedup_vs_dense(self) -> float:
+        return self.times_ms[DENSE] / self.times_ms[self.kernel] if self.times_ms.get(self.kernel) else 1.0
+
+
+@dataclass
+class ConversionReport:
+    """What :func:`convert` did, matrix by matrix."""
+
+    tokens: int
+    threads: int
+    device: str
+    matrices: list[MatrixChoice]
+    cache_path: str | None
+
+    def counts(self) -> dict[str, int]:
+        """How many matrices got each kernel family."""
+        out: dict[str, int] = {}
+        for m in self.matrices:
+            fam = m.kernel.split("[")[0]
+            out[fam] = out.get(fam, 0) + 1
+        return out
+
+    def to_dict(self) -> dict:
+        return {"tokens": self.tokens, "threads": self.threads, "device": self.device, "cache_path": self.cache_path,
+                "counts": self.counts(), "matrices": [asdict(m) for m in self.matrices]}
+
+
+def machine_key(device: torch.device) -> str:
+    """Identifies the hardware and software that measurements are valid for."""
+    from sparsebert.runtime import build
+
+    parts = [torch.__version__, device.type]
+    if device.type == "cuda":
+        parts.append(torch.cuda.get_device_name(device))
+    else:
+        parts += [build.cpu_model(), hashlib.sha256(" ".join(build.cpu_flags()).encode()).hexdigest()[:12]]
+        try:
+            parts.append(build._build_key())
+        except OSError:
+            parts.append("no-source")
+    return "|".join(parts)
+
+
+def default_cache_path() -> Path:
+    """``$SPARSEBERT_KERNEL_CACHE``, else ``$SPARSEBERT_CACHE/kernel_choices.json`` (``~/.cache/sparsebert``)."""
+    import os
+
+    from sparsebert.runtime.build import cache_dir
+
+    explicit = os.environ.get("SPARSEBERT_KERNEL_CACHE")
+    return Path(explicit) if explicit else cache_dir() / "kernel_choices.json"
+
+
+def _load_cache(path: Path, machine: str) -> dict:
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    if data.get("version") != CACHE_VERSION or data.get("machine") != machine:
+        return {}
+    entries = data.get("entries")
+    return entries if isinstance(entries, dict) else {}
+
+
+def _save_cache(path: Path, machine: str, entries: dict) -> None:
+    from sparsebert.io import write_json_atomic
+
+    try:
+        write_json_atomic(path, {"version": CACHE_VERSION, "machine": machine, "entries": entries})
+    except OSError:
+        pass  # a read-only cache directory only costs re-measuring next time
+
+
+def signature(weight: torch.Tensor, tokens: int, threads: int, families: tuple[str, ...]) -> str:
+    """Cache key of one matrix: device, dtype, shape, density (to 0.5 %), tokens, threads, families."""
+    nnz = int((weight != 0).sum())
+    density = round(nnz / weight.numel() / 0.005) * 0.005
+    return (f"{weight.device.type}|{str(weight.dtype).replace('torch.', '')}|{weight.shape[0]}x{weight.shape[1]}|"
+            f"d={density:.3f}|tokens={tokens}|threads={threads}|{','.join(sorted(families))}")
+
+
+def target_modules(model: nn.Module) -> dict[str, nn.Module]:
+    """``{"layer.{i}.{role}": module}`` at the target positions, whatever their type (after
+    :func:`convert` they are runtime modules or the original ``nn.Linear``)."""
+    from sparsebert.targets import ROLES, architecture_of, encoder_layers
+
+    spec = architecture_of(model)
+    return {f"layer.{i}.{role}": layer.get_submodule(spec.roles[role])
+            for i, layer in enumerate(encoder_layers(model)) for role in ROLES}
+
+
+def _replace(model: nn.Module, module: nn.Module, new: nn.Module) -> None:
+    for parent in model.modules():
+        for child_name, child in parent.named_children():
+            if child is module:
+                setattr(parent, child_name, new)
+                return
+    raise ValueError("module to replace not found in model")
+
+
+@torch.no_grad()
+def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | None = None, cache: bool = True,
+            cache_path: str | Path | None = None, rounds: int = 15, timer: Timer | None = None,
+            min_speedup: float = 1.0, seed: int = 0, log: Callable[[str], None] | None = None) -> ConversionReport:
+    """Replace every pruned target linear of ``model`` by its fastest kernel, in place.
+
+    Args:
+        model: a supported transformers model (any head), on the device it will run on.
+        tokens: batch x sequence length to measure at (e.g. 128 for one 128-token sequence).
+        families: kernel families to consider (default: all of
+            :data:`sparsebert.runtime.kernels.FAMILIES` that are available).
+        cache: read and write measured choices in ``cache_path``.
+        cache_path: default ``$SPARSEBERT_CACHE/kernel_choices.json`` (``~/.cache/sparsebert``).
+        rounds: timed calls per candidate.
+        timer: ``(modules, x) -> {label: seconds}``; default
+            :func:`sparsebert.runtime.kernels.time_candidates` (tests inject fixed timings).
+        min_speedup: a sparse kernel must beat dense by this factor to be used.
+        seed: seed of the random measurement input.
+        log: called with one line per matrix.
+    Returns:
+        A :class:`ConversionReport`. The model is put in eval mode.
+    Raises:
+        UnsupportedArchitectureError: the model has no known prunable linears.
+        ValueError: unknown kernel family.
+    """
+    if tokens < 1:
+        raise ValueError(f"tokens must be >= 1, got {tokens}")
+    model.eval()
+    fams = tuple(families) if families else FAMILIES
+    timer = timer or (lambda mods, x: time_candidates(mods, x, rounds=rounds))
+    targets = prunable_linears(model)
+    first = next(iter(targets.values()))
+    device = first.weight.device
+    threads = torch.get_num_threads()
+    path = Path(cache_path) if cache_path else default_cache_path()
+    machine = machine_key(device) if cache else ""
+    entries = _load_cache(path, machine) if cache else {}
+    gen = torch.Generator(device="cpu").manual_seed(seed)
+    choices: list[MatrixChoice] = []
+    dirty = False
+    for name, lin in targets.items():
+        w = lin.weight.detach()
+        nnz = int((w != 0).sum())
+        cands, skipped = candidates(lin, tokens, fams)
+        by_label: dict[str, Candidate] = {c.label: c for c in cands}
+        sig = signature(w, tokens, threads, fams)
+        entry = entries.get(sig)
+        cached = bool(entry and entry.get("kernel") in by_label)
+        if cached:
+            times = {k: float(v) for k, v in entry["times_ms"].items()}
+            label = entry["kernel"]
+        else:
+            x = torch.randn(tokens, lin.in_features, generator=gen).to(device=device, dtype=w.dtype)
+            modules = {c.label: c.build(lin) for c in cands}
+            secs = timer(modules, x)
+            times = {k: float(v) * 1e3 for k, v in secs.items()}
+            label = min(times, key=times.get)
+            if label != DENSE and times[DENSE] < min_speedup * times[label]:
+                label = DENSE
+            entries[sig] = {"kernel": label, "times_ms": times}
+            dirty = True
+            del modules
+        new = by_label[label].build(lin)
+        if new is not lin:
+            _replace(model, lin, new)
+        choice = MatrixChoice(name=name, shape=list(w.shape), nnz=nnz, density=nnz / w.numel(), kernel=label,
+                              times_ms=times, cached=cached, skipped=skipped)
+        choices.append(choice)
+        if log:
+            log(f"{name}: {label} ({times[label]:.3f} ms vs dense {times[DENSE]:.3f} ms{', cached' if cached else ''})")
+    if cache and dirty:
+        _save_cache(path, machine, entries)
+    return ConversionReport(tokens=tokens, threads=threads, device=str(device), matrices=choices,
+                            cache_path=str(path) if cache else None)
