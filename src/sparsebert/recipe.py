@@ -44,7 +44,7 @@ class TrainRecipe(BaseModel):
     eval_every: int | None = Field(None, ge=1, description="steps between evaluations; default once per epoch")
     log_every: int = Field(10, ge=1, description="steps between log records")
     seed: int = 42
-    bf16: bool = Field(True, description="bf16 autocast on CPU (AMX) / CUDA; weights stay fp32")
+    bf16: bool = Field(True, description="bf16 autocast on CPU (AVX512-BF16 or AMX) / CUDA; weights stay fp32")
     threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's)")
     overwrite: bool = False
 

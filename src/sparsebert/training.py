@@ -56,7 +56,7 @@ def device() -> torch.device:
 
 
 def autocast(enabled: bool, dev: torch.device | None = None):
-    """bf16 autocast context for ``dev`` (AMX on recent Xeon CPUs, tensor cores on CUDA)."""
+    """bf16 autocast context for ``dev`` (AVX512-BF16 or AMX on CPUs that have them, tensor cores on CUDA)."""
     dev = dev or device()
     if not enabled:
         return contextlib.nullcontext()
