@@ -70,6 +70,14 @@ def _common(task, data_dir, out, epochs, lr, batch_size, max_length, max_steps, 
                 threads=threads, overwrite=overwrite or None)
 
 
+def _kv_table(title: str) -> Table:
+    """A two-column (quantity, value) table."""
+    table = Table(title=title)
+    table.add_column("quantity")
+    table.add_column("value", justify="right")
+    return table
+
+
 def _print_metrics(title: str, metrics: dict[str, dict[str, float]]) -> None:
     table = Table(title=title)
     table.add_column("split")
@@ -190,9 +198,7 @@ def report(
             table.add_row(m["name"], "x".join(map(str, m["shape"])), f"{m['nnz']:,}", f"{m['sparsity']:.2%}")
         console.print(table)
     t, md, f = rep["targets"], rep["model"], rep["flops_per_token"]
-    totals = Table(title="totals")
-    totals.add_column("quantity")
-    totals.add_column("value", justify="right")
+    totals = _kv_table("totals")
     totals.add_row("target matrices: sparsity", f"{t['sparsity']:.2%}")
     totals.add_row("target matrices: non-zeros / weights", f"{t['nnz']:,} / {t['numel']:,}")
     totals.add_row("target matrices: compression", f"{t['compression']:.1f}x")
@@ -241,9 +247,7 @@ def augment(
     rec = augment_task(task, data_dir, model, out, settings, word_vectors=word_vectors,
                        max_word_vectors=max_word_vectors, overwrite=overwrite, progress=progress)
     c, sec = rec["counts"], rec["seconds"]
-    table = Table(title=f"augmented {rec['task']} -> {out}")
-    table.add_column("quantity")
-    table.add_column("value", justify="right")
+    table = _kv_table(f"augmented {rec['task']} -> {out}")
     table.add_row("examples in / out", f"{c['original']:,} / {c['total']:,}")
     table.add_row("candidate words: MLM / neighbours / none",
                   f"{c['mlm_words']:,} / {c['neighbour_words']:,} / {c['words_without_replacements']:,}")
@@ -305,9 +309,7 @@ def export(
     if format == "sparse":
         s = export_run(run, out, values=values, layout=layout, overwrite=overwrite)
         t, ck = s["targets"], s["checkpoint"]
-        table = Table(title=f"{run} -> {out} (sparse checkpoint, {values} values)")
-        table.add_column("quantity")
-        table.add_column("value", justify="right")
+        table = _kv_table(f"{run} -> {out} (sparse checkpoint, {values} values)")
         table.add_row("target matrices", f"{t['count']} ({', '.join(f'{k} {v}' for k, v in t['layouts'].items() if v)})")
         table.add_row("target matrices: dense fp32 -> compressed",
                       f"{_mb(t['dense_fp32_bytes'])} -> {_mb(t['compressed_bytes'])} ({t['ratio_vs_dense_fp32']:.1f}x)")

@@ -63,6 +63,20 @@ def _canonical(t: torch.Tensor) -> torch.Tensor:
     return t + 0.0 if t.is_floating_point() else t
 
 
+def _checked(file: Path, what: str, t: torch.Tensor, info: dict, verify: bool) -> torch.Tensor:
+    """Return ``t`` if its shape, dtype (and, with ``verify``, sha256) match the manifest entry.
+
+    Raises:
+        SparseCheckpointError: naming ``file`` and the tensor.
+    """
+    if list(t.shape) != info["shape"] or dtype_name(t.dtype) != info["dtype"]:
+        raise SparseCheckpointError(f"{file}: {what} is {dtype_name(t.dtype)} {list(t.shape)}, "
+                                    f"manifest says {info['dtype']} {info['shape']}")
+    if verify and tensor_sha256(t) != info["sha256"]:
+        raise SparseCheckpointError(f"{file}: {what}: sha256 mismatch (corrupt)")
+    return t
+
+
 def _content_hash(manifest: dict) -> str:
     """SHA-256 of the canonical manifest JSON (which holds every tensor's hash, shape and layout)."""
     return hashlib.sha256(json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
@@ -276,28 +290,16 @@ def load_state_dict(path: str | Path, *, verify: bool = True) -> dict[str, torch
     for name, info in manifest["dense"].items():
         if name not in stored:
             raise SparseCheckpointError(f"{file}: tensor {name!r} listed in the manifest is missing")
-        t = stored[name]
         used.add(name)
-        if list(t.shape) != info["shape"] or dtype_name(t.dtype) != info["dtype"]:
-            raise SparseCheckpointError(f"{file}: tensor {name!r} is {dtype_name(t.dtype)} {list(t.shape)}, "
-                                        f"manifest says {info['dtype']} {info['shape']}")
-        if verify and tensor_sha256(t) != info["sha256"]:
-            raise SparseCheckpointError(f"{file}: tensor {name!r}: sha256 mismatch (corrupt)")
-        out[name] = t
+        out[name] = _checked(file, f"tensor {name!r}", stored[name], info, verify)
     for name, info in manifest["sparse"].items():
         parts = {}
         for part, pinfo in info["parts"].items():
             key = f"{name}{PART_SEP}{info['layout']}.{part}"
             if key not in stored:
                 raise SparseCheckpointError(f"{file}: {key!r} listed in the manifest is missing")
-            t = stored[key]
             used.add(key)
-            if list(t.shape) != pinfo["shape"] or dtype_name(t.dtype) != pinfo["dtype"]:
-                raise SparseCheckpointError(f"{file}: {key!r} is {dtype_name(t.dtype)} {list(t.shape)}, "
-                                            f"manifest says {pinfo['dtype']} {pinfo['shape']}")
-            if verify and tensor_sha256(t) != pinfo["sha256"]:
-                raise SparseCheckpointError(f"{file}: {key!r}: sha256 mismatch (corrupt)")
-            parts[part] = t
+            parts[part] = _checked(file, repr(key), stored[key], pinfo, verify)
         try:
             dense = decode(name, info["layout"], tuple(info["shape"]), getattr(torch, info["dtype"]), int(info["nnz"]), parts)
         except SparseFormatError as err:
