@@ -319,20 +319,9 @@ def export(
         table.add_row("content sha256", s["content_sha256"][:16] + "…")
         console.print(table)
     elif format == "onnx":
-        from sparsebert.export.checkpoint import _copy_side_files, _load_hf, load
-        from sparsebert.export.onnx import MODEL_FILE, check_onnx, export_onnx
-        from sparsebert.export.report import is_sparse_checkpoint
-        from sparsebert.io import check_output_dir, staged_output_dir
-        from sparsebert.models import ModelNotFoundError
+        from sparsebert.export.onnx import MODEL_FILE, export_onnx_run
 
-        if not (run / "config.json").is_file():
-            raise ModelNotFoundError(f"{run}: not a model directory (no config.json)")
-        check_output_dir(out, overwrite)
-        model = load(run) if is_sparse_checkpoint(run) else _load_hf(run)
-        with staged_output_dir(out, overwrite) as stage:
-            _copy_side_files(run, stage)
-            export_onnx(model, stage / MODEL_FILE)
-            diff = check_onnx(model, stage / MODEL_FILE)
+        diff = export_onnx_run(run, out, overwrite=overwrite)
         console.print(f"{out / MODEL_FILE}: ONNX Runtime matches torch (max |diff| {diff:.2e})")
     else:
         raise ValueError(f"--format must be 'sparse' or 'onnx', got {format!r}")
@@ -372,13 +361,9 @@ def bench(
         title = f"sparsebert bench: synthetic {synthetic}, {sparsity:.0%} magnitude sparsity"
         source = None
     else:
-        from sparsebert.export.checkpoint import _load_hf, load
-        from sparsebert.export.report import is_sparse_checkpoint
-        from sparsebert.models import ModelNotFoundError
+        from sparsebert.export.checkpoint import load_any
 
-        if not (model / "config.json").is_file():
-            raise ModelNotFoundError(f"{model}: not a model directory (no config.json)")
-        m = load(model) if is_sparse_checkpoint(model) else _load_hf(model)
+        m = load_any(model)
         title = f"sparsebert bench: {model}"
         source = model
     from sparsebert.report import sparsity_report

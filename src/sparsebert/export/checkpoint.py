@@ -313,6 +313,21 @@ def load_state_dict(path: str | Path, *, verify: bool = True) -> dict[str, torch
     return out
 
 
+def load_any(path: str | Path) -> nn.Module:
+    """Load a sparse checkpoint (:func:`load`) or a plain ``from_pretrained`` model directory, in eval mode.
+
+    Raises:
+        ModelNotFoundError: ``path`` has no ``config.json``.
+        SparseCheckpointError: a corrupt sparse checkpoint (see :func:`load`).
+    """
+    from sparsebert.models import ModelNotFoundError
+
+    path = Path(path)
+    if not (path / "config.json").is_file():
+        raise ModelNotFoundError(f"{path}: not a model directory (no config.json)")
+    return load(path) if (path / WEIGHTS).is_file() else _load_hf(path)
+
+
 def load(path: str | Path, *, runtime: bool = False, tokens: int = 128, verify: bool = True, **convert_kwargs) -> nn.Module:
     """Rebuild the model of a sparse checkpoint directory (no pickle; every hash checked).
 

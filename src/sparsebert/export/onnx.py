@@ -114,3 +114,25 @@ def check_onnx(model: nn.Module, file: str | Path, inputs: dict[str, torch.Tenso
     if diff > atol:
         raise AssertionError(f"{file}: ONNX Runtime differs from torch by {diff:.3g} (> {atol})")
     return diff
+
+
+def export_onnx_run(run: str | Path, out: str | Path, *, overwrite: bool = False) -> float:
+    """Export a model directory or sparse checkpoint to ``out/MODEL_FILE`` and check it with ONNX Runtime.
+
+    Tokenizer/config files are copied beside the ONNX file; the directory is written atomically.
+
+    Returns:
+        Max |ONNX Runtime - torch| over the check inputs.
+    Raises:
+        ModelNotFoundError, SparseCheckpointError, OutputExistsError.
+    """
+    from sparsebert.export.checkpoint import _copy_side_files, load_any
+    from sparsebert.io import check_output_dir, staged_output_dir
+
+    run, out = Path(run), Path(out)
+    check_output_dir(out, overwrite)
+    model = load_any(run)
+    with staged_output_dir(out, overwrite) as stage:
+        _copy_side_files(run, stage)
+        export_onnx(model, stage / MODEL_FILE)
+        return check_onnx(model, stage / MODEL_FILE)

@@ -79,19 +79,14 @@ def storage_report(model_dir: str | Path, model: nn.Module | None = None) -> dic
 def report_any(model_dir: str | Path, seq_len: int = 128) -> dict:
     """:func:`sparsebert.report.report_run` for a model directory *or* a sparse checkpoint, plus
     ``storage`` (:func:`storage_report`)."""
-    from sparsebert.report import report_run, sparsity_report
+    from sparsebert.export.checkpoint import WEIGHTS, load_any
+    from sparsebert.report import sparsity_report
 
     model_dir = Path(model_dir)
-    if is_sparse_checkpoint(model_dir):
-        from sparsebert.export.checkpoint import WEIGHTS, load
-
-        model = load(model_dir)
-        rep = sparsity_report(model, seq_len)
-        rep["checkpoint_mb"] = (model_dir / WEIGHTS).stat().st_size / MB
-        rep["storage"] = storage_report(model_dir)
-        return rep
-    rep = report_run(model_dir, seq_len)
-    from sparsebert.export.checkpoint import _load_hf
-
-    rep["storage"] = storage_report(model_dir, _load_hf(model_dir))
+    model = load_any(model_dir)  # loaded once, for both reports
+    sparse = is_sparse_checkpoint(model_dir)
+    rep = sparsity_report(model, seq_len)
+    weights = model_dir / (WEIGHTS if sparse else "model.safetensors")
+    rep["checkpoint_mb"] = weights.stat().st_size / MB if weights.is_file() else None
+    rep["storage"] = storage_report(model_dir) if sparse else storage_report(model_dir, model)
     return rep
