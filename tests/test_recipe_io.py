@@ -29,8 +29,14 @@ def test_wrong_stage_and_bad_values_name_the_field(tmp_path):
         build_recipe(FinetuneRecipe, p, model="m", task="rte", out="o")
     with pytest.raises(RecipeError, match="initial_sparsity"):
         build_recipe(PruneRecipe, None, task="rte", out="o", teacher="t", student="s", sparsity=0.5, initial_sparsity=0.8)
-    with pytest.raises(RecipeError, match="'teacher'"):
+    with pytest.raises(RecipeError, match="teacher is required"):
         build_recipe(PruneRecipe, None, task="rte", out="o", student="s")
+    with pytest.raises(RecipeError, match="every loss weight is 0"):
+        build_recipe(PruneRecipe, None, task="rte", out="o", student="s", attention_weight=0, hidden_weight=0,
+                     prediction_weight=0)
+    r = build_recipe(PruneRecipe, None, task="rte", out="o", student="s", attention_weight=0, hidden_weight=0,
+                     prediction_weight=0, label_weight=1)
+    assert r.teacher is None and not r.uses_teacher
     p.write_text("- a list\n")
     with pytest.raises(RecipeError, match="mapping"):
         build_recipe(FinetuneRecipe, p)

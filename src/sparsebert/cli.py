@@ -126,6 +126,10 @@ def prune(
     attention_weight: Annotated[Optional[float], typer.Option(help="weight of the attention-score MSE")] = None,
     hidden_weight: Annotated[Optional[float], typer.Option(help="weight of the hidden-state MSE")] = None,
     prediction_weight: Annotated[Optional[float], typer.Option(help="weight of the logit term")] = None,
+    label_weight: Annotated[Optional[float], typer.Option(
+        help="weight of the hard-label loss (0; label-only baselines: 1 with the distillation weights 0)")] = None,
+    student_layers: Annotated[Optional[int], typer.Option(help="small dense student: keep N evenly spaced layers")] = None,
+    student_ffn: Annotated[Optional[int], typer.Option(help="small dense student: keep N FFN neurons per layer")] = None,
     augment: Annotated[Optional[str], typer.Option(
         help="train on augmented data: a `sparsebert augment` output dir, or 'auto' (built with the student, "
              "cached in .cache/augment/<key>)")] = None,
@@ -142,7 +146,8 @@ def prune(
         PruneRecipe, recipe, teacher=teacher, student=student, sparsity=sparsity, initial_sparsity=initial_sparsity,
         prune_start=prune_start, prune_end=prune_end, pruning_events=pruning_events, scope=scope,
         temperature=temperature, attention_weight=attention_weight, hidden_weight=hidden_weight,
-        prediction_weight=prediction_weight, augment=augment, **_common(
+        prediction_weight=prediction_weight, label_weight=label_weight, student_layers=student_layers,
+        student_ffn=student_ffn, augment=augment, **_common(
             task, data_dir, out, epochs, lr, batch_size, max_length, max_steps, max_train_examples,
             max_eval_examples, eval_every, seed, bf16, threads, overwrite))
     summary = run(r)

@@ -60,8 +60,17 @@ class PruneRecipe(TrainRecipe):
     """Knowledge-aware sparse pruning: prune the pre-trained student while distilling (SparseBERT)."""
 
     stage: Literal["prune"] = "prune"
-    teacher: str = Field(description="fine-tuned teacher directory (output of finetune)")
-    student: str = Field(description="pre-trained encoder the student starts from")
+    teacher: str | None = Field(
+        None, description="fine-tuned teacher directory (output of finetune); may be omitted only when every "
+        "distillation weight is 0 (the label-only pruning baselines)")
+    student: str = Field(description="encoder the student starts from: the pre-trained model (SparseBERT) or a "
+                         "fine-tuned run (the finetune-then-prune baselines)")
+    student_layers: int | None = Field(
+        None, ge=1, description="small dense student: keep this many evenly spaced layers of the student "
+        "(sparsebert.distill.student.shrink_student); None keeps all")
+    student_ffn: int | None = Field(
+        None, ge=1, description="small dense student: keep this many FFN neurons per layer (largest weight norm); "
+        "None keeps all")
     learning_rate: float = Field(3e-5, gt=0, lt=1)
     epochs: float = Field(12.0, gt=0)
     sparsity: float = Field(0.95, ge=0, lt=1, description="final sparsity s_f of every target matrix")
@@ -74,6 +83,9 @@ class PruneRecipe(TrainRecipe):
     attention_weight: float = Field(1.0, ge=0)
     hidden_weight: float = Field(1.0, ge=0)
     prediction_weight: float = Field(1.0, ge=0)
+    label_weight: float = Field(
+        0.0, ge=0, description="weight of the hard-label loss on the gold labels (cross-entropy, MSE for "
+        "regression); 0 in SparseBERT, 1 with the distillation weights at 0 for the label-only baselines")
     augment: str | None = Field(
         None, description="train on augmented data (TinyBERT, Jiao et al. 2020 §3.3): an `sparsebert augment` "
         "output directory, or 'auto' to augment the train split with the student's model and default settings "
@@ -86,7 +98,16 @@ class PruneRecipe(TrainRecipe):
             raise ValueError(f"initial_sparsity {self.initial_sparsity} > sparsity {self.sparsity}")
         if self.prune_start >= self.prune_end:
             raise ValueError(f"prune_start {self.prune_start} must be < prune_end {self.prune_end}")
+        if self.uses_teacher and self.teacher is None:
+            raise ValueError("teacher is required when attention_weight, hidden_weight or prediction_weight is > 0")
+        if not self.uses_teacher and self.label_weight == 0:
+            raise ValueError("every loss weight is 0: set label_weight > 0 or a distillation weight")
         return self
+
+    @property
+    def uses_teacher(self) -> bool:
+        """True when any distillation term (attention, hidden, prediction) has a non-zero weight."""
+        return max(self.attention_weight, self.hidden_weight, self.prediction_weight) > 0
 
 
 def _format_validation(err: ValidationError, source: str) -> str:

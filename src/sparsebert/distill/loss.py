@@ -140,10 +140,10 @@ class DistillationLoss(nn.Module):
 
     def forward(
         self,
-        student_scores: list[torch.Tensor],
-        teacher_scores: list[torch.Tensor],
-        student_hidden: tuple[torch.Tensor, ...],
-        teacher_hidden: tuple[torch.Tensor, ...],
+        student_scores: list[torch.Tensor] | None,
+        teacher_scores: list[torch.Tensor] | None,
+        student_hidden: tuple[torch.Tensor, ...] | None,
+        teacher_hidden: tuple[torch.Tensor, ...] | None,
         student_logits: torch.Tensor,
         teacher_logits: torch.Tensor,
         attention_mask: torch.Tensor,
@@ -153,8 +153,9 @@ class DistillationLoss(nn.Module):
 
         Args:
             student_scores / teacher_scores: per-layer ``[B, H, S, S]`` pre-softmax scores
-                (``L_s`` / ``L_t`` entries).
-            student_hidden / teacher_hidden: ``L+1`` tensors ``[B, S, D]`` (embedding output first).
+                (``L_s`` / ``L_t`` entries); may be None when the attention weight is 0.
+            student_hidden / teacher_hidden: ``L+1`` tensors ``[B, S, D]`` (embedding output first);
+                may be None when the hidden weight is 0 (the term is then not computed).
             student_logits / teacher_logits: ``[B, C]`` (``[B, 1]`` for regression).
             attention_mask: ``[B, S]``.
             labels: ``[B]`` float scores; required for regression.
@@ -164,29 +165,31 @@ class DistillationLoss(nn.Module):
         Raises:
             ValueError: wrong number of layers, or regression without labels.
         """
-        if len(student_scores) != len(self.layer_map) or len(student_hidden) != len(self.layer_map) + 1:
-            raise ValueError(
-                f"student has {len(student_scores)} score / {len(student_hidden)} hidden tensors; "
-                f"loss was built for {len(self.layer_map)} layers"
-            )
-        att = sum(
-            attention_mse(student_scores[l], teacher_scores[g - 1], attention_mask)
-            for l, g in enumerate(self.layer_map)
-        )
-        pairs = [(0, 0)] + [(l + 1, g) for l, g in enumerate(self.layer_map)]
-        hid = 0.0
-        for ls, lt in pairs:
-            h = student_hidden[ls].float()
-            if self.projection is not None:
-                h = self.projection(h)
-            hid = hid + hidden_mse(h, teacher_hidden[lt].float(), attention_mask)
+        w = self.weights
+        n = len(self.layer_map)
+        zero = student_logits.new_zeros((), dtype=torch.float32)
+        att, hid = zero, zero
+        if w.attention > 0:
+            if student_scores is None or len(student_scores) != n:
+                raise ValueError(f"need {n} student attention-score tensors, got "
+                                 f"{None if student_scores is None else len(student_scores)}")
+            att = sum(attention_mse(student_scores[l], teacher_scores[g - 1], attention_mask)
+                      for l, g in enumerate(self.layer_map))
+        if w.hidden > 0:
+            if student_hidden is None or len(student_hidden) != n + 1:
+                raise ValueError(f"need {n + 1} student hidden-state tensors (embeddings first), got "
+                                 f"{None if student_hidden is None else len(student_hidden)}")
+            for ls, lt in [(0, 0)] + [(l + 1, g) for l, g in enumerate(self.layer_map)]:
+                h = student_hidden[ls].float()
+                if self.projection is not None:
+                    h = self.projection(h)
+                hid = hid + hidden_mse(h, teacher_hidden[lt].float(), attention_mask)
         if self.regression:
             if labels is None:
                 raise ValueError("regression distillation needs labels for the prediction term")
             pred = F.mse_loss(student_logits.float().squeeze(-1), labels.float())
         else:
             pred = soft_cross_entropy_kl(student_logits, teacher_logits, self.weights.temperature)
-        w = self.weights
         total = w.attention * att + w.hidden * hid + w.prediction * pred
         terms = {"attention": att.item(), "hidden": hid.item(), "prediction": pred.item()}
         return total, terms
