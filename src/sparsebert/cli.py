@@ -411,5 +411,29 @@ def bench(
         console.print(f"wrote {j} and {md}")
 
 
+@app.command()
+@handle_errors
+def experiment(
+    spec: Annotated[Path, typer.Argument(help="experiment spec (YAML): tasks x variants x sparsities x seeds")],
+    out: Annotated[Optional[Path], typer.Option(help="output directory (default runs/experiments/<name>)")] = None,
+    workers: Annotated[Optional[int], typer.Option(help="cells in parallel (default: the spec's workers)")] = None,
+    bench: Annotated[bool, typer.Option("--bench/--no-bench", help="run the S4 throughput bench after training")] = True,
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="list the cells and write their recipes; train nothing")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="start over when OUT holds a grid with another spec")] = False,
+):
+    """Run (or resume) a grid of finetune/prune cells; write results.json, results.md and plots."""
+    from sparsebert.experiment import run_experiment
+
+    r = run_experiment(spec, out, workers=workers, overwrite=overwrite, dry_run=dry_run, bench=bench,
+                       log=lambda s: console.print(s, markup=False))
+    failed = [c for c in r["cells"] if c.state in ("failed", "skipped")]
+    for c in failed:
+        console.print(f"[red]{c.state}[/red] {c.cell.id}: {c.message}")
+    if r["results"] is not None:
+        console.print(f"wrote {r['out'] / 'results.json'}, {r['out'] / 'results.md'} and {r['out'] / 'plots'}")
+    if failed:
+        raise typer.Exit(1)
+
+
 if __name__ == "__main__":  # pragma: no cover
     app()

@@ -1,0 +1,250 @@
+"""Collect finished cells into ``results.json``, a Markdown report and PNG plots.
+
+Metrics are the task's main dev metric (GLUE conventions: MRPC F1, RTE/SST-2 accuracy, CoLA
+MCC, STS-B Pearson), in percent, mean ± sample standard deviation over seeds. The paper's own
+BERT-base numbers (Xu et al., NAACL 2021, Table 1: dense → 95 %-sparse SparseBERT) are shown
+beside ours as *retention* = sparse metric / dense-teacher metric.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from sparsebert.data.tasks import get_task
+from sparsebert.experiment.grid import Cell
+from sparsebert.experiment.s4 import best_path, load_s4, s4_models
+from sparsebert.experiment.spec import ExperimentSpec
+from sparsebert.io import read_json, write_json_atomic, write_text_atomic
+
+# Xu et al. (NAACL 2021), BERT-base teacher vs SparseBERT at 5 % of the weights (dev sets, percent).
+PAPER_BERT_BASE = {
+    "qnli": {"metric": "accuracy", "dense": 91.8, "sparse": 90.6},
+    "mrpc": {"metric": "f1", "dense": 88.6, "sparse": 88.5},
+    "rte": {"metric": "accuracy", "dense": 69.3, "sparse": 69.1},
+    "cola": {"metric": "mcc", "dense": 56.3, "sparse": 52.1},
+}
+METRIC_NAMES = {"f1": "F1", "accuracy": "acc", "mcc": "MCC", "pearson": "Pearson", "spearman": "Spearman"}
+
+
+def cell_row(out: Path, cell: Cell) -> dict | None:
+    """One finished cell as a flat record (None when the cell has no ``summary.json``)."""
+    path = out / "cells" / cell.id / "summary.json"
+    if not path.is_file():
+        return None
+    s = read_json(path)
+    task = get_task(cell.task)
+    metrics = s["metrics"][task.eval_splits[0]]
+    targets = s["sparsity"]["targets"]
+    return {
+        "cell": cell.id, "task": cell.task, "variant": cell.variant, "sparsity": cell.sparsity, "seed": cell.seed,
+        "metric": task.main_metric, "value": 100 * metrics[task.main_metric],
+        "metrics": {k: 100 * v for k, v in metrics.items()},
+        "achieved_sparsity": targets["sparsity"], "encoder_nnz": targets["nnz"], "encoder_numel": targets["numel"],
+        "layers": [m["sparsity"] for m in s["sparsity"]["matrices"]],
+        "layer_names": [m["name"] for m in s["sparsity"]["matrices"]],
+        "small_dense": s.get("small_dense"), "steps": s["steps"], "train_examples": s["train_examples"],
+        "train_seconds": s["train_seconds"], "wall_seconds": s["wall_seconds"],
+    }
+
+
+def aggregate(rows: list[dict]) -> list[dict]:
+    """Mean, sample std (0 for one seed) and n per (task, variant, sparsity)."""
+    groups: dict[tuple, list[dict]] = defaultdict(list)
+    for r in rows:
+        groups[(r["task"], r["variant"], r["sparsity"])].append(r)
+    out = []
+    for (task, variant, s), rs in sorted(groups.items()):
+        vals = [r["value"] for r in rs]
+        out.append({"task": task, "variant": variant, "sparsity": s, "metric": rs[0]["metric"],
+                    "mean": statistics.fmean(vals), "std": statistics.stdev(vals) if len(vals) > 1 else 0.0,
+                    "n": len(vals), "values": vals, "encoder_nnz": rs[0]["encoder_nnz"]})
+    return out
+
+
+def _find(agg: list[dict], task: str, variant: str, sparsity: float | None = None) -> dict | None:
+    for a in agg:
+        if a["task"] == task and a["variant"] == variant and (sparsity is None or abs(a["sparsity"] - sparsity) < 1e-9):
+            return a
+    return None
+
+
+def retention(agg: list[dict], spec: ExperimentSpec) -> list[dict]:
+    """Per task: dense-teacher and sparsebert@s means and their ratio, with the paper's beside them."""
+    rows = []
+    for task in spec.tasks:
+        dense, sparse = _find(agg, task, "dense-teacher"), _find(agg, task, "sparsebert", spec.sparsity)
+        paper = PAPER_BERT_BASE.get(task)
+        rows.append({
+            "task": task, "metric": get_task(task).main_metric,
+            "dense": dense["mean"] if dense else None, "sparse": sparse["mean"] if sparse else None,
+            "retention": sparse["mean"] / dense["mean"] if dense and sparse and dense["mean"] else None,
+            "paper": {**paper, "retention": paper["sparse"] / paper["dense"]} if paper else None,
+        })
+    for task, paper in PAPER_BERT_BASE.items():
+        if task not in spec.tasks:
+            rows.append({"task": task, "metric": paper["metric"], "dense": None, "sparse": None, "retention": None,
+                         "paper": {**paper, "retention": paper["sparse"] / paper["dense"]}})
+    return rows
+
+
+def s4_table(spec: ExperimentSpec, out: Path, rows: list[dict]) -> list[dict]:
+    """Per task and compared model: metric, encoder non-zeros, best path and throughput per batch size."""
+    by_cell = {r["cell"]: r for r in rows}
+    table = []
+    for task in spec.tasks:
+        bench = load_s4(out, task)
+        if bench is None:
+            continue
+        for label, cell in s4_models(spec, task).items():
+            entry = {"task": task, "model": label, "cell": cell.id, "metric": by_cell.get(cell.id, {}).get("value"),
+                     "encoder_nnz": by_cell.get(cell.id, {}).get("encoder_nnz"), "throughput": {}}
+            for batch, results in bench[label]["bench"]["results"].items():
+                best = best_path(results)
+                fp32 = next((r for r in results if r["path"] == "dense-fp32"), None)
+                entry["throughput"][batch] = {
+                    "best_path": best["path"] if best else None,
+                    "seq_per_s": best["seq_per_s"] if best else None,
+                    "median_ms": best["median_ms"] if best else None,
+                    "fp32_seq_per_s": fp32["seq_per_s"] if fp32 else None,
+                }
+            table.append(entry)
+    return table
+
+
+def _pm(a: dict | None) -> str:
+    if a is None:
+        return "–"
+    return f"{a['mean']:.1f} ± {a['std']:.1f} (n={a['n']})" if a["n"] > 1 else f"{a['mean']:.1f}"
+
+
+def _label(task: str) -> str:
+    t = get_task(task)
+    return f"{t.name.upper()} {METRIC_NAMES.get(t.main_metric, t.main_metric)}"
+
+
+def render_markdown(spec: ExperimentSpec, results: dict, command: str) -> str:
+    """The Markdown report: main table, sweep, paper retention, S4 comparison, failures."""
+    agg, s = results["aggregate"], spec.sparsity
+    variants = [v for v in spec.variants if v != "dense-teacher"]
+    lines = [f"# Experiment `{spec.name}`", "", f"Command: `{command}`", "",
+             f"Model `{spec.model}`; every cell: {', '.join(f'{k}={v}' for k, v in spec.train.items()) or 'recipe defaults'}"
+             f"; seeds {spec.seeds} at s = {spec.seed_sparsities}, seed {spec.seeds[0]} elsewhere; "
+             f"per-task settings: {', '.join(f'{t}: {o}' for t, o in spec.tasks.items() if o) or 'none'}.", "",
+             f"## Dev metric at s = {s} (percent; mean ± std over seeds)", "",
+             "| task | dense-teacher | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
+    for task in spec.tasks:
+        cells = [_pm(_find(agg, task, v, s)) for v in variants]
+        lines.append(f"| {_label(task)} | {_pm(_find(agg, task, 'dense-teacher'))} | " + " | ".join(cells) + " |")
+    sweep = [v for v in spec.sweep_variants if v in spec.variants]
+    if sweep:
+        lines += ["", "## Sparsity sweep", "", "| task | variant | " + " | ".join(f"s = {x}" for x in spec.sparsities) + " |",
+                  "|---|---|" + "---|" * len(spec.sparsities)]
+        for task in spec.tasks:
+            for v in sweep:
+                lines.append(f"| {_label(task)} | {v} | " + " | ".join(_pm(_find(agg, task, v, x)) for x in spec.sparsities) + " |")
+    lines += ["", f"## Retention at s = {s}: ours (`{spec.model}`) beside the paper (BERT-base, Xu et al. 2021)", "",
+              "| task | metric | ours dense → sparse | ours retention | paper dense → sparse | paper retention |",
+              "|---|---|---|---|---|---|"]
+    for r in results["retention"]:
+        ours = f"{r['dense']:.1f} → {r['sparse']:.1f}" if r["dense"] is not None and r["sparse"] is not None else "not run"
+        ret = f"{100 * r['retention']:.1f} %" if r["retention"] is not None else "–"
+        p = r["paper"]
+        lines.append(f"| {r['task'].upper()} | {METRIC_NAMES.get(r['metric'], r['metric'])} | {ours} | {ret} | "
+                     + (f"{p['dense']} → {p['sparse']} | {100 * p['retention']:.1f} % |" if p else "– | – |"))
+    if results["s4"]:
+        batches = list(results["s4"][0]["throughput"])
+        lines += ["", "## S4 comparison: sparse large vs small dense vs dense teacher", "",
+                  "Throughput in sequences/s of each model's fastest path (sparse runtime or best dense: fp32, "
+                  "bf16 autocast, dynamic int8), measured after training on the same machine.", "",
+                  "| task | model | encoder non-zeros | metric | " + " | ".join(f"batch {b}: seq/s (path)" for b in batches) + " |",
+                  "|---|---|---|---|" + "---|" * len(batches)]
+        for e in results["s4"]:
+            tp = " | ".join(f"{t['seq_per_s']:.1f} ({t['best_path']})" if t["seq_per_s"] else "–" for t in e["throughput"].values())
+            metric = f"{e['metric']:.1f}" if e["metric"] is not None else "–"
+            lines.append(f"| {e['task'].upper()} | {e['model']} | {e['encoder_nnz']:,} | {metric} | {tp} |")
+    if results["missing"]:
+        lines += ["", f"## Cells not finished ({len(results['missing'])})", ""] + [f"- `{c}`" for c in results["missing"]]
+    lines += ["", "Plots: `plots/metric_vs_sparsity.png`, `plots/layer_sparsity.png`.", ""]
+    return "\n".join(lines)
+
+
+def plot_results(spec: ExperimentSpec, results: dict, plots: Path) -> list[Path]:
+    """``metric_vs_sparsity.png`` (one panel per task) and ``layer_sparsity.png`` (final models at s)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    plots.mkdir(parents=True, exist_ok=True)
+    agg, tasks = results["aggregate"], list(spec.tasks)
+    ncols = min(3, len(tasks))
+    nrows = -(-len(tasks) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(5 * ncols, 3.8 * nrows), squeeze=False)
+    markers = dict(zip(spec.variants, "os^Dvx"))
+    for ax, task in zip(axes.flat, tasks):
+        teacher = _find(agg, task, "dense-teacher")
+        if teacher:
+            ax.axhline(teacher["mean"], color="k", ls="--", lw=1, label="dense-teacher")
+        for v in spec.variants:
+            pts = sorted((a for a in agg if a["task"] == task and a["variant"] == v and v != "dense-teacher"),
+                         key=lambda a: a["sparsity"])
+            if pts:
+                ax.errorbar([a["sparsity"] for a in pts], [a["mean"] for a in pts], yerr=[a["std"] for a in pts],
+                            marker=markers.get(v, "o"), capsize=3, label=v, ls="-" if len(pts) > 1 else "none")
+        ax.set_title(_label(task))
+        ax.set_xlabel("sparsity of the target matrices (small-dense: same non-zeros)")
+        ax.set_ylabel("dev metric (%)")
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(tasks):]:
+        ax.axis("off")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    fig.tight_layout(rect=(0, 0.08, 1, 1))
+    p1 = plots / "metric_vs_sparsity.png"
+    fig.savefig(p1, dpi=110)
+    plt.close(fig)
+
+    fig, axes = plt.subplots(len(tasks), 1, figsize=(10, 2.6 * len(tasks)), squeeze=False)
+    for ax, task in zip(axes.flat, tasks):
+        for r in results["rows"]:
+            if r["task"] == task and r["seed"] == spec.seeds[0] and abs(r["sparsity"] - spec.sparsity) < 1e-9 \
+                    and r["variant"] not in ("dense-teacher", "small-dense"):
+                ax.plot(range(len(r["layers"])), r["layers"], marker=".", label=r["variant"])
+                ax.set_xticks(range(0, len(r["layers"]), 6), [n.rsplit(".", 1)[0] for n in r["layer_names"][::6]],
+                              fontsize=7)
+        ax.set_title(f"{_label(task)}: sparsity of each target matrix (Q, K, V, attn-out, FFN-in, FFN-out per layer)",
+                     fontsize=9)
+        ax.set_ylim(0, 1)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    fig.tight_layout()
+    p2 = plots / "layer_sparsity.png"
+    fig.savefig(p2, dpi=110)
+    plt.close(fig)
+    return [p1, p2]
+
+
+def write_results(spec: ExperimentSpec, out: Path, cells: list[Cell], spec_path: Path | None = None,
+                  command: str | None = None) -> dict:
+    """Collect the finished cells of ``cells`` and write ``results.json``, ``results.md`` and ``plots/``.
+
+    Returns:
+        The results dict (``rows``, ``aggregate``, ``retention``, ``s4``, ``missing``).
+    """
+    rows, missing = [], []
+    for c in cells:
+        r = cell_row(out, c)
+        (rows.append(r) if r else missing.append(c.id))
+    results = {"spec": spec.model_dump(mode="json"), "rows": rows, "missing": missing}
+    results["aggregate"] = aggregate(rows)
+    results["retention"] = retention(results["aggregate"], spec)
+    results["s4"] = s4_table(spec, out, rows)
+    command = command or f"sparsebert experiment {spec_path or 'SPEC.yaml'} --out {out}"
+    results["command"] = command
+    write_json_atomic(out / "results.json", results)
+    write_text_atomic(out / "results.md", render_markdown(spec, results, command))
+    if rows:
+        results["plots"] = [str(p) for p in plot_results(spec, results, out / "plots")]
+    return results

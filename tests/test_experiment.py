@@ -1,0 +1,163 @@
+"""`sparsebert experiment`: spec validation, grid expansion, resume, results/table/plot writers."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from sparsebert.cli import app
+from sparsebert.experiment import Cell, SpecError, expand_grid, load_spec, run_experiment
+from sparsebert.experiment.grid import cell_recipe, small_dense_size
+from sparsebert.experiment.report import PAPER_BERT_BASE, write_results
+from tests.test_pipeline import write_sst2
+
+
+def write_spec(path: Path, **fields) -> Path:
+    base = {"name": "t", "model": "m", "tasks": {"sst2": {}}, "variants": ["dense-teacher", "sparsebert"]}
+    path.write_text(yaml.safe_dump({**base, **fields}))
+    return path
+
+
+@pytest.mark.parametrize("fields, message", [
+    ({"tasks": {"nope": {}}}, "unknown task 'nope'"),
+    ({"tasks": {"sst2": {"lr": 1}}}, "tasks.sst2: unknown setting"),
+    ({"variants": ["sparsebert"]}, "add 'dense-teacher'"),
+    ({"variants": ["dense-teacher", "magic"]}, "variants.1"),
+    ({"sparsities": [0.5, 1.0]}, "sparsity 1.0 is not in"),
+    ({"seeds": [1, 1]}, "seeds must be distinct"),
+    ({"train": {"max_step": 3}}, "unknown setting(s) ['max_step']"),
+    ({"prune": {"sparsity": 0.9}}, "unknown setting(s) ['sparsity']"),
+    ({"colour": "red"}, "colour"),
+    ({"name": "a b"}, "name"),
+])
+def test_spec_errors_name_file_and_field(tmp_path, fields, message):
+    path = write_spec(tmp_path / "spec.yaml", **fields)
+    with pytest.raises(SpecError) as err:
+        load_spec(path)
+    assert str(path) in str(err.value) and message in str(err.value)
+
+
+def test_spec_yaml_and_path_errors(tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: t\ntasks: [unclosed\n")
+    with pytest.raises(SpecError, match=r"bad.yaml:\d+:\d+: invalid YAML"):
+        load_spec(bad)
+    with pytest.raises(SpecError, match="not found"):
+        load_spec(tmp_path / "missing.yaml")
+    with pytest.raises(SpecError, match="data_dir.*does not exist"):
+        load_spec(write_spec(tmp_path / "s.yaml", data_dir="./no/such/dir"))
+
+
+def test_grid_expansion_sweeps_and_seeds(tmp_path):
+    spec = load_spec(write_spec(tmp_path / "s.yaml", tasks={"mrpc": {}, "rte": {}}, seeds=[1, 2],
+                                variants=["dense-teacher", "sparsebert", "finetune-then-prune", "small-dense"],
+                                sparsities=[0.5, 0.95]))
+    cells = expand_grid(spec)
+    ids = [c.id for c in cells]
+    assert len(ids) == len(set(ids))
+    assert all(c.is_teacher for c in cells[:4]) and not any(c.is_teacher for c in cells[4:])  # teachers first
+    per_task = [c for c in cells if c.task == "mrpc"]
+    # 2 teachers; sparsebert and ftp: 0.5 x seed 1 + 0.95 x 2 seeds; small-dense at 0.95 x 2 seeds
+    assert len(per_task) == 2 + 3 + 3 + 2
+    assert Cell("mrpc", "sparsebert", 0.5, 1) in cells and Cell("mrpc", "sparsebert", 0.5, 2) not in cells
+    assert Cell("rte", "small-dense", 0.95, 2).id == "rte/small-dense-s0.95-seed2"
+
+
+def test_variant_recipes(tmp_path):
+    from transformers import BertConfig
+
+    spec = load_spec(write_spec(tmp_path / "s.yaml", train={"max_steps": 7}, prune={"temperature": 2.0},
+                                variants=["dense-teacher", "sparsebert", "finetune-then-prune",
+                                          "prune-from-pretrained-no-kd", "finetuned-student-kd", "small-dense"]))
+    d = tmp_path / "cells"
+    teacher = str(d / "sst2/dense-teacher-seed1")
+    r = {v: cell_recipe(spec, Cell("sst2", v, 0.95, 1), d, BertConfig(hidden_size=384, num_hidden_layers=6,
+                                                                       intermediate_size=1536))
+         for v in spec.variants if v != "dense-teacher"}
+    assert (r["sparsebert"].teacher, r["sparsebert"].student, r["sparsebert"].label_weight) == (teacher, "m", 0.0)
+    assert r["sparsebert"].temperature == 2.0 and r["sparsebert"].max_steps == 7
+    assert (r["finetune-then-prune"].teacher, r["finetune-then-prune"].student) == (None, teacher)
+    assert not r["finetune-then-prune"].uses_teacher and r["finetune-then-prune"].label_weight == 1.0
+    assert (r["prune-from-pretrained-no-kd"].student, r["prune-from-pretrained-no-kd"].uses_teacher) == ("m", False)
+    assert (r["finetuned-student-kd"].teacher, r["finetuned-student-kd"].student) == (teacher, teacher)
+    sd = r["small-dense"]
+    assert (sd.sparsity, sd.student_layers, sd.student_ffn, sd.teacher) == (0.0, 1, 64, teacher)
+    assert small_dense_size(BertConfig(hidden_size=384, num_hidden_layers=6, intermediate_size=1536), 0.5, 64) == (6, 384)
+
+
+def fake_summary(out: Path, cell: Cell, value: float, nnz: int = 100, layers: int = 2) -> None:
+    d = out / "cells" / cell.id
+    d.mkdir(parents=True)
+    sparsity = 1 - nnz / 1000
+    matrices = [{"name": f"layer.{i}.{r}", "sparsity": sparsity} for i in range(layers)
+                for r in ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")]
+    (d / "summary.json").write_text(json.dumps({
+        "metrics": {"dev": {"accuracy": value}}, "steps": 10, "train_examples": 5, "train_seconds": 1.0,
+        "wall_seconds": 2.0, "sparsity": {"targets": {"sparsity": sparsity, "nnz": nnz, "numel": 1000},
+                                          "matrices": matrices}}))
+
+
+def test_results_tables_and_plots_on_a_synthetic_grid(tmp_path):
+    spec = load_spec(write_spec(tmp_path / "s.yaml", seeds=[1, 2], sparsities=[0.5, 0.95],
+                                variants=["dense-teacher", "sparsebert", "finetune-then-prune", "small-dense"],
+                                bench=None))
+    out = tmp_path / "out"
+    cells = expand_grid(spec)
+    values = {"dense-teacher": 0.90, "sparsebert": 0.85, "finetune-then-prune": 0.80, "small-dense": 0.70}
+    for c in cells:
+        if c != Cell("sst2", "finetune-then-prune", 0.5, 1):  # one cell left unfinished
+            fake_summary(out, c, values[c.variant] + (0.02 if c.seed == 2 else 0.0) - (0.1 if c.sparsity == 0.5 else 0))
+    results = write_results(spec, out, cells, spec_path=tmp_path / "s.yaml")
+    assert results["missing"] == ["sst2/finetune-then-prune-s0.5-seed1"]
+    agg = {(a["variant"], a["sparsity"]): a for a in results["aggregate"]}
+    assert agg[("sparsebert", 0.95)]["n"] == 2 and agg[("sparsebert", 0.95)]["mean"] == pytest.approx(86.0)
+    assert agg[("sparsebert", 0.95)]["std"] == pytest.approx(1.41421356, rel=1e-6)
+    assert agg[("dense-teacher", 0.0)]["mean"] == pytest.approx(91.0)
+    ret = {r["task"]: r for r in results["retention"]}
+    assert ret["sst2"]["retention"] == pytest.approx(86 / 91)
+    assert ret["mrpc"]["paper"]["retention"] == pytest.approx(88.5 / 88.6) and ret["mrpc"]["dense"] is None
+    md = (out / "results.md").read_text()
+    assert "| SST2 acc | 91.0 ± 1.4 (n=2) | 86.0 ± 1.4 (n=2) |" in md
+    assert "| sst2/finetune-then-prune-s0.5-seed1" not in md and "- `sst2/finetune-then-prune-s0.5-seed1`" in md
+    assert "88.6 → 88.5 | 99.9 %" in md
+    for name in ("metric_vs_sparsity.png", "layer_sparsity.png"):
+        png = out / "plots" / name
+        assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
+    assert json.loads((out / "results.json").read_text())["rows"][0]["cell"] == results["rows"][0]["cell"]
+    assert set(PAPER_BERT_BASE) == {"qnli", "mrpc", "rte", "cola"}
+
+
+def test_tiny_grid_runs_resumes_and_skips_finished_cells(tmp_path, tiny_bert):
+    data = write_sst2(tmp_path / "glue")
+    spec = write_spec(tmp_path / "spec.yaml", model=str(tiny_bert), data_dir=str(data), sparsities=[0.5, 0.9],
+                      sparsity=0.9, variants=["dense-teacher", "sparsebert", "small-dense"], bench=None,
+                      train={"max_steps": 3, "batch_size": 16, "max_length": 32, "bf16": False},
+                      prune={"pruning_events": 2})
+    out = tmp_path / "out"
+    first = run_experiment(spec, out, log=lambda s: None)
+    assert [c.state for c in first["cells"]] == ["ran"] * 4, [(c.cell.id, c.message) for c in first["cells"]]
+    rows = {r["cell"]: r for r in first["results"]["rows"]}
+    assert rows["sst2/sparsebert-s0.9-seed1"]["achieved_sparsity"] == pytest.approx(0.9, abs=1e-3)
+    assert rows["sst2/small-dense-s0.9-seed1"]["small_dense"]["layers_kept"] == [0]
+    assert (out / "recipes" / "sst2" / "sparsebert-s0.5-seed1.yaml").is_file()
+    assert (out / "logs" / "sst2" / "sparsebert-s0.5-seed1.log").read_text().startswith("$ ")
+
+    # a lost cell is re-run, the finished ones are skipped (their outputs untouched)
+    import shutil
+
+    keep = (out / "cells/sst2/dense-teacher-seed1/summary.json").stat().st_mtime_ns
+    shutil.rmtree(out / "cells/sst2/sparsebert-s0.5-seed1")
+    second = run_experiment(spec, out, log=lambda s: None)
+    states = {c.cell.id: c.state for c in second["cells"]}
+    assert states == {"sst2/dense-teacher-seed1": "done", "sst2/sparsebert-s0.5-seed1": "ran",
+                      "sst2/sparsebert-s0.9-seed1": "done", "sst2/small-dense-s0.9-seed1": "done"}
+    assert (out / "cells/sst2/dense-teacher-seed1/summary.json").stat().st_mtime_ns == keep
+
+    # a different spec into the same directory is refused; the CLI says so in one line
+    spec.write_text(spec.read_text().replace("seed: ", "seed: ") + "seeds: [7]\n")
+    res = CliRunner().invoke(app, ["experiment", str(spec), "--out", str(out)])
+    assert res.exit_code == 2 and "different spec" in res.output
