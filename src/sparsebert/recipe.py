@@ -25,7 +25,7 @@ class RecipeError(ValueError):
 class TrainRecipe(BaseModel):
     """Settings shared by every training stage."""
 
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
     task: str = Field(description="GLUE task name (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte)")
     data_dir: str | None = Field(None, description="glue_data root or task directory; None = hub via datasets")
@@ -33,6 +33,8 @@ class TrainRecipe(BaseModel):
     max_length: int = Field(128, ge=8, le=4096, description="max tokens per example (pair included)")
     batch_size: int = Field(32, ge=1)
     eval_batch_size: int = Field(128, ge=1)
+    group_by_length: bool = Field(False, description="batch examples of similar length (less padding; "
+                                  "sparsebert.data.encode.train_batches)")
     learning_rate: float = Field(2e-5, gt=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
@@ -43,10 +45,22 @@ class TrainRecipe(BaseModel):
     max_eval_examples: int | None = Field(None, ge=1, description="first N examples of each eval split")
     eval_every: int | None = Field(None, ge=1, description="steps between evaluations; default once per epoch")
     log_every: int = Field(10, ge=1, description="steps between log records")
-    seed: int = 42
+    seed: int = Field(42, ge=0, lt=2**32, description="random seed (python, numpy, torch)")
     bf16: bool = Field(True, description="bf16 autocast on CPU (AVX512-BF16 or AMX) / CUDA; weights stay fp32")
-    threads: int | None = Field(None, ge=1, description="torch intra-op threads (default: torch's)")
-    overwrite: bool = False
+    threads: int | None = Field(None, ge=1, le=4096, description="torch intra-op threads (default: torch's)")
+    overwrite: bool = Field(False, description="replace an existing output and discard a partial (resumable) run")
+    save_every: int | None = Field(
+        200, ge=1, description="optimizer steps between resumable training states (sparsebert.checkpointing); "
+        "None = only the state at the end of training")
+    resume: bool = Field(
+        False, description="require a partial run to continue (fail if there is none); without it a partial "
+        "run with the same recipe is continued anyway and a missing one starts afresh")
+
+    @model_validator(mode="after")
+    def _check_resume(self) -> "TrainRecipe":
+        if self.resume and self.overwrite:
+            raise ValueError("resume and overwrite exclude each other: overwrite discards the partial run")
+        return self
 
 
 class FinetuneRecipe(TrainRecipe):
@@ -149,6 +163,9 @@ def build_recipe(cls: type[TrainRecipe], recipe_file: str | Path | None = None, 
         RecipeError: naming the file (or ``command line``) and the offending field.
     """
     data: dict[str, Any] = load_yaml(recipe_file) if recipe_file else {}
+    bad_keys = [k for k in data if not isinstance(k, str)]
+    if bad_keys:
+        raise RecipeError(f"{recipe_file}: field {bad_keys[0]!r}: setting names must be text, got {type(bad_keys[0]).__name__}")
     stage = cls.model_fields["stage"].default
     if data.get("stage", stage) != stage:
         raise RecipeError(f"{recipe_file}: field 'stage': this is a {data['stage']!r} recipe, expected {stage!r}")

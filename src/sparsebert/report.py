@@ -57,15 +57,16 @@ def report_run(run_dir: str | Path, seq_len: int = 128) -> dict:
 
     Raises:
         ModelNotFoundError: ``run_dir`` is not a model directory.
+        CorruptCheckpointError, UnsafeCheckpointError: see :func:`sparsebert.models.check_local_model`.
     """
     from transformers import AutoModelForSequenceClassification
 
-    from sparsebert.models import ModelNotFoundError
+    from sparsebert.models import ModelNotFoundError, check_local_model
 
     run_dir = Path(run_dir)
     if not (run_dir / "config.json").is_file():
         raise ModelNotFoundError(f"{run_dir}: not a model directory (no config.json)")
-    model = AutoModelForSequenceClassification.from_pretrained(run_dir)
+    model = AutoModelForSequenceClassification.from_pretrained(run_dir, **check_local_model(run_dir))
     report = sparsity_report(model, seq_len)
     weights = run_dir / "model.safetensors"
     report["checkpoint_mb"] = weights.stat().st_size / MB if weights.is_file() else None

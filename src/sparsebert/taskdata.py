@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sparsebert.data.encode import encode_examples
 from sparsebert.data.glue import Example, load_split
 from sparsebert.data.tasks import TaskSpec
+from sparsebert.preflight import check_data
 from sparsebert.recipe import TrainRecipe
 
 
@@ -37,6 +38,7 @@ def load_eval_sets(task: TaskSpec, recipe: TrainRecipe, tokenizer) -> dict[str, 
     out = {}
     for split in task.eval_splits:
         examples = load_split(task, split, recipe.data_dir)
+        check_data(task, split, examples, str(recipe.data_dir or "hub"))
         if recipe.max_eval_examples:
             examples = examples[: recipe.max_eval_examples]
         out[split] = encode_examples(tokenizer, examples, recipe.max_length, task.is_regression)
@@ -50,11 +52,13 @@ def load_task_data(task: TaskSpec, recipe: TrainRecipe, tokenizer, train_example
         train_examples: use these instead of the task's train split (e.g. augmented data).
     Raises:
         DataError / FileNotFoundError: from the readers, naming file and line.
+        PreflightError: an empty split or a label outside the task's label set (file:line).
         ValueError: the tokenizer has no pad token.
     """
     if tokenizer.pad_token_id is None:
         raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no pad token")
     examples = train_examples if train_examples is not None else load_split(task, task.train_split, recipe.data_dir)
+    check_data(task, task.train_split, examples, str(recipe.data_dir or "hub"))
     examples = subsample(examples, recipe.max_train_examples, recipe.seed)
     train = encode_examples(tokenizer, examples, recipe.max_length, task.is_regression)
     return TaskData(train, load_eval_sets(task, recipe, tokenizer), tokenizer.pad_token_id)

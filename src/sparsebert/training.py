@@ -4,12 +4,14 @@ Deliberately small (after nanoGPT's train.py): AdamW with decoupled weight decay
 biases and LayerNorm), linear warm-up then linear decay, gradient clipping, bf16 autocast on
 CPU/CUDA (fp32 master weights), evaluation every N steps, progress bar and JSON-lines log.
 The stage supplies ``compute_loss(batch) -> (loss, terms)`` and optionally ``after_step(step)``
-(the pruning hook) — everything else is here.
+(the pruning hook) — everything else is here. Given a :class:`~sparsebert.checkpointing.TrainingRun`,
+``fit`` saves resumable training states and continues from one (:mod:`sparsebert.checkpointing`).
 """
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 import random
 import time
@@ -21,9 +23,10 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from sparsebert.checkpointing import Progress, TrainingRun
 from sparsebert.data.encode import eval_batches, train_batches
 from sparsebert.data.tasks import TaskSpec, get_task
-from sparsebert.io import JsonlLogger, check_output_dir
+from sparsebert.io import JsonlLogger
 from sparsebert.metrics import compute_metrics, main_metric
 from sparsebert.recipe import TrainRecipe
 
@@ -36,13 +39,13 @@ def set_seed(seed: int) -> None:
 
 
 def begin_stage(recipe: TrainRecipe) -> TaskSpec:
-    """Common start of every training stage: output-dir rule, threads, seed; returns the task.
+    """Common start of every training stage: threads, seed; returns the task.
+
+    (The output-directory rule and the lock are :class:`~sparsebert.checkpointing.TrainingRun`'s.)
 
     Raises:
-        OutputExistsError: ``recipe.out`` exists without ``overwrite`` (before any work is done).
         ValueError: unknown task.
     """
-    check_output_dir(recipe.out, recipe.overwrite)
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
     task = get_task(recipe.task)
@@ -156,6 +159,8 @@ def fit(
     after_step: Callable[[int], dict[str, float]] | None = None,
     keep_best: bool = True,
     desc: str = "train",
+    run: TrainingRun | None = None,
+    sparsifier=None,
 ) -> FitResult:
     """Train ``model`` (+ ``extra_modules``, e.g. a hidden-state projection) on ``train_features``.
 
@@ -165,6 +170,10 @@ def fit(
             ``optimizer.step()``; returns extra values to log (e.g. the current sparsity).
         keep_best: keep a CPU copy of the best-scoring weights (fine-tuning); with False the
             final weights are the result (pruning: only the final, fully sparse model counts).
+        run: where to save resumable states (every ``recipe.save_every`` steps and after the
+            last step) and, when ``run.resumed``, the state to continue from. None: no states.
+        sparsifier: the :class:`~sparsebert.pruning.GMPSparsifier` driven by ``after_step``, whose
+            masks belong to the training state.
     Returns:
         :class:`FitResult`.
     """
@@ -175,53 +184,64 @@ def fit(
     from transformers import get_linear_schedule_with_warmup
 
     scheduler = get_linear_schedule_with_warmup(optimizer, int(recipe.warmup_ratio * steps), steps)
-    logger.log("start", steps=steps, steps_per_epoch=per_epoch, train_examples=len(train_features))
+    stateful = dict(modules={"model": model, **{f"extra.{i}": m for i, m in enumerate(extra_modules)}},
+                    optimizer=optimizer, scheduler=scheduler, sparsifier=sparsifier)
+    p, best_state = Progress(), None
+    if run is not None and run.resumed:
+        p, best_state = run.restore(**stateful)
+        logger.log("resume", step=p.step, epoch=p.epoch, batches_in_epoch=p.batches_in_epoch, state=run.state_dir.name)
+    else:
+        logger.log("start", steps=steps, steps_per_epoch=per_epoch, train_examples=len(train_features))
 
-    best_score, best_results, best_step, best_state = -math.inf, {}, 0, None
-    results: dict[str, dict[str, float]] = {}
-    history: list[dict] = []
-    step, epoch, train_time = 0, 0, 0.0
-    last_eval: dict[str, float] = {}
     model.train()
-    bar = tqdm(total=steps, desc=desc, dynamic_ncols=True)
-    while step < steps:
-        for batch in train_batches(train_features, recipe.batch_size, recipe.seed + epoch, pad_token_id):
+    bar = tqdm(total=steps, initial=p.step, desc=desc, dynamic_ncols=True)
+    while p.step < steps:
+        batches = train_batches(train_features, recipe.batch_size, recipe.seed + p.epoch, pad_token_id,
+                                recipe.group_by_length)
+        for batch in itertools.islice(batches, p.batches_in_epoch, None):  # skip what a resumed state consumed
             t0 = time.perf_counter()
             batch = to_device(batch, dev)
             with autocast(recipe.bf16, dev):
                 loss, terms = compute_loss(batch)
             if not torch.isfinite(loss):
-                raise FloatingPointError(f"loss is {loss.item()} at step {step + 1}; lower the learning rate")
+                raise FloatingPointError(f"loss is {loss.item()} at step {p.step + 1}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            torch.nn.utils.clip_grad_norm_([p for g in optimizer.param_groups for p in g["params"]], recipe.max_grad_norm)
+            params = [q for g in optimizer.param_groups for q in g["params"]]
+            torch.nn.utils.clip_grad_norm_(params, recipe.max_grad_norm)
             optimizer.step()
             scheduler.step()
-            step += 1
-            extra = after_step(step) if after_step else {}
-            train_time += time.perf_counter() - t0
+            p.step += 1
+            p.batches_in_epoch += 1
+            extra = after_step(p.step) if after_step else {}
+            p.train_seconds += time.perf_counter() - t0
             info = {"loss": loss.item(), **terms, **extra}
-            if step % recipe.log_every == 0 or step == steps:
-                logger.log("train", step=step, epoch=epoch, lr=scheduler.get_last_lr()[0], tokens=int(batch["attention_mask"].sum()), **info)
-            if step % eval_every == 0 or step == steps:
-                results = evaluate_features(model, task, eval_sets, recipe.eval_batch_size, pad_token_id, recipe.bf16)
-                score = headline(task, results)
-                logger.log("eval", step=step, **{f"{s}/{k}": v for s, m in results.items() for k, v in m.items()}, **extra)
-                history.append({"step": step, "score": score, **extra})
-                if keep_best and score > best_score:
-                    best_score, best_results, best_step = score, results, step
+            if p.step % recipe.log_every == 0 or p.step == steps:
+                logger.log("train", step=p.step, epoch=p.epoch, lr=scheduler.get_last_lr()[0],
+                           tokens=int(batch["attention_mask"].sum()), **info)
+            if p.step % eval_every == 0 or p.step == steps:
+                p.results = evaluate_features(model, task, eval_sets, recipe.eval_batch_size, pad_token_id, recipe.bf16)
+                score = headline(task, p.results)
+                flat = {f"{s}/{k}": v for s, m in p.results.items() for k, v in m.items()}
+                logger.log("eval", step=p.step, **flat, **extra)
+                p.history.append({"step": p.step, "score": score, **extra})
+                if keep_best and (p.best_score is None or score > p.best_score):
+                    p.best_score, p.best_results, p.best_step = score, p.results, p.step
                     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                last_eval = {task.main_metric: score}
-            info.update(last_eval)
+                p.last_eval = {task.main_metric: score}
+            if run is not None and (p.step == steps or (recipe.save_every and p.step % recipe.save_every == 0)):
+                run.save(p, best_state=best_state, log_bytes=logger.tell(), **stateful)
+            info.update(p.last_eval)
             bar.set_postfix({k: (f"{v:.4g}" if isinstance(v, float) else v) for k, v in info.items()}, refresh=False)
             bar.update(1)
-            if step >= steps:
+            if p.step >= steps:
                 break
-        epoch += 1
+        else:
+            p.epoch, p.batches_in_epoch = p.epoch + 1, 0
     bar.close()
     if not keep_best:
-        best_results, best_step = results, step
+        p.best_results, p.best_step = p.results, p.step
     return FitResult(
-        final=results, best=best_results, best_step=best_step, best_state=best_state, steps=step,
-        train_seconds=train_time, mean_step_seconds=train_time / max(step, 1), history=history,
+        final=p.results, best=p.best_results, best_step=p.best_step, best_state=best_state, steps=p.step,
+        train_seconds=p.train_seconds, mean_step_seconds=p.train_seconds / max(p.step, 1), history=p.history,
     )

@@ -311,6 +311,7 @@ class Augmenter:
         word_vectors: GloVe vectors for the neighbour path; None = the model's input embeddings.
     Raises:
         ModelNotFoundError: see :func:`sparsebert.models.resolve_model`.
+        CorruptCheckpointError, UnsafeCheckpointError: see :func:`sparsebert.models.check_local_model`.
         ValueError: ``settings.mlm == "on"`` and the checkpoint has no MLM head; the tokenizer
             has no mask token while an MLM head is used.
     """
@@ -321,11 +322,12 @@ class Augmenter:
         from transformers import AutoModel, AutoModelForMaskedLM, AutoTokenizer
         from transformers.utils import logging as hf_logging
 
-        from sparsebert.models import resolve_model
+        from sparsebert.models import check_local_model, resolve_model
 
         self.settings = settings
         self.model_ref = model
         self.path = resolve_model(model)
+        safe = check_local_model(self.path)  # manifest verified; safetensors only for local dirs
         self.tokenizer = AutoTokenizer.from_pretrained(self.path)
         self.specials = set(self.tokenizer.all_special_tokens)
         verbosity = hf_logging.get_verbosity()
@@ -333,11 +335,11 @@ class Augmenter:
         hf_logging.disable_progress_bar()
         try:
             try:
-                net, info = AutoModelForMaskedLM.from_pretrained(self.path, output_loading_info=True)
+                net, info = AutoModelForMaskedLM.from_pretrained(self.path, output_loading_info=True, **safe)
                 prefix = net.base_model_prefix + "."
                 self.head_missing = sorted(k for k in info["missing_keys"] if not k.startswith(prefix))
             except ValueError:  # no masked-LM class for this architecture
-                net, self.head_missing = AutoModel.from_pretrained(self.path), ["(no masked-LM class)"]
+                net, self.head_missing = AutoModel.from_pretrained(self.path, **safe), ["(no masked-LM class)"]
         finally:
             hf_logging.set_verbosity(verbosity)
         self.has_mlm_head = not self.head_missing

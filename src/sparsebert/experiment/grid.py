@@ -53,23 +53,28 @@ class Cell:
 
 
 def expand_grid(spec: ExperimentSpec) -> list[Cell]:
-    """All cells of ``spec``: teachers first, then every (variant, sparsity, seed) per task.
+    """All cells of ``spec``, in run order.
 
     Sweep variants run at every ``spec.sparsities``; the others at ``spec.sparsity``. Cells at a
-    sparsity in ``spec.seed_sparsities`` (and ``dense-teacher``) run with every seed, the rest
-    with ``seeds[0]``.
+    sparsity in ``spec.seed_sparsities`` run with every seed, the rest with ``seeds[0]``
+    (``dense-teacher`` counts as sparsity 0).
     """
+    def seeds_at(s: float) -> list[int]:
+        return spec.seeds if any(abs(s - x) < 1e-9 for x in spec.seed_sparsities) else spec.seeds[:1]
+
     cells: list[Cell] = []
     for task in spec.tasks:
         for variant in spec.variants:
             if variant == "dense-teacher":
-                cells += [Cell(task, variant, 0.0, seed) for seed in spec.seeds]
+                cells += [Cell(task, variant, 0.0, seed) for seed in seeds_at(0.0)]
                 continue
             levels = spec.sparsities if variant in spec.sweep_variants else [spec.sparsity]
-            for s in levels:
-                seeds = spec.seeds if any(abs(s - x) < 1e-9 for x in spec.seed_sparsities) else spec.seeds[:1]
-                cells += [Cell(task, variant, s, seed) for seed in seeds]
-    return sorted(cells, key=lambda c: (not c.is_teacher, c.task, c.variant, c.sparsity, c.seed))
+            cells += [Cell(task, variant, s, seed) for s in levels for seed in seeds_at(s)]
+    # Teachers first (the others need them); then the cells at `spec.sparsity` with seeds[0] for every
+    # task, then the other seeds, then the rest of the sweep: an interrupted grid has the main table first.
+    tasks = list(spec.tasks)
+    return sorted(cells, key=lambda c: (not c.is_teacher, abs(c.sparsity - spec.sparsity) > 1e-9, c.seed != spec.seeds[0],
+                                        tasks.index(c.task), spec.variants.index(c.variant), c.sparsity, c.seed))
 
 
 def teacher_cell(spec: ExperimentSpec, task: str) -> Cell:
@@ -95,7 +100,7 @@ def cell_recipe(spec: ExperimentSpec, cell: Cell, cells_dir: Path, model_config=
     common = {**spec.train, **spec.tasks[cell.task], "task": cell.task, "data_dir": spec.data_dir,
               "seed": cell.seed, "out": str(cells_dir / cell.id), "threads": spec.threads}
     if cell.is_teacher:
-        return FinetuneRecipe(model=spec.model, **common)
+        return FinetuneRecipe(model=spec.model, **{**common, **spec.teacher})
     teacher = str(cells_dir / teacher_cell(spec, cell.task).id)
     kd = {"attention_weight": 1.0, "hidden_weight": 1.0, "prediction_weight": 1.0, "label_weight": 0.0}
     labels_only = {"attention_weight": 0.0, "hidden_weight": 0.0, "prediction_weight": 0.0, "label_weight": 1.0}

@@ -37,7 +37,7 @@ NEEDS_TEACHER = {"sparsebert", "finetune-then-prune", "finetuned-student-kd", "s
 TRAIN_KEYS = {
     "max_length", "batch_size", "eval_batch_size", "learning_rate", "weight_decay", "warmup_ratio",
     "max_grad_norm", "epochs", "max_steps", "max_train_examples", "max_eval_examples", "eval_every",
-    "log_every", "bf16",
+    "log_every", "bf16", "group_by_length",
 }
 PRUNE_KEYS = {"pruning_events", "prune_start", "prune_end", "scope", "temperature", "initial_sparsity"}
 
@@ -73,8 +73,12 @@ class ExperimentSpec(BaseModel):
     sparsity: float = Field(0.95, ge=0, lt=1, description="the sparsity of the non-sweep variants and of S4")
     seeds: list[int] = Field([1], min_length=1, description="seeds[0] trains the teacher the students learn from")
     all_seeds_at: list[float] | None = Field(
-        None, description="sparsities run with every seed (default: [sparsity]); others use seeds[0]")
+        None, description="sparsities run with every seed (default: [sparsity]); others use seeds[0]. "
+        "dense-teacher cells count as sparsity 0.0: add 0.0 to run the teacher with every seed")
     train: dict[str, Any] = Field(default_factory=dict, description="settings shared by every cell (same budget)")
+    teacher: dict[str, Any] = Field(
+        default_factory=dict, description="overrides of `train` for the dense-teacher cells only (e.g. a longer "
+        "budget: the teacher is the fine-tuned reference model; the five student variants share `train`)")
     prune: dict[str, Any] = Field(default_factory=dict, description="pruning/distillation settings of the sparse cells")
     small_dense_min_ffn: int = Field(64, ge=1, description="narrowest FFN a small-dense student may get")
     workers: int = Field(1, ge=1, description="cells run in parallel processes")
@@ -102,7 +106,7 @@ class ExperimentSpec(BaseModel):
                 raise ValueError(f"sparsity {v} is not in [0, 1)")
         return values
 
-    @field_validator("train")
+    @field_validator("train", "teacher")
     @classmethod
     def _train_keys(cls, train: dict[str, Any]) -> dict[str, Any]:
         bad = set(train) - TRAIN_KEYS

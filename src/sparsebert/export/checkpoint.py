@@ -13,6 +13,8 @@ An export directory holds
 * ``config.json`` and the tokenizer / run files of the source (no dense weight file),
 * ``sparse_export.json`` — sizes (dense vs compressed, target matrices and whole checkpoint),
   layouts, value dtype, source.
+* ``MANIFEST.json`` — size and sha256 of every file (:mod:`sparsebert.integrity`), written last;
+  :func:`load` checks the side files with it (the weights file has its own per-tensor hashes).
 
 :func:`load` rebuilds the model without pickle (safetensors only), verifying every hash, shape
 and count; with fp32 values the target weights equal the pruned dense ones bit for bit (signed
@@ -41,6 +43,8 @@ from sparsebert.export.format import (
     tensor_sha256,
     value_dtype,
 )
+from sparsebert.integrity import MANIFEST, verify_manifest, write_manifest
+from sparsebert.integrity import read_manifest as read_run_manifest
 from sparsebert.io import staged_output_dir, write_json_atomic
 from sparsebert.targets import qualified_names
 
@@ -49,7 +53,7 @@ SUMMARY = "sparse_export.json"
 FORMAT = "sparsebert-sparse"
 FORMAT_VERSION = "1"
 _SKIP_FILES = {"model.safetensors", "model.safetensors.index.json", "pytorch_model.bin", "pytorch_model.bin.index.json",
-               "tf_model.h5", "flax_model.msgpack", "log.jsonl", WEIGHTS, SUMMARY}
+               "tf_model.h5", "flax_model.msgpack", "log.jsonl", WEIGHTS, SUMMARY, MANIFEST}
 _SKIP_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".onnx", ".h5", ".msgpack")
 MB = 1e6
 
@@ -187,6 +191,7 @@ def export_model(model: nn.Module, out: str | Path, *, values: str = "fp32", lay
         ck = summary["checkpoint"]
         ck["ratio"] = (ck["dense_file_bytes"] or ck["dense_estimate_bytes"]) / ck["sparse_file_bytes"]
         write_json_atomic(stage / SUMMARY, summary)
+        write_manifest(stage)
     return summary
 
 
@@ -220,14 +225,22 @@ def _model_class(config):
 
 
 def _load_hf(run_dir: Path) -> nn.Module:
+    """A ``from_pretrained`` directory, loaded safely (manifest verified, safetensors only).
+
+    Raises:
+        CorruptCheckpointError, UnsafeCheckpointError: see :func:`sparsebert.models.check_local_model`.
+    """
     from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
+    from sparsebert.models import check_local_model
+
+    safe = check_local_model(run_dir)
     config = AutoConfig.from_pretrained(run_dir)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        return _model_class(config).from_pretrained(run_dir).eval()
+        return _model_class(config).from_pretrained(run_dir, **safe).eval()
     finally:
         hf_logging.set_verbosity(verbosity)
 
@@ -319,6 +332,8 @@ def load_any(path: str | Path) -> nn.Module:
     Raises:
         ModelNotFoundError: ``path`` has no ``config.json``.
         SparseCheckpointError: a corrupt sparse checkpoint (see :func:`load`).
+        CorruptCheckpointError, UnsafeCheckpointError: a model directory that differs from its
+            ``MANIFEST.json`` or has only pickle weights (see :func:`sparsebert.models.check_local_model`).
     """
     from sparsebert.models import ModelNotFoundError
 
@@ -340,10 +355,15 @@ def load(path: str | Path, *, runtime: bool = False, tokens: int = 128, verify: 
         The model (same class as exported, e.g. ``BertForSequenceClassification``) in eval mode.
     Raises:
         SparseCheckpointError: see :func:`load_state_dict`; also a config that does not fit.
+        CorruptCheckpointError: ``config.json`` or a tokenizer file differs from ``MANIFEST.json`` (named;
+            checked first when there is one).
     """
     from transformers import AutoConfig
 
     path = Path(path)
+    files = read_run_manifest(path)
+    if files is not None:  # side files (config, tokenizer); the weights carry their own per-tensor hashes
+        verify_manifest(path, only=tuple(f for f in files if f != WEIGHTS))
     if not (path / "config.json").is_file():
         raise SparseCheckpointError(f"{path}: no config.json (not a sparse checkpoint directory)")
     state = load_state_dict(path, verify=verify)

@@ -84,6 +84,26 @@ class GMPSparsifier:
         """Achieved fraction of zeros per target (read from the weights themselves)."""
         return {n: float((m.weight == 0).sum()) / m.weight.numel() for n, m in self.targets.items()}
 
-    def state_dict(self) -> dict[str, torch.Tensor]:
-        """Masks as tensors (bool), for saving in safetensors."""
-        return {n: m.clone() for n, m in self.masks.items()}
+    def state_dict(self) -> dict:
+        """``{"masks": {target: bool tensor (True = kept)}, "current_sparsity": float}``.
+
+        The schedule is not part of the state: its position follows from the step count.
+        """
+        return {"masks": {n: m.detach().cpu().clone() for n, m in self.masks.items()},
+                "current_sparsity": self.current_sparsity}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Restore masks and current sparsity from :meth:`state_dict`, then zero the pruned weights.
+
+        Raises:
+            ValueError: the targets or mask shapes differ from this sparsifier's.
+        """
+        masks = state["masks"]
+        if set(masks) != set(self.masks):
+            raise ValueError(f"sparsifier state has targets {sorted(set(masks) ^ set(self.masks))} that differ")
+        for n, m in masks.items():
+            if tuple(m.shape) != tuple(self.masks[n].shape):
+                raise ValueError(f"sparsifier mask {n}: shape {tuple(m.shape)}, expected {tuple(self.masks[n].shape)}")
+        self.masks = {n: masks[n].to(device=self.masks[n].device, dtype=torch.bool) for n in self.masks}
+        self.current_sparsity = float(state["current_sparsity"])
+        self.apply()

@@ -1,0 +1,358 @@
+"""Resumable training for ``finetune`` and ``prune``: lock, staging directory and saved states.
+
+Layout beside an output ``DIR/NAME``::
+
+    DIR/.NAME.lock                      lock of the output (sparsebert.io.output_lock), holds the pid
+    DIR/.NAME.partial/                  staging directory, at a fixed place so that it survives a crash
+        log.jsonl                       the run log
+        states/state-00000400/          the newest complete training state (below)
+        states/.tmp-00000600-<pid>/     a state being written (removed when a run finds it)
+        model, tokenizer, summary.json, recipe.yaml   written at the end
+
+At the end of a run ``MANIFEST.json`` (sha256 and size of every output file,
+:mod:`sparsebert.integrity`) is written, ``states/`` removed and the directory renamed to
+``DIR/NAME``. A training state is written every ``save_every`` optimizer steps (recipe field,
+default 200; None = no periodic states) and after the last step, always after that step's log
+records and evaluation. It holds no pickle — tensors in safetensors, everything else JSON:
+
+=====================  ==================================================================
+model.safetensors      trainable modules as trained (fp32): ``model.<name>``, ``extra.<i>.<name>``
+                       (e.g. the hidden-state projection of distillation)
+best.safetensors       the best weights so far (finetune keeps the best checkpoint), model names
+optimizer.safetensors  AdamW per-parameter state: ``<param index>.exp_avg|exp_avg_sq|step``
+sparsifier.safetensors GMP masks (bool, True = kept) by target name (prune with sparsity > 0)
+rng.safetensors        torch generator states (uint8): ``torch_cpu``, ``torch_cuda.<device>``
+state.json             step; epoch and batches of it consumed; train seconds; latest eval results,
+                       eval history, best metric and its step; log.jsonl size (bytes); AdamW
+                       param groups; LR scheduler state; sparsifier's current sparsity; Python and
+                       NumPy RNG states; the recipe
+MANIFEST.json          written last: a state directory without it, or disagreeing with it, is
+                       incomplete or corrupt
+=====================  ==================================================================
+
+A state is written to ``states/.tmp-*``, fsynced, renamed to ``states/state-<step>``, and only
+then are older states deleted, so a complete state exists at every instant after the first.
+
+Resume: a run (``--resume`` or simply the same command again) finds ``.NAME.partial`` with a
+complete state and continues from it: weights, optimizer, scheduler, masks and RNG states are
+restored, the epoch's batch order is re-created (``train_batches`` with seed + epoch) and the
+consumed batches skipped, and ``log.jsonl`` is cut back to its size at the state, so the log
+has no duplicated records (one ``resume`` record marks the join). With the same thread count
+the result on CPU is bit-identical to an uninterrupted run. Without ``--resume`` a missing or
+state-less partial run starts afresh; with it, that is an error. The recipe must be the one the
+partial run was started with, except for :data:`MAY_CHANGE` (threads, overwrite, resume,
+save_every); otherwise the run fails and ``--overwrite`` discards the partial run. A run that
+was started with ``--overwrite`` keeps its permission to replace an existing output on resume.
+
+Integrity: the newest state is verified against its manifest before anything is loaded; a
+missing, truncated or altered file raises :class:`~sparsebert.integrity.CorruptCheckpointError`
+naming it. There is no fallback to an older state (older states are deleted once a newer one is
+complete); ``--overwrite`` starts over.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import shutil
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file, save_file
+from torch import nn
+
+from sparsebert.integrity import CorruptCheckpointError, verify_manifest, write_manifest
+from sparsebert.io import JsonlLogger, check_output_dir, move_into_place, output_lock
+from sparsebert.recipe import TrainRecipe
+
+STATE_FORMAT = "sparsebert-train-state"
+STATE_VERSION = 1
+#: Recipe fields that may differ between a partial run and the run that resumes it.
+MAY_CHANGE = frozenset({"threads", "overwrite", "resume", "save_every"})
+
+
+class ResumeError(ValueError):
+    """A partial run cannot be continued (other recipe, or ``--resume`` with nothing to resume)."""
+
+
+@dataclass
+class Progress:
+    """Where training stands, besides tensors; saved in ``state.json``.
+
+    ``step`` counts completed optimizer steps; ``batches_in_epoch`` the batches of epoch
+    ``epoch`` already trained on; ``train_seconds`` the time spent in training steps (s);
+    ``results`` the latest eval results ``{split: {metric: value}}``; ``history`` one entry per
+    evaluation; ``best_score`` the best main metric so far (None before the first evaluation).
+    """
+
+    step: int = 0
+    epoch: int = 0
+    batches_in_epoch: int = 0
+    train_seconds: float = 0.0
+    results: dict = field(default_factory=dict)
+    history: list = field(default_factory=list)
+    best_score: float | None = None
+    best_results: dict = field(default_factory=dict)
+    best_step: int = 0
+    last_eval: dict = field(default_factory=dict)
+
+
+def _cpu(t: torch.Tensor) -> torch.Tensor:
+    # a private contiguous copy: safetensors refuses tensors that share storage (tied weights)
+    return t.detach().to("cpu", copy=True).contiguous()
+
+
+def _rng_state() -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    tensors = {"torch_cpu": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        tensors.update({f"torch_cuda.{i}": s for i, s in enumerate(torch.cuda.get_rng_state_all())})
+    version, internal, gauss = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state(legacy=True)
+    return tensors, {"python": [version, list(internal), gauss],
+                     "numpy": [name, keys.tolist(), int(pos), int(has_gauss), float(cached)]}
+
+
+def _set_rng_state(tensors: dict[str, torch.Tensor], meta: dict[str, Any]) -> None:
+    version, internal, gauss = meta["python"]
+    random.setstate((version, tuple(internal), gauss))
+    name, keys, pos, has_gauss, cached = meta["numpy"]
+    np.random.set_state((name, np.asarray(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(tensors["torch_cpu"])
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            if f"torch_cuda.{i}" in tensors:
+                torch.cuda.set_rng_state(tensors[f"torch_cuda.{i}"], i)
+
+
+def _fsync(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_state(directory: Path, *, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, scheduler,
+                sparsifier, progress: Progress, best_state: dict[str, torch.Tensor] | None, log_bytes: int,
+                recipe: TrainRecipe) -> None:
+    """Write the files of one training state (see the module docstring) into ``directory``.
+
+    Not atomic by itself: :meth:`TrainingRun.save` writes into a temporary directory, adds the
+    manifest and renames it.
+    """
+    save_file({f"{prefix}.{k}": _cpu(v) for prefix, m in modules.items() for k, v in m.state_dict().items()},
+              directory / "model.safetensors")
+    if best_state is not None:
+        save_file({k: _cpu(v) for k, v in best_state.items()}, directory / "best.safetensors")
+    opt = optimizer.state_dict()
+    tensors, scalars = {}, {}
+    for idx, per_param in opt["state"].items():
+        for k, v in per_param.items():
+            if torch.is_tensor(v):
+                tensors[f"{idx}.{k}"] = _cpu(v)
+            else:
+                scalars[f"{idx}.{k}"] = v
+    save_file(tensors, directory / "optimizer.safetensors")
+    meta: dict[str, Any] = {"format": STATE_FORMAT, "version": STATE_VERSION, "progress": asdict(progress),
+                            "log_bytes": log_bytes, "optimizer": {"param_groups": opt["param_groups"],
+                                                                  "scalars": scalars},
+                            "scheduler": scheduler.state_dict(), "sparsifier": None}
+    if sparsifier is not None:
+        sp = sparsifier.state_dict()
+        save_file({k: _cpu(v) for k, v in sp["masks"].items()}, directory / "sparsifier.safetensors")
+        meta["sparsifier"] = {"current_sparsity": sp["current_sparsity"]}
+    rng_tensors, meta["rng"] = _rng_state()
+    save_file(rng_tensors, directory / "rng.safetensors")
+    meta["recipe"] = recipe.model_dump(mode="json")
+    (directory / "state.json").write_text(json.dumps(meta, allow_nan=True) + "\n", encoding="utf-8")
+
+
+def read_state(directory: Path, *, modules: dict[str, nn.Module], optimizer: torch.optim.Optimizer, scheduler,
+               sparsifier) -> tuple[Progress, dict[str, torch.Tensor] | None]:
+    """Restore a verified state (see :meth:`TrainingRun.__enter__`) into the given objects.
+
+    Returns:
+        ``(progress, best_state)``; ``best_state`` is None when the state has no best weights.
+    Raises:
+        ValueError: the state does not fit these modules / optimizer / sparsifier (names, shapes).
+    """
+    meta = json.loads((directory / "state.json").read_text(encoding="utf-8"))
+    weights = load_file(directory / "model.safetensors")
+    for prefix, module in modules.items():
+        sub = {k[len(prefix) + 1:]: v for k, v in weights.items() if k.startswith(prefix + ".")}
+        module.load_state_dict(sub, strict=True)
+    state: dict[int, dict[str, Any]] = {}
+    for key, t in load_file(directory / "optimizer.safetensors").items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = t
+    for key, v in meta["optimizer"]["scalars"].items():
+        idx, name = key.split(".", 1)
+        state.setdefault(int(idx), {})[name] = v
+    groups = meta["optimizer"]["param_groups"]
+    for saved, current in zip(groups, optimizer.param_groups):
+        for k, v in saved.items():  # JSON made tuples (AdamW betas) lists
+            if isinstance(current.get(k), tuple):
+                saved[k] = tuple(v)
+    optimizer.load_state_dict({"state": state, "param_groups": groups})
+    scheduler.load_state_dict(meta["scheduler"])
+    if (sparsifier is None) != (meta["sparsifier"] is None):
+        raise ValueError(f"{directory}: the state was saved {'without' if sparsifier else 'with'} a sparsifier")
+    if sparsifier is not None:
+        sparsifier.load_state_dict({"masks": load_file(directory / "sparsifier.safetensors"), **meta["sparsifier"]})
+    best = load_file(directory / "best.safetensors") if (directory / "best.safetensors").is_file() else None
+    _set_rng_state(load_file(directory / "rng.safetensors"), meta["rng"])
+    return Progress(**meta["progress"]), best
+
+
+def recipe_changes(saved: dict[str, Any], recipe: TrainRecipe) -> list[str]:
+    """Fields (outside :data:`MAY_CHANGE`) whose value differs: ``["name: old -> new", ...]``."""
+    new = recipe.model_dump(mode="json")
+    keys = sorted((set(saved) | set(new)) - MAY_CHANGE)
+    return [f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in keys if saved.get(k) != new.get(k)]
+
+
+def _state_step(path: Path) -> int:
+    return int(path.name.split("-", 1)[1])
+
+
+class TrainingRun:
+    """Output side of one ``finetune``/``prune`` run: lock, resumable staging directory, states.
+
+    Use as a context manager around the whole stage. On entry: take the output lock, decide
+    whether to resume (see the module docstring) and check the output directory rule. On normal
+    exit: write ``MANIFEST.json``, drop the states and rename the staging directory into place
+    (the run log must be closed by then). On an exception the staging directory is kept when it
+    holds a complete state (to resume from), else removed; the lock is released in every case.
+
+    Attributes:
+        out: the output directory; ``stage``: where the stage writes its files.
+        state_dir: the verified state this run continues from, or None (fresh start).
+
+    Raises (on entry):
+        OutputLockedError: another run writes ``out``.
+        OutputExistsError: ``out`` exists and may not be replaced.
+        CorruptCheckpointError: the newest state is incomplete or corrupt (names the file).
+        ResumeError: another recipe, or ``resume`` without a partial run.
+    """
+
+    def __init__(self, recipe: TrainRecipe):
+        self.recipe = recipe
+        self.out = Path(recipe.out)
+        self.stage = self.out.parent / f".{self.out.name}.partial"
+        self.states = self.stage / "states"
+        self.state_dir: Path | None = None
+        self._meta: dict[str, Any] = {}
+        self._may_replace = recipe.overwrite
+        self._lock = contextlib.ExitStack()
+
+    @property
+    def resumed(self) -> bool:
+        """True when this run continues a saved state."""
+        return self.state_dir is not None
+
+    def __enter__(self) -> "TrainingRun":
+        self._lock.enter_context(output_lock(self.out))
+        try:
+            self._prepare()
+        except BaseException:
+            self._lock.close()
+            raise
+        return self
+
+    def _prepare(self) -> None:
+        r = self.recipe
+        if r.overwrite:
+            shutil.rmtree(self.stage, ignore_errors=True)
+        self.state_dir = self._newest_state()
+        if self.state_dir is None:
+            if r.resume:
+                raise ResumeError(f"nothing to resume for {self.out}: no complete training state in {self.stage}; "
+                                  "run without --resume to start")
+            check_output_dir(self.out, r.overwrite)
+            shutil.rmtree(self.stage, ignore_errors=True)
+            self.states.mkdir(parents=True)
+            self._may_replace = r.overwrite
+            return
+        self._meta = json.loads((self.state_dir / "state.json").read_text(encoding="utf-8"))
+        if self._meta.get("format") != STATE_FORMAT or self._meta.get("version") != STATE_VERSION:
+            raise ResumeError(f"{self.state_dir}: not a version-{STATE_VERSION} sparsebert training state; "
+                              "pass --overwrite to discard it")
+        changes = recipe_changes(self._meta["recipe"], r)
+        if changes:
+            raise ResumeError(f"{self.stage} holds a partial run with another recipe ({'; '.join(changes)}); "
+                              "pass --overwrite to discard it")
+        self._may_replace = bool(self._meta["recipe"].get("overwrite"))
+        check_output_dir(self.out, self._may_replace)
+
+    def _newest_state(self) -> Path | None:
+        if not self.states.is_dir():
+            return None
+        for tmp in self.states.glob(".tmp-*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        found = sorted(self.states.glob("state-*"), key=_state_step)
+        if not found:
+            return None
+        try:
+            verify_manifest(found[-1], required=True)
+        except CorruptCheckpointError as err:
+            raise CorruptCheckpointError(f"{err}; cannot resume {self.out}: pass --overwrite to discard the "
+                                         "partial run") from None
+        return found[-1]
+
+    def open_log(self) -> JsonlLogger:
+        """The run log ``stage/log.jsonl``; when resuming, cut back to its size at the state."""
+        return JsonlLogger(self.stage / "log.jsonl", truncate_at=self._meta["log_bytes"] if self.resumed else None)
+
+    def restore(self, **objects) -> tuple[Progress, dict[str, torch.Tensor] | None]:
+        """Load the state being resumed into ``objects`` (see :func:`read_state`)."""
+        return read_state(self.state_dir, **objects)
+
+    def save(self, progress: Progress, *, best_state, log_bytes: int, **objects) -> Path:
+        """Write a complete state for ``progress.step`` atomically, then delete older states.
+
+        ``objects``: ``modules``, ``optimizer``, ``scheduler``, ``sparsifier`` (see :func:`write_state`).
+
+        Returns:
+            The new state directory ``states/state-<step>``.
+        """
+        final = self.states / f"state-{progress.step:08d}"
+        if not final.exists():
+            tmp = self.states / f".tmp-{progress.step:08d}-{os.getpid()}"
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir()
+            write_state(tmp, progress=progress, best_state=best_state, log_bytes=log_bytes, recipe=self.recipe,
+                        **objects)
+            write_manifest(tmp)
+            for f in tmp.iterdir():
+                _fsync(f)
+            _fsync(tmp)
+            os.rename(tmp, final)
+            _fsync(self.states)
+        for old in self.states.glob("state-*"):
+            if old != final:
+                shutil.rmtree(old, ignore_errors=True)
+        return final
+
+    def _has_state(self) -> bool:
+        return self.states.is_dir() and any(self.states.glob("state-*"))
+
+    def __exit__(self, exc_type, exc, tb) -> None:
+        try:
+            if exc_type is None:
+                check_output_dir(self.out, self._may_replace)
+                states = tuple(p.relative_to(self.stage).as_posix() for p in self.states.rglob("*"))
+                write_manifest(self.stage, exclude=states)
+                # renames only between "resumable" and "done"; `.NAME.old-*` is removed by a later lock holder
+                trash = self.out.parent / f".{self.out.name}.old-states-{os.getpid()}"
+                os.rename(self.states, trash)
+                move_into_place(self.stage, self.out)
+                shutil.rmtree(trash, ignore_errors=True)
+            elif not self._has_state():
+                shutil.rmtree(self.stage, ignore_errors=True)
+        finally:
+            self._lock.close()
