@@ -166,7 +166,7 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
         SpecError: invalid spec.
     """
     spec = load_spec(spec_path)
-    out = Path(out) if out is not None else Path("runs/experiments") / spec.name
+    out = (Path(out) if out is not None else Path("runs/experiments") / spec.name).resolve()  # cell paths absolute
     workers = workers or spec.workers
     if spec.threads is None:
         spec = spec.model_copy(update={"threads": max(1, (os.cpu_count() or 1) // workers)})
