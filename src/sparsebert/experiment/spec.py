@@ -112,21 +112,14 @@ class ExperimentSpec(BaseModel):
                 raise ValueError(f"sparsity {v} is not in [0, 1)")
         return values
 
-    @field_validator("train", "teacher")
+    @field_validator("train", "teacher", "prune")
     @classmethod
-    def _train_keys(cls, train: dict[str, Any]) -> dict[str, Any]:
-        bad = set(train) - TRAIN_KEYS
+    def _known_keys(cls, settings: dict[str, Any], info) -> dict[str, Any]:
+        allowed = PRUNE_KEYS if info.field_name == "prune" else TRAIN_KEYS
+        bad = set(settings) - allowed
         if bad:
-            raise ValueError(f"unknown setting(s) {sorted(bad)}; allowed: {sorted(TRAIN_KEYS)}")
-        return train
-
-    @field_validator("prune")
-    @classmethod
-    def _prune_keys(cls, prune: dict[str, Any]) -> dict[str, Any]:
-        bad = set(prune) - PRUNE_KEYS
-        if bad:
-            raise ValueError(f"unknown setting(s) {sorted(bad)}; allowed: {sorted(PRUNE_KEYS)}")
-        return prune
+            raise ValueError(f"unknown setting(s) {sorted(bad)}; allowed: {sorted(allowed)}")
+        return settings
 
     @model_validator(mode="after")
     def _consistent(self) -> "ExperimentSpec":
