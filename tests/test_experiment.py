@@ -197,3 +197,16 @@ def test_tiny_grid_runs_resumes_and_skips_finished_cells(tmp_path, tiny_bert):
     spec.write_text(text + "teacher: {max_steps: 4}\n")
     fourth = run_experiment(spec, out, bench=False, log=lambda s: None)
     assert {c.state for c in fourth["cells"]} == {"ran"}
+
+
+def test_failed_teacher_skips_only_its_students(tmp_path, tiny_bert):
+    data = write_sst2(tmp_path / "glue")  # no RTE files: the rte teacher fails on its missing data
+    spec = write_spec(tmp_path / "spec.yaml", model=str(tiny_bert), data_dir=str(data), tasks={"rte": {}, "sst2": {}},
+                      sparsities=[0.5], sparsity=0.5, variants=["dense-teacher", "sparsebert"], bench=None, workers=2,
+                      threads=1, train={"max_steps": 2, "batch_size": 8, "max_length": 32, "bf16": False})
+    res = CliRunner().invoke(app, ["experiment", str(spec), "--out", str(tmp_path / "out")])
+    assert res.exit_code == 1
+    states = {c.cell.id: (c.state, c.message) for c in run_experiment(spec, tmp_path / "out", log=lambda s: None)["cells"]}
+    assert states["sst2/dense-teacher-seed1"][0] == "done" and states["sst2/sparsebert-s0.5-seed1"][0] == "done"
+    assert states["rte/dense-teacher-seed1"][0] == "failed" and "RTE" in states["rte/dense-teacher-seed1"][1]
+    assert states["rte/sparsebert-s0.5-seed1"] == ("skipped", "teacher rte/dense-teacher-seed1 failed")

@@ -199,8 +199,12 @@ def plot_results(spec: ExperimentSpec, results: dict, plots: Path) -> list[Path]
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(tasks):]:
         ax.axis("off")
-    handles, labels = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    legend: dict[str, object] = {}
+    for ax in axes.flat:  # every variant once, whichever panels have it
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    if legend:
+        fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=min(4, len(legend)), fontsize=8)
     fig.tight_layout(rect=(0, 0.08, 1, 1))
     p1 = plots / "metric_vs_sparsity.png"
     fig.savefig(p1, dpi=110)
@@ -218,7 +222,8 @@ def plot_results(spec: ExperimentSpec, results: dict, plots: Path) -> list[Path]
                      fontsize=9)
         ax.set_ylim(0, 1)
         ax.grid(alpha=0.3)
-        ax.legend(fontsize=7)
+        if ax.get_legend_handles_labels()[0]:
+            ax.legend(fontsize=7)
     fig.tight_layout()
     p2 = plots / "layer_sparsity.png"
     fig.savefig(p2, dpi=110)

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -130,18 +130,47 @@ def run_cell(spec: ExperimentSpec, cell: Cell, out: Path, model_config=None, rep
                       f"(log: {log_file})")
 
 
-def _run_many(spec: ExperimentSpec, cells: list[Cell], out: Path, model_config, workers: int,
-              log: Callable[[str], None], stale: set[Cell]) -> list[CellStatus]:
-    results: list[CellStatus] = []
+def _schedule(spec: ExperimentSpec, todo: list[Cell], out: Path, model_config, workers: int,
+              log: Callable[[str], None], replace: set[Cell]) -> list[CellStatus]:
+    """Run ``todo`` on ``workers`` parallel cells, in order, each student once its teacher is ready.
+
+    A worker never idles while a runnable cell waits: students of a task whose teacher has
+    finished start while other teachers still train. Students of a failed teacher are skipped.
+    """
+    teacher_state = {c.task: "pending" for c in todo if c.is_teacher}
+
+    def teacher_ok(task: str) -> str:
+        if task in teacher_state:
+            return teacher_state[task]
+        return "ok" if is_done(out, teacher_cell(spec, task)) else "failed"
 
     def one(cell: Cell) -> CellStatus:
         log(f"start  {cell.id}")
-        status = run_cell(spec, cell, out, model_config, replace=cell in stale)
+        status = run_cell(spec, cell, out, model_config, replace=cell in replace)
         log(f"{status.state:6s} {cell.id} ({status.seconds:.0f} s){' ' + status.message if status.message else ''}")
         return status
 
+    pending, running, results = list(todo), {}, []
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        results = list(pool.map(one, cells))
+        while pending or running:
+            for c in [c for c in pending if not c.is_teacher and teacher_ok(c.task) == "failed"]:
+                pending.remove(c)
+                results.append(CellStatus(c, "skipped", message=f"teacher {teacher_cell(spec, c.task).id} failed"))
+            while len(running) < workers:
+                cell = next((c for c in pending if c.is_teacher or teacher_ok(c.task) == "ok"), None)
+                if cell is None:
+                    break
+                pending.remove(cell)
+                running[pool.submit(one, cell)] = cell
+            if not running:
+                break
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                status = future.result()
+                del running[future]
+                results.append(status)
+                if status.cell.is_teacher:
+                    teacher_state[status.cell.task] = "ok" if status.state == "ran" else "failed"
     return results
 
 
@@ -185,6 +214,9 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
 
         model_config = AutoConfig.from_pretrained(resolve_model(spec.model))
     stale = {c: r for c in cells if (r := stale_reason(spec, out, c, model_config))}
+    retrain = {c.task for c in cells if c.is_teacher and (c in stale or not is_done(out, c))}
+    stale.update({c: "its teacher is re-trained" for c in cells
+                  if c.task in retrain and not c.is_teacher and is_done(out, c) and c not in stale})
     todo = [c for c in cells if not is_done(out, c) or c in stale]
     log(f"{spec.name}: {len(cells)} cells, {len(cells) - len(todo)} finished earlier, {len(todo)} to run "
         f"({workers} worker(s) x {spec.threads} thread(s)) -> {out}")
@@ -196,17 +228,7 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
             write_text_atomic(out / "recipes" / f"{c.id}.yaml", recipe_yaml(cell_recipe(spec, c, out / "cells", model_config)))
             log(f"  {c.id}")
         return {"out": out, "cells": statuses + [CellStatus(c, "planned") for c in todo], "results": None}
-    teachers = [c for c in todo if c.is_teacher]
-    statuses += _run_many(spec, teachers, out, model_config, workers, log, set(stale))
-    retrained = {st.cell.task for st in statuses if st.state == "ran"}
-    students = [c for c in cells if not c.is_teacher and (c in todo or (c.task in retrained and is_done(out, c)))]
-    replace = {c for c in students if is_done(out, c)}  # stale, or trained with the old teacher
-    statuses = [st for st in statuses if st.cell not in students]
-    ready, blocked = [], []
-    for c in students:
-        (ready if is_done(out, teacher_cell(spec, c.task)) else blocked).append(c)
-    statuses += [CellStatus(c, "skipped", message=f"teacher {teacher_cell(spec, c.task).id} failed") for c in blocked]
-    statuses += _run_many(spec, ready, out, model_config, workers, log, replace)
+    statuses += _schedule(spec, todo, out, model_config, workers, log, set(stale))
     if any(st.state == "ran" for st in statuses):
         for task in {st.cell.task for st in statuses if st.state == "ran"}:
             (out / "bench" / f"{task}.json").unlink(missing_ok=True)  # re-time models that changed
