@@ -110,8 +110,10 @@ def run_cell(spec: ExperimentSpec, cell: Cell, out: Path, model_config=None, rep
         :class:`CellStatus` (``ran`` or ``failed`` with the last line of the cell's log).
     """
     recipe = cell_recipe(spec, cell, out / "cells", model_config)
-    if replace:
-        recipe = recipe.model_copy(update={"overwrite": True})
+    if replace:  # drop the stale result; a partial run of the new recipe (a killed attempt) still resumes
+        import shutil
+
+        shutil.rmtree(cell_dir(out, cell), ignore_errors=True)
     recipe_file = out / "recipes" / f"{cell.id}.yaml"
     write_text_atomic(recipe_file, recipe_yaml(recipe))
     log_file = out / "logs" / f"{cell.id}.log"
