@@ -49,6 +49,30 @@ def cell_row(out: Path, cell: Cell) -> dict | None:
     }
 
 
+def majority_baseline(task_name: str, data_dir: str | None) -> float | None:
+    """Main dev metric (percent) of always predicting the train split's most frequent class.
+
+    The floor a collapsed student lands on (MRPC F1 81.2, RTE accuracy 52.7, CoLA MCC 0). None
+    for regression (a constant has no correlation), without local data, or when it cannot be read.
+    """
+    if data_dir is None:
+        return None
+    from collections import Counter
+
+    from sparsebert.data.glue import DataError, load_split
+    from sparsebert.metrics import compute_metrics
+
+    task = get_task(task_name)
+    if task.is_regression:
+        return None
+    try:
+        label = Counter(e.label for e in load_split(task, task.train_split, data_dir)).most_common(1)[0][0]
+        gold = [e.label for e in load_split(task, task.eval_splits[0], data_dir)]
+    except (DataError, OSError):  # the task's cells failed on the same data; the report still renders
+        return None
+    return 100 * compute_metrics(task, [label] * len(gold), gold)[task.main_metric]
+
+
 def aggregate(rows: list[dict]) -> list[dict]:
     """Mean, sample std (0 for one seed) and n per (task, variant, sparsity)."""
     groups: dict[tuple, list[dict]] = defaultdict(list)
@@ -125,7 +149,8 @@ def _label(task: str) -> str:
 
 
 def render_markdown(spec: ExperimentSpec, results: dict, command: str) -> str:
-    """The Markdown report: main table, sweep, paper retention, S4 comparison, failures."""
+    """The Markdown report: main table (with the majority-class floor), sweep, paper retention, S4
+    comparison, unfinished cells."""
     agg, s = results["aggregate"], spec.sparsity
     variants = [v for v in spec.variants if v != "dense-teacher"]
     lines = [f"# Experiment `{spec.name}`", "", f"Command: `{command}`", "",
@@ -133,10 +158,13 @@ def render_markdown(spec: ExperimentSpec, results: dict, command: str) -> str:
              f"; seeds {spec.seeds} at s = {spec.seed_sparsities}, seed {spec.seeds[0]} elsewhere; "
              f"per-task settings: {', '.join(f'{t}: {o}' for t, o in spec.tasks.items() if o) or 'none'}.", "",
              f"## Dev metric at s = {s} (percent; mean ± std over seeds)", "",
-             "| task | dense-teacher | " + " | ".join(variants) + " |", "|---|---|" + "---|" * len(variants)]
+             "| task | majority class | dense-teacher | " + " | ".join(variants) + " |",
+             "|---|---|---|" + "---|" * len(variants)]
     for task in spec.tasks:
         cells = [_pm(_find(agg, task, v, s)) for v in variants]
-        lines.append(f"| {_label(task)} | {_pm(_find(agg, task, 'dense-teacher'))} | " + " | ".join(cells) + " |")
+        floor = results["majority"].get(task)
+        lines.append(f"| {_label(task)} | {'–' if floor is None else f'{floor:.1f}'} | "
+                     f"{_pm(_find(agg, task, 'dense-teacher'))} | " + " | ".join(cells) + " |")
     sweep = [v for v in spec.sweep_variants if v in spec.variants]
     if sweep:
         lines += ["", "## Sparsity sweep", "", "| task | variant | " + " | ".join(f"s = {x}" for x in spec.sparsities) + " |",
@@ -244,6 +272,7 @@ def write_results(spec: ExperimentSpec, out: Path, cells: list[Cell], spec_path:
         (rows.append(r) if r else missing.append(c.id))
     results = {"spec": spec.model_dump(mode="json"), "rows": rows, "missing": missing}
     results["aggregate"] = aggregate(rows)
+    results["majority"] = {t: majority_baseline(t, spec.data_dir) for t in spec.tasks}
     results["retention"] = retention(results["aggregate"], spec)
     results["s4"] = s4_table(spec, out, rows)
     command = command or f"sparsebert experiment {spec_path or 'SPEC.yaml'} --out {out}"
