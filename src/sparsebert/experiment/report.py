@@ -9,7 +9,7 @@ beside ours as *retention* = sparse metric / dense-teacher metric.
 from __future__ import annotations
 
 import statistics
-from collections import defaultdict
+from collections import Counter, defaultdict
 from pathlib import Path
 
 from sparsebert.data.tasks import get_task
@@ -57,8 +57,6 @@ def majority_baseline(task_name: str, data_dir: str | None) -> float | None:
     """
     if data_dir is None:
         return None
-    from collections import Counter
-
     from sparsebert.data.glue import DataError, load_split
     from sparsebert.metrics import compute_metrics
 
