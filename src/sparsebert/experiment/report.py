@@ -183,7 +183,8 @@ def render_markdown(spec: ExperimentSpec, results: dict, command: str) -> str:
         batches = list(results["s4"][0]["throughput"])
         lines += ["", "## S4 comparison: sparse large vs small dense vs dense teacher", "",
                   "Throughput in sequences/s of each model's fastest path (sparse runtime or best dense: fp32, "
-                  "bf16 autocast, dynamic int8), measured after training on the same machine.", "",
+                  "bf16 autocast, dynamic int8), measured after training on the same machine; the metric is that "
+                  f"of the timed model (seed {spec.seeds[0]}).", "",
                   "| task | model | encoder non-zeros | metric | " + " | ".join(f"batch {b}: seq/s (path)" for b in batches) + " |",
                   "|---|---|---|---|" + "---|" * len(batches)]
         for e in results["s4"]:
@@ -213,6 +214,8 @@ def plot_results(spec: ExperimentSpec, results: dict, plots: Path) -> list[Path]
         teacher = _find(agg, task, "dense-teacher")
         if teacher:
             ax.axhline(teacher["mean"], color="k", ls="--", lw=1, label="dense-teacher")
+        if results["majority"].get(task) is not None:
+            ax.axhline(results["majority"][task], color="gray", ls=":", lw=1, label="majority class")
         for v in spec.variants:
             pts = sorted((a for a in agg if a["task"] == task and a["variant"] == v and v != "dense-teacher"),
                          key=lambda a: a["sparsity"])
