@@ -30,6 +30,7 @@ from pathlib import Path
 import yaml
 
 from sparsebert.experiment.grid import Cell, cell_recipe, expand_grid, teacher_cell
+from sparsebert.experiment.s4 import run_s4_benches, s4_models
 from sparsebert.checkpointing import MAY_CHANGE
 from sparsebert.experiment.spec import ExperimentSpec, load_spec
 from sparsebert.io import write_text_atomic
@@ -231,12 +232,11 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
             log(f"  {c.id}")
         return {"out": out, "cells": statuses + [CellStatus(c, "planned") for c in todo], "results": None}
     statuses += _schedule(spec, todo, out, model_config, workers, log, set(stale))
-    if any(st.state == "ran" for st in statuses):
-        for task in {st.cell.task for st in statuses if st.state == "ran"}:
-            (out / "bench" / f"{task}.json").unlink(missing_ok=True)  # re-time models that changed
+    ran = {st.cell for st in statuses if st.state == "ran"}
+    for task in spec.tasks:  # re-time a task whose compared models were (re)trained
+        if ran & set(s4_models(spec, task).values()):
+            (out / "bench" / f"{task}.json").unlink(missing_ok=True)
     if bench and spec.bench is not None:
-        from sparsebert.experiment.s4 import run_s4_benches
-
         run_s4_benches(spec, out, log)
     from sparsebert.experiment.report import write_results
 
