@@ -3,13 +3,14 @@
 Each check raises :class:`PreflightError` (a ``ValueError``, so the CLI prints ``error: ...`` and
 exits 2) with a one-line message naming the file, field or value. Checks that already exist
 elsewhere are reused, not repeated: recipe field ranges (:mod:`sparsebert.recipe`), data rows
-with ``file:line`` (:mod:`sparsebert.data.glue`), teacher/student vocabulary, layer mapping and
-position limit (:func:`sparsebert.prune.check_pair`), head labels
-(:func:`sparsebert.models.check_head_labels`), the output-directory rule
-(:func:`sparsebert.io.check_output_dir`). This module adds what they do not cover: disk space,
-labels of examples that did not come from the readers (augmented data, Python callers), empty
-splits after subsampling, the usable sequence length of RoBERTa-style position ids, the teacher
-and student heads agreeing with each other, and a sparsity given outside a recipe.
+with ``file:line`` (:mod:`sparsebert.data.glue`), teacher/student vocabulary and layer mapping
+(:func:`sparsebert.prune.check_pair`), head labels (:func:`sparsebert.models.check_head_labels`),
+the output-directory rule (:func:`sparsebert.io.check_output_dir`). This module adds what they do
+not cover: disk space, labels of examples that did not come from the readers (augmented data,
+Python callers), empty splits, the usable sequence length of every model (RoBERTa-style position
+ids included), the teacher and student heads agreeing with each other, and a sparsity given
+outside a recipe. Stages call :func:`check_data` (from :mod:`sparsebert.taskdata`) and
+:func:`check_models`.
 """
 
 from __future__ import annotations

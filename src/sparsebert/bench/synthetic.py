@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sparsebert.preflight import check_sparsity
 from sparsebert.targets import prunable_linears
 
 SHAPES: dict[str, dict[str, int]] = {
@@ -17,9 +18,12 @@ SHAPES: dict[str, dict[str, int]] = {
 
 @torch.no_grad()
 def magnitude_prune_(model: nn.Module, sparsity: float) -> None:
-    """Zero the ``round(sparsity * n)`` smallest-magnitude weights of every target matrix, in place."""
-    if not 0.0 <= sparsity < 1.0:
-        raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
+    """Zero the ``round(sparsity * n)`` smallest-magnitude weights of every target matrix, in place.
+
+    Raises:
+        PreflightError: ``sparsity`` is not a number in [0, 1).
+    """
+    check_sparsity(sparsity, "sparsity")
     for lin in prunable_linears(model).values():
         w = lin.weight
         k = round(sparsity * w.numel())
