@@ -12,13 +12,14 @@ Layout of the output directory::
 A cell is finished when ``cells/<cell>/summary.json`` exists; stage outputs are renamed into
 place only when complete, so an interrupted grid re-run with the same command skips finished
 cells, continues a killed cell from its last training state and runs the rest. Editing the spec
-re-runs exactly the cells whose recipe changed (and the students of a re-trained teacher). Each cell runs as its
-own ``python -m sparsebert.cli`` process (crash isolation; its own thread count).
+re-runs exactly the cells whose recipe changed (and the students of a re-trained teacher). Each
+cell runs as its own ``python -m sparsebert.cli`` process (crash isolation; its own thread count).
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -29,9 +30,9 @@ from pathlib import Path
 
 import yaml
 
+from sparsebert.checkpointing import MAY_CHANGE
 from sparsebert.experiment.grid import Cell, cell_recipe, expand_grid, teacher_cell
 from sparsebert.experiment.s4 import run_s4_benches, s4_models
-from sparsebert.checkpointing import MAY_CHANGE
 from sparsebert.experiment.spec import ExperimentSpec, load_spec
 from sparsebert.io import write_text_atomic
 from sparsebert.recipe import recipe_yaml
@@ -112,8 +113,6 @@ def run_cell(spec: ExperimentSpec, cell: Cell, out: Path, model_config=None, rep
     """
     recipe = cell_recipe(spec, cell, out / "cells", model_config)
     if replace:  # drop the stale result; a partial run of the new recipe (a killed attempt) still resumes
-        import shutil
-
         shutil.rmtree(cell_dir(out, cell), ignore_errors=True)
     recipe_file = out / "recipes" / f"{cell.id}.yaml"
     write_text_atomic(recipe_file, recipe_yaml(recipe))
@@ -203,8 +202,6 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
     if spec.threads is None:
         spec = spec.model_copy(update={"threads": max(1, (os.cpu_count() or 1) // workers)})
     if overwrite:
-        import shutil
-
         for sub in ("cells", "recipes", "logs", "bench", "plots"):
             shutil.rmtree(out / sub, ignore_errors=True)
     prepare_out(spec, out)
