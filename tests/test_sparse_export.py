@@ -253,16 +253,21 @@ def test_edited_side_file_is_rejected_by_the_manifest(pruned, tiny_bert, tmp_pat
     assert str(err.value).startswith(f"{vocab}: sha256 differs")
 
 
+def _tensors_and_metadata(file):
+    """Every stored tensor of a safetensors file and its metadata (to re-save an edited copy)."""
+    from safetensors import safe_open
+
+    with safe_open(str(file), "pt") as f:
+        return {k: f.get_tensor(k) for k in f.keys()}, f.metadata()
+
+
 def test_deleted_tensor_is_rejected_naming_it(pruned, tmp_path):
     """A part listed in the manifest but absent from the file (re-saved without it)."""
-    from safetensors import safe_open
     from safetensors.torch import save_file
 
     export_model(pruned, tmp_path / "e")
     file = tmp_path / "e" / WEIGHTS
-    with safe_open(str(file), "pt") as f:
-        meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensors, meta = _tensors_and_metadata(file)
     for key in (next(k for k in tensors if "::" in k), next(k for k in tensors if "::" not in k)):
         kept = {k: v for k, v in tensors.items() if k != key}
         save_file(kept, str(file), metadata=meta)
@@ -294,14 +299,11 @@ def test_wrong_shape_in_manifest_is_rejected(pruned, tmp_path):
 
 def test_tensor_with_wrong_shape_is_rejected(pruned, tmp_path):
     """A stored part whose shape disagrees with the manifest (e.g. a re-saved, edited file)."""
-    from safetensors import safe_open
     from safetensors.torch import save_file
 
     export_model(pruned, tmp_path / "e")
     file = tmp_path / "e" / WEIGHTS
-    with safe_open(str(file), "pt") as f:
-        meta = f.metadata()
-        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    tensors, meta = _tensors_and_metadata(file)
     key = next(k for k in tensors if k.endswith(".values"))
     tensors[key] = tensors[key][:-1].clone()
     save_file(tensors, str(file), metadata=meta)
