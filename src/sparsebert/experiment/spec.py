@@ -49,7 +49,7 @@ class SpecError(ValueError):
 class BenchSpec(BaseModel):
     """The S4 comparison bench (Yen et al. 2022): throughput of the final models, run after training."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     batches: list[int] = Field([1, 32], min_length=1, description="batch sizes (sequences per call)")
     seq: int = Field(128, ge=8, description="tokens per sequence")
@@ -60,7 +60,7 @@ class BenchSpec(BaseModel):
 class ExperimentSpec(BaseModel):
     """A validated experiment grid. See the module docstring for the file format."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
     name: str = Field(pattern=r"^[A-Za-z0-9._-]+$")
     model: str = Field(description="pre-trained encoder (dir, hub id or pypi:<package>): student and teacher init")
