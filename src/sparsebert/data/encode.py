@@ -61,8 +61,9 @@ def train_batches(features: Sequence[dict], batch_size: int, seed: int, pad_toke
     With ``group_by_length`` (the Hugging Face Trainer's ``group_by_length``): the shuffled order
     is cut into mega-batches of 50 batches, each sorted by length (longest first), so a batch
     holds examples of similar length and pads less; the batches are then shuffled again. Every
-    example is still seen once per epoch. On CPU this cuts the padded tokens per step by 1.4-2.6x
-    on GLUE pair tasks.
+    example is still seen once per epoch. Random batches of 16 pad GLUE train examples to
+    1.4x (MRPC) - 2.6x (SST-2) their mean length with the MiniLM tokenizer; on CPU the
+    padding is paid for in full.
     """
     order = list(range(len(features)))
     rng = random.Random(seed)
