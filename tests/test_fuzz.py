@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 
 from sparsebert.data.glue import DataError, Example, read_glue_split
 from sparsebert.data.tasks import TASKS, TaskSpec
-from sparsebert.pruning.magnitude import global_magnitude_masks, magnitude_mask
+from sparsebert.pruning.masks import global_magnitude_masks, magnitude_mask
 from sparsebert.pruning.schedule import CubicSchedule
 from sparsebert.recipe import FinetuneRecipe, PruneRecipe, RecipeError, build_recipe
 
@@ -252,12 +252,15 @@ def test_cubic_schedule_properties(sf, s0frac, start, span, n):
     steps = range(max(0, start - 3), end + 4)
     values = [s.sparsity_at(t) for t in steps]
     assert all(a <= b for a, b in zip(values, values[1:])), "not monotone"
-    assert all(s0 - 1e-12 <= v <= sf + 1e-12 for v in values)
+    assert all(v == 0.0 for t, v in zip(steps, values) if t < start)  # dense warm-up
+    assert all(s0 - 1e-12 <= v <= sf + 1e-12 for t, v in zip(steps, values) if t >= start)
     assert s.sparsity_at(start) == s0 and all(s.sparsity_at(t) == sf for t in (end, end + 1, end + 10**6))
     events = s.event_steps
     assert events == sorted(set(events)) and events[-1] == end
-    assert all(start < e <= end for e in events)
-    assert len(events) == min(n, span) <= n
+    one_shot = s0 > 0 and start > 0  # the jump to s_0 is an event of its own at t_0
+    assert all(start < e <= end for e in events[int(one_shot):])
+    assert (events[0] == start) == one_shot
+    assert len(events) == min(n, span) + int(one_shot)
     assert [t for t in steps if s.is_event(t)] == events
 
 

@@ -17,11 +17,16 @@ def test_cubic_values_at_known_steps():
     assert s.sparsity_at(5000) == 0.95
 
 
-def test_initial_sparsity_and_offset():
+def test_initial_sparsity_with_delayed_start():
+    """Dense warm-up before t_0, a one-shot event to s_0 at t_0 (oBERT), then the cubic ramp."""
     s = CubicSchedule(final_sparsity=0.9, initial_sparsity=0.5, start_step=100, end_step=300, num_events=4)
-    assert s.sparsity_at(50) == 0.5
+    assert s.sparsity_at(50) == 0.0 and s.sparsity_at(99) == 0.0
+    assert s.sparsity_at(100) == 0.5
     assert s.sparsity_at(200) == pytest.approx(0.9 + (0.5 - 0.9) * 0.5**3)  # 0.85
-    assert s.event_steps == [150, 200, 250, 300]
+    assert s.event_steps == [100, 150, 200, 250, 300]
+    assert not s.is_event(99) and s.is_event(100)
+    # without s_0 the start is no event
+    assert CubicSchedule(final_sparsity=0.9, start_step=100, end_step=300, num_events=4).event_steps == [150, 200, 250, 300]
 
 
 def test_hundred_events_last_at_end():

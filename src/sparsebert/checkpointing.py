@@ -20,7 +20,8 @@ model.safetensors      trainable modules as trained (fp32): ``model.<name>``, ``
                        (e.g. the hidden-state projection of distillation)
 best.safetensors       the best weights so far (finetune keeps the best checkpoint), model names
 optimizer.safetensors  AdamW per-parameter state: ``<param index>.exp_avg|exp_avg_sq|step``
-sparsifier.safetensors GMP masks (bool, True = kept) by target name (prune with sparsity > 0)
+sparsifier.safetensors pruning masks (bool, True = kept) by target name (prune with sparsity > 0)
+scorer.safetensors     the pruning criterion's running state (movement / Taylor / OBS), when it has one
 rng.safetensors        torch generator states (uint8): ``torch_cpu``, ``torch_cuda.<device>``
 state.json             step; epoch and batches of it consumed; train seconds; latest eval results,
                        eval history, best metric and its step; log.jsonl size (bytes); AdamW
@@ -71,7 +72,7 @@ from sparsebert.io import JsonlLogger, check_output_dir, move_into_place, output
 from sparsebert.recipe import TrainRecipe
 
 STATE_FORMAT = "sparsebert-train-state"
-STATE_VERSION = 1
+STATE_VERSION = 2
 #: Recipe fields that may differ between a partial run and the run that resumes it.
 MAY_CHANGE = frozenset({"threads", "overwrite", "resume", "save_every"})
 
@@ -165,6 +166,8 @@ def write_state(directory: Path, *, modules: dict[str, nn.Module], optimizer: to
     if sparsifier is not None:
         sp = sparsifier.state_dict()
         save_file({k: _cpu(v) for k, v in sp["masks"].items()}, directory / "sparsifier.safetensors")
+        if sp["scorer"]:
+            save_file({k: _cpu(v) for k, v in sp["scorer"].items()}, directory / "scorer.safetensors")
         meta["sparsifier"] = {"current_sparsity": sp["current_sparsity"]}
     rng_tensors, meta["rng"] = _rng_state()
     save_file(rng_tensors, directory / "rng.safetensors")
@@ -203,7 +206,10 @@ def read_state(directory: Path, *, modules: dict[str, nn.Module], optimizer: tor
     if (sparsifier is None) != (meta["sparsifier"] is None):
         raise ValueError(f"{directory}: the state was saved {'without' if sparsifier else 'with'} a sparsifier")
     if sparsifier is not None:
-        sparsifier.load_state_dict({"masks": load_file(directory / "sparsifier.safetensors"), **meta["sparsifier"]})
+        scorer_file = directory / "scorer.safetensors"
+        scorer = load_file(scorer_file) if scorer_file.is_file() else {}
+        sparsifier.load_state_dict({"masks": load_file(directory / "sparsifier.safetensors"), "scorer": scorer,
+                                    **meta["sparsifier"]})
     best = load_file(directory / "best.safetensors") if (directory / "best.safetensors").is_file() else None
     _set_rng_state(load_file(directory / "rng.safetensors"), meta["rng"])
     return Progress(**meta["progress"]), best

@@ -33,7 +33,7 @@ MaxTrain = Annotated[Optional[int], typer.Option(help="fixed-seed subsample of t
 MaxEval = Annotated[Optional[int], typer.Option(help="first N examples of each eval split")]
 EvalEvery = Annotated[Optional[int], typer.Option(help="steps between evaluations (default: each epoch)")]
 Seed = Annotated[Optional[int], typer.Option(help="random seed")]
-Bf16 = Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 autocast (AVX512-BF16 or AMX on CPU)")]
+Bf16 = Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: where the hardware has it, AVX512-BF16/AMX or CUDA)")]
 Threads = Annotated[Optional[int], typer.Option(help="torch threads")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace an existing output directory")]
 SaveEvery = Annotated[Optional[int], typer.Option(

@@ -52,7 +52,7 @@ def finetune(recipe: FinetuneRecipe) -> dict:
         model = load_for_task(recipe.model, task).to(device())
         check_models(recipe, task, model)
 
-        def compute_loss(batch):
+        def compute_loss(batch, step):
             labels = batch.pop("labels")
             loss = task_loss(model(**batch).logits, labels, task.is_regression)
             return loss, {}

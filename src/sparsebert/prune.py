@@ -10,6 +10,12 @@ Xu, Yen, Zhao, Xiao, *Rethinking Network Pruning — under the Pre-train and Fin
 * the six weight matrices of every layer are pruned *during* this training by gradual
   magnitude pruning on the cubic schedule (:mod:`sparsebert.pruning`), masks enforced after
   every optimizer step, to the final sparsity s_f (0.95 in the paper: 20x fewer weights).
+
+Beyond the paper (each a recipe field, see :class:`~sparsebert.recipe.PruneRecipe`): other criteria
+(movement, PLATON's Taylor, oBERT), s_0 jumps, fixed-mask recovery after ``prune_end`` with pruning
+events kept where the learning rate can still recover from them, learning-rate rewinding, and the
+balanced distillation options of :mod:`sparsebert.distill.loss`. When only the teacher's logits are
+needed they are computed once per training example before training (``cache_teacher``).
 """
 
 from __future__ import annotations
@@ -21,17 +27,19 @@ import torch
 from sparsebert.checkpointing import TrainingRun
 from sparsebert.data.augment import load_augmented, prepare_augmented
 from sparsebert.distill import AttentionScoreTap, DistillationLoss, DistillWeights
+from sparsebert.distill.loss import add_shares
 from sparsebert.distill.student import shrink_student
 from sparsebert.finetune import task_loss
 from sparsebert.io import environment
 from sparsebert.models import load_for_task, load_tokenizer
 from sparsebert.outputs import write_run
 from sparsebert.preflight import check_models
-from sparsebert.pruning import CubicSchedule, GMPSparsifier
+from sparsebert.lr_schedule import lr_factor_fn, recoverable_end
+from sparsebert.pruning import CubicSchedule, Sparsifier, make_scorer
 from sparsebert.recipe import PruneRecipe
 from sparsebert.targets import architecture_of, hidden_size, prunable_linears
 from sparsebert.taskdata import load_task_data
-from sparsebert.training import begin_stage, device, fit, total_steps
+from sparsebert.training import begin_stage, device, fit, predict_logits, total_steps
 
 
 class IncompatibleModelsError(ValueError):
@@ -52,6 +60,49 @@ def check_pair(teacher, student, teacher_tok, student_tok) -> None:
     lt, ls = teacher.config.num_hidden_layers, student.config.num_hidden_layers
     if lt % ls:
         raise IncompatibleModelsError(f"teacher layers ({lt}) must be a multiple of student layers ({ls})")
+
+
+def scorer_options(recipe: PruneRecipe) -> dict:
+    """The keyword options of ``recipe.criterion``'s scorer (:mod:`sparsebert.pruning.scorers`)."""
+    if recipe.criterion == "taylor":
+        return {"beta1": recipe.taylor_beta1, "beta2": recipe.taylor_beta2}
+    if recipe.criterion == "obs":
+        return {"block_size": recipe.obs_block_size, "num_grads": recipe.obs_num_grads, "damp": recipe.obs_damp}
+    return {}
+
+
+def build_schedules(recipe: PruneRecipe, steps: int) -> tuple[CubicSchedule, object, dict]:
+    """The sparsity schedule and the learning-rate factor of a prune run of ``steps`` steps.
+
+    The cubic schedule runs from ``prune_start`` to ``prune_end`` (fractions of ``steps``). With
+    ``lr_schedule: rewind`` the learning rate goes back to its peak at every pruning event. With
+    ``min_event_lr_ratio > 0``, an end of pruning where the learning rate has decayed below that
+    fraction of the peak is moved to the last step where it has not
+    (:func:`sparsebert.lr_schedule.recoverable_end`), so every event can be recovered from.
+
+    Returns:
+        ``(schedule, lr_factor, info)``; ``info`` says where pruning starts and ends and whether
+        the end was moved (``{"start_step", "end_step", "requested_end_step"}``).
+    Raises:
+        ValueError: no step of the pruning window has a learning rate above the ratio.
+    """
+    warmup = int(recipe.warmup_ratio * steps)
+    start = int(recipe.prune_start * steps)
+    end = max(start + 1, round(recipe.prune_end * steps))
+
+    def cubic(end_step: int) -> CubicSchedule:
+        return CubicSchedule(final_sparsity=recipe.sparsity, initial_sparsity=recipe.initial_sparsity,
+                             start_step=start, end_step=end_step, num_events=recipe.pruning_events)
+
+    schedule = cubic(end)
+    lr = lambda sched: lr_factor_fn(recipe.lr_schedule, steps, warmup,  # noqa: E731
+                                    sched.event_steps if recipe.lr_schedule == "rewind" else ())
+    moved = end
+    if recipe.min_event_lr_ratio > 0:
+        moved = recoverable_end(lr(schedule), start, end, recipe.min_event_lr_ratio)
+        if moved != end:
+            schedule = cubic(moved)
+    return schedule, lr(schedule), {"start_step": start, "end_step": moved, "requested_end_step": end}
 
 
 def prune(recipe: PruneRecipe) -> dict:
@@ -97,41 +148,54 @@ def prune(recipe: PruneRecipe) -> dict:
             loss_fn = DistillationLoss(
                 student.config.num_hidden_layers, teacher.config.num_hidden_layers,
                 hidden_size(student.config), hidden_size(teacher.config),
-                DistillWeights(recipe.attention_weight, recipe.hidden_weight, recipe.prediction_weight, recipe.temperature),
+                DistillWeights(recipe.attention_weight, recipe.hidden_weight, recipe.prediction_weight,
+                               recipe.temperature, recipe.hardness, recipe.attention_loss, recipe.normalize_terms),
                 regression=task.is_regression,
             ).to(dev)
         _, steps = total_steps(recipe, len(data.train))
-        sparsifier = schedule = None
+        sparsifier = schedule = lr_factor = None
+        window: dict = {}
         if recipe.sparsity > 0:
-            schedule = CubicSchedule(
-                final_sparsity=recipe.sparsity, initial_sparsity=recipe.initial_sparsity,
-                start_step=int(recipe.prune_start * steps), end_step=max(1, round(recipe.prune_end * steps)),
-                num_events=recipe.pruning_events,
-            )
-            sparsifier = GMPSparsifier(prunable_linears(student), schedule, recipe.scope)
+            schedule, lr_factor, window = build_schedules(recipe, steps)
+            scorer = make_scorer(recipe.criterion, **scorer_options(recipe))
+            sparsifier = Sparsifier(prunable_linears(student), schedule, recipe.scope, scorer)
         taps = (AttentionScoreTap(student), AttentionScoreTap(teacher)) if teacher is not None and recipe.attention_weight > 0 else None
         want_hidden = teacher is not None and recipe.hidden_weight > 0
+        # Only the teacher's logits are needed: compute them once per example (eval mode, so they
+        # are what a per-step forward would give), not once per step.
+        cached = teacher is not None and recipe.cache_teacher and taps is None and not want_hidden
+        if cached:
+            logits = predict_logits(teacher, data.train, recipe.eval_batch_size, data.pad_token_id, recipe.bf16)
+            for feat, row in zip(data.train, logits):
+                feat["teacher_logits"] = row.tolist()
+        phase2_step = None if recipe.prediction_only_from is None else int(recipe.prediction_only_from * steps)
 
-        def compute_loss(batch):
+        def compute_loss(batch, step):
             labels = batch.pop("labels")
-            s_out = student(**batch, output_hidden_states=want_hidden)
+            teacher_logits = batch.pop("teacher_logits", None)
+            prediction_only = phase2_step is not None and step >= phase2_step
+            hidden_now = want_hidden and not prediction_only
+            s_out = student(**batch, output_hidden_states=hidden_now)
             terms: dict[str, float] = {}
-            loss = 0.0
+            loss = s_out.logits.new_zeros((), dtype=torch.float32)
             if loss_fn is not None:
-                with torch.no_grad():
-                    t_out = teacher(**batch, output_hidden_states=want_hidden)
-                s_scores, t_scores = (taps[0].scores(), taps[1].scores()) if taps else (None, None)
+                t_hidden = None
+                if teacher_logits is None:
+                    with torch.no_grad():
+                        t_out = teacher(**batch, output_hidden_states=hidden_now)
+                    teacher_logits, t_hidden = t_out.logits, t_out.hidden_states
+                s_scores, t_scores = (taps[0].scores(), taps[1].scores()) if taps and not prediction_only else (None, None)
                 loss, terms = loss_fn(
-                    s_scores, t_scores, s_out.hidden_states, t_out.hidden_states,
-                    s_out.logits, t_out.logits, batch["attention_mask"], labels,
+                    s_scores, t_scores, s_out.hidden_states, t_hidden,
+                    s_out.logits, teacher_logits, batch["attention_mask"], labels, prediction_only=prediction_only,
                 )
                 if taps:
                     taps[0].clear(), taps[1].clear()
             if recipe.label_weight > 0:
                 hard = task_loss(s_out.logits, labels, task.is_regression)
                 loss = loss + recipe.label_weight * hard
-                terms["label"] = hard.item()
-            return loss, terms
+                terms.update({"label": hard.item(), "weighted/label": recipe.label_weight * hard.item()})
+            return loss, add_shares(terms)
 
         def after_step(step: int) -> dict[str, float]:
             if sparsifier is None:
@@ -143,12 +207,15 @@ def prune(recipe: PruneRecipe) -> dict:
             with run.open_log() as log:  # closed before the run writes its manifest
                 if sparsifier is not None and not run.resumed:
                     log.log("schedule", event_steps=schedule.event_steps, final_sparsity=recipe.sparsity,
-                            targets=len(sparsifier.targets), scope=recipe.scope)
+                            initial_sparsity=recipe.initial_sparsity, targets=len(sparsifier.targets),
+                            scope=recipe.scope, criterion=recipe.criterion, lr_schedule=recipe.lr_schedule, **window)
+                if cached and not run.resumed:
+                    log.log("teacher_cache", examples=len(data.train))
                 result = fit(
                     model=student, extra_modules=[loss_fn] if loss_fn is not None else [], recipe=recipe, task=task, train_features=data.train,
                     eval_sets=data.eval_sets, pad_token_id=data.pad_token_id, compute_loss=compute_loss,
                     logger=log, after_step=after_step, keep_best=False, desc=f"prune {task.name} -> {recipe.sparsity:.0%}",
-                    run=run, sparsifier=sparsifier,
+                    run=run, sparsifier=sparsifier, lr_factor=lr_factor,
                 )
                 if sparsifier is not None:
                     sparsifier.apply()
@@ -160,6 +227,9 @@ def prune(recipe: PruneRecipe) -> dict:
                     "metrics": result.final,
                     "steps": result.steps,
                     "pruning_events": len(schedule.event_steps) if schedule else 0,
+                    "pruning_window": window,
+                    "criterion": recipe.criterion if schedule else None,
+                    "teacher_logits_cached": cached,
                     "small_dense": shrunk,
                     "loss_terms": {"attention": recipe.attention_weight if teacher is not None else 0.0,
                                    "hidden": recipe.hidden_weight if teacher is not None else 0.0,
@@ -178,4 +248,6 @@ def prune(recipe: PruneRecipe) -> dict:
         finally:
             for tap in taps or ():
                 tap.close()
+            if sparsifier is not None:
+                sparsifier.close()
     return summary

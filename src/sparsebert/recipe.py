@@ -38,6 +38,9 @@ class TrainRecipe(BaseModel):
     learning_rate: float = Field(2e-5, gt=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    lr_schedule: Literal["linear", "constant", "rewind"] = Field(
+        "linear", description="learning-rate shape after warm-up (sparsebert.lr_schedule): linear decay to 0, "
+        "constant, or rewind to the peak at every pruning event (prune only; oBERT / Prune Once For All)")
     max_grad_norm: float = Field(1.0, gt=0)
     epochs: float = Field(3.0, gt=0)
     max_steps: int | None = Field(None, ge=1, description="overrides epochs when set")
@@ -46,7 +49,10 @@ class TrainRecipe(BaseModel):
     eval_every: int | None = Field(None, ge=1, description="steps between evaluations; default once per epoch")
     log_every: int = Field(10, ge=1, description="steps between log records")
     seed: int = Field(42, ge=0, lt=2**32, description="random seed (python, numpy, torch)")
-    bf16: bool = Field(True, description="bf16 autocast on CPU (AVX512-BF16 or AMX) / CUDA; weights stay fp32")
+    bf16: bool | None = Field(
+        None, description="bf16 autocast, weights stay fp32; None = where the hardware computes bf16 natively "
+        "(AVX512-BF16 or AMX CPUs, bf16-capable CUDA GPUs; sparsebert.training.bf16_native). Forced on a CPU "
+        "without them, autocast emulates bf16 and a step is ~25x slower than fp32")
     threads: int | None = Field(None, ge=1, le=4096, description="torch intra-op threads (default: torch's)")
     overwrite: bool = Field(False, description="replace an existing output and discard a partial (resumable) run")
     save_every: int | None = Field(
@@ -93,10 +99,38 @@ class PruneRecipe(TrainRecipe):
     prune_end: float = Field(1.0, gt=0, le=1, description="step where s_f is reached, fraction of training")
     pruning_events: int = Field(100, ge=1, description="number of mask updates on the cubic schedule")
     scope: Literal["per-matrix", "global"] = "per-matrix"
+    criterion: Literal["magnitude", "movement", "taylor", "obs"] = Field(
+        "magnitude", description="which weights to prune (sparsebert.pruning.scorers): |w| (GMP), movement "
+        "(Sanh et al. 2020), first-order Taylor with uncertainty (PLATON, Zhang et al. 2022), or the Optimal BERT "
+        "Surgeon (Kurtic et al. 2022)")
+    taylor_beta1: float = Field(0.85, ge=0, lt=1, description="PLATON's sensitivity smoothing β1")
+    taylor_beta2: float = Field(0.95, ge=0, lt=1, description="PLATON's uncertainty smoothing β2")
+    obs_block_size: int = Field(32, ge=1, description="oBERT: weights per block of the block-diagonal Fisher")
+    obs_num_grads: int = Field(64, ge=1, description="oBERT: gradients in the Fisher of each pruning event")
+    obs_damp: float = Field(1e-7, gt=0, description="oBERT: dampening λ of the Fisher, F = λI + (1/m) Σ g gᵀ")
+    min_event_lr_ratio: float = Field(
+        0.1, ge=0, le=1, description="a pruning event must be followed by a learning rate >= this fraction of the "
+        "peak; with a decaying schedule the end of pruning is moved earlier to the last such step (0 = never move, "
+        "as the paper's reference does)")
     temperature: float = Field(1.0, gt=0)
     attention_weight: float = Field(1.0, ge=0)
     hidden_weight: float = Field(1.0, ge=0)
     prediction_weight: float = Field(1.0, ge=0)
+    attention_loss: Literal["mse", "kl"] = Field(
+        "mse", description="attention distillation: MSE of pre-softmax scores (TinyBERT / the paper) or KL of the "
+        "attention probabilities (MiniLM, Wang et al. 2020)")
+    hardness: float | None = Field(
+        None, ge=0, le=1, description="weight of the gold labels inside the prediction term: (1-h)·KL·T² + h·CE "
+        "(Hinton et al. 2015); None = the paper's (0 for classification, 1 for regression: MSE to the labels)")
+    normalize_terms: bool = Field(
+        False, description="divide each distillation term by a running mean of itself, so each contributes "
+        "about its weight whatever its scale")
+    prediction_only_from: float | None = Field(
+        None, gt=0, lt=1, description="from this fraction of training on, only the prediction (and label) terms "
+        "train the student (TinyBERT's second stage, Jiao et al. 2020 §3.3)")
+    cache_teacher: bool = Field(
+        True, description="when only the teacher's logits are needed, compute them once per training example "
+        "instead of once per step")
     label_weight: float = Field(
         0.0, ge=0, description="weight of the hard-label loss on the gold labels (cross-entropy, MSE for "
         "regression); 0 in SparseBERT, 1 with the distillation weights at 0 for the label-only baselines")

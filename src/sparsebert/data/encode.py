@@ -42,7 +42,8 @@ def pad_batch(features: Sequence[dict], pad_token_id: int) -> dict[str, torch.Te
 
     Returns:
         ``input_ids``/``attention_mask``/``token_type_ids``: ``[batch, seq]`` int64;
-        ``labels``: ``[batch]`` (int64 or float32).
+        ``labels``: ``[batch]`` (int64 or float32); ``teacher_logits``: ``[batch, C]`` float32 when the
+        features carry them.
     """
     seq = max(len(f["input_ids"]) for f in features)
     batch: dict[str, torch.Tensor] = {}
@@ -51,6 +52,8 @@ def pad_batch(features: Sequence[dict], pad_token_id: int) -> dict[str, torch.Te
             batch[key] = torch.tensor([f[key] + [pad] * (seq - len(f[key])) for f in features], dtype=torch.long)
     labels = [f["labels"] for f in features]
     batch["labels"] = torch.tensor(labels, dtype=torch.float32 if isinstance(labels[0], float) else torch.long)
+    if "teacher_logits" in features[0]:  # cached by prune (sparsebert.prune)
+        batch["teacher_logits"] = torch.tensor([f["teacher_logits"] for f in features], dtype=torch.float32)
     return batch
 
 

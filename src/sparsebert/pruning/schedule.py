@@ -7,6 +7,11 @@ Zhu & Gupta, *To prune, or not to prune* (2017), Eq. 1:
 With s_0 = 0 and t_0 = 0 this is the form SparseBERT uses, s_t = s_f (1 - (1 - t/T)^3)
 (Xu et al., NAACL 2021, §4.1). Pruning happens at ``n`` events spaced Δt steps apart; the
 last event, at ``end_step``, reaches s_f exactly.
+
+With s_0 > 0 the first event is a one-shot jump to s_0 at t_0 (the oBERT recipes start gradual
+pruning with a one-shot step to 70 %, Kurtic et al. 2022, §4; with t_0 = 0 the sparsifier applies
+it before the first step). Steps before t_0 are dense warm-up; steps after ``end_step`` train with
+fixed masks (recovery).
 """
 
 from __future__ import annotations
@@ -51,11 +56,15 @@ class CubicSchedule:
         span = self.end_step - self.start_step
         n = min(self.num_events, span)
         events = {self.start_step + round(k * span / n) for k in range(1, n + 1)}
+        if self.initial_sparsity > 0 and self.start_step > 0:
+            events.add(self.start_step)  # the one-shot jump to s_0
         object.__setattr__(self, "_events", frozenset(events))
 
     def sparsity_at(self, step: int) -> float:
-        """s_t for optimizer step ``step`` (clamped to s_0 before start and s_f after end)."""
-        if step <= self.start_step:
+        """s_t for optimizer step ``step``: 0 before t_0 (dense warm-up), s_0 at t_0, s_f after the end."""
+        if step < self.start_step:
+            return 0.0
+        if step == self.start_step:
             return self.initial_sparsity
         if step >= self.end_step:
             return self.final_sparsity
@@ -68,5 +77,6 @@ class CubicSchedule:
 
     @property
     def event_steps(self) -> list[int]:
-        """All event steps in increasing order (the last one is ``end_step``)."""
+        """All event steps in increasing order (the last one is ``end_step``; the first is
+        ``start_step`` when s_0 > 0 and t_0 > 0)."""
         return sorted(self._events)

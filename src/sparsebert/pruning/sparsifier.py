@@ -1,10 +1,18 @@
-"""Mask bookkeeping and enforcement for gradual magnitude pruning.
+"""Mask bookkeeping and enforcement for gradual pruning.
 
 Split after torch.ao.pruning / SparseML: the *schedule* says how sparse (``schedule.py``), the
-*criterion* says which weights (``magnitude.py``), and the :class:`GMPSparsifier` holds the
-masks and applies them. Masks are enforced by zeroing the weights in place after every
-optimizer step, so neither AdamW's moment estimates nor its decoupled weight decay can revive a
-pruned weight: pruned weights stay exactly 0.0 (Xu et al., NAACL 2021, §3; Zhu & Gupta 2017).
+*scorer* says which weights matter (``scorers/``), the *mask creator* turns scores into masks
+(``masks.py``), and the :class:`Sparsifier` holds the masks and enforces them:
+
+* **gradient masking** (SparseML's gradient-mask hooks): a hook on every target weight zeroes the
+  gradient of pruned entries during the backward pass, so gradient clipping, the scorers and
+  AdamW's moment estimates never see them;
+* **optimizer state**: at every pruning event the AdamW moments (``exp_avg``, ``exp_avg_sq``) of
+  the newly pruned entries are zeroed (:meth:`Sparsifier.bind_optimizer`), so a pruned weight's
+  stale momentum cannot leak into anything;
+* **weights**: pruned entries are set to +0.0 after every optimizer step (neither weight decay nor
+  anything else can revive them), so the saved model holds exact zeros
+  (Xu et al., NAACL 2021, §3; Zhu & Gupta 2017).
 """
 
 from __future__ import annotations
@@ -14,52 +22,89 @@ from typing import Literal
 import torch
 from torch import nn
 
-from sparsebert.pruning.magnitude import global_magnitude_masks, magnitude_mask
+from sparsebert.pruning.masks import global_score_masks, score_mask
 from sparsebert.pruning.schedule import CubicSchedule
+from sparsebert.pruning.scorers import MagnitudeScorer, Scorer
 
 Scope = Literal["per-matrix", "global"]
 
 
-class GMPSparsifier:
-    """Gradual magnitude pruning of a set of ``nn.Linear`` weights.
+class Sparsifier:
+    """Gradual pruning of a set of ``nn.Linear`` weights by any criterion.
 
     Args:
         targets: name -> ``nn.Linear`` (e.g. :func:`sparsebert.targets.prunable_linears`).
         schedule: a :class:`CubicSchedule`.
         scope: ``"per-matrix"`` (every matrix at s_t, the paper's setting) or ``"global"``
             (one ranking over all targets; total sparsity s_t).
+        scorer: the criterion (:mod:`sparsebert.pruning.scorers`); magnitude by default (GMP).
 
-    Call :meth:`step` after every optimizer step with the number of completed steps.
+    Per optimizer step: ``loss.backward()`` (the hooks mask the gradients) -> :meth:`observe`
+    (gradient-based scorers) -> clipping and ``optimizer.step()`` -> :meth:`step` with the number
+    of completed steps. Call :meth:`close` to remove the gradient hooks.
 
     Raises:
         ValueError: empty targets or unknown scope.
     """
 
-    def __init__(self, targets: dict[str, nn.Linear], schedule: CubicSchedule, scope: Scope = "per-matrix"):
+    def __init__(self, targets: dict[str, nn.Linear], schedule: CubicSchedule, scope: Scope = "per-matrix",
+                 scorer: Scorer | None = None):
         if not targets:
-            raise ValueError("GMPSparsifier needs at least one target")
+            raise ValueError("Sparsifier needs at least one target")
         if scope not in ("per-matrix", "global"):
             raise ValueError(f"scope must be 'per-matrix' or 'global', got {scope!r}")
         self.targets = dict(targets)
         self.schedule = schedule
         self.scope = scope
+        self.scorer = scorer or MagnitudeScorer()
+        self.optimizer: torch.optim.Optimizer | None = None
         self.masks: dict[str, torch.Tensor] = {
             n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in self.targets.items()
         }
         self.current_sparsity = 0.0
+        self._hooks = [m.weight.register_hook(self._grad_hook(n)) for n, m in self.targets.items()]
         if schedule.initial_sparsity > 0 and schedule.start_step == 0:
             self.update_masks(schedule.initial_sparsity)
 
+    def _grad_hook(self, name: str):
+        def hook(grad: torch.Tensor) -> torch.Tensor:
+            return grad.masked_fill(~self.masks[name], 0.0)
+
+        return hook
+
+    def bind_optimizer(self, optimizer: torch.optim.Optimizer) -> None:
+        """Zero this optimizer's per-parameter moments of pruned entries at every pruning event."""
+        self.optimizer = optimizer
+
+    def observe(self) -> None:
+        """Feed the current (masked) gradients to the scorer; call after backward, before clipping."""
+        if self.scorer.needs_grad:
+            self.scorer.observe(self.targets, self.masks)
+
     @torch.no_grad()
     def update_masks(self, sparsity: float) -> None:
-        """Recompute masks at ``sparsity`` from current magnitudes, then apply them."""
-        weights = {n: m.weight for n, m in self.targets.items()}
+        """Recompute masks at ``sparsity`` from the scorer, then apply them (and zero optimizer state)."""
+        scores = self.scorer.scores(self.targets, self.masks)
         if self.scope == "global":
-            self.masks = global_magnitude_masks(weights, sparsity, self.masks)
+            new = global_score_masks(scores, sparsity, self.masks)
         else:
-            self.masks = {n: magnitude_mask(w, sparsity, self.masks[n]) for n, w in weights.items()}
+            new = {n: score_mask(s, sparsity, self.masks[n]) for n, s in scores.items()}
+        self.scorer.after_prune(self.targets, self.masks, new)
+        self.masks = new
         self.current_sparsity = sparsity
         self.apply()
+        self._zero_optimizer_state()
+
+    @torch.no_grad()
+    def _zero_optimizer_state(self) -> None:
+        if self.optimizer is None:
+            return
+        for n, m in self.targets.items():
+            state = self.optimizer.state.get(m.weight, {})
+            for key in ("exp_avg", "exp_avg_sq", "momentum_buffer"):
+                buf = state.get(key)
+                if torch.is_tensor(buf) and buf.shape == m.weight.shape:
+                    buf.masked_fill_(~self.masks[n], 0.0)
 
     @torch.no_grad()
     def apply(self) -> None:
@@ -84,19 +129,29 @@ class GMPSparsifier:
         """Achieved fraction of zeros per target (read from the weights themselves)."""
         return {n: float((m.weight == 0).sum()) / m.weight.numel() for n, m in self.targets.items()}
 
+    def close(self) -> None:
+        """Remove the gradient-masking hooks."""
+        for h in self._hooks:
+            h.remove()
+        self._hooks.clear()
+
     def state_dict(self) -> dict:
-        """``{"masks": {target: bool tensor (True = kept)}, "current_sparsity": float}``.
+        """``{"masks": {target: bool tensor (True = kept)}, "current_sparsity": float,
+        "scorer": {name: tensor}}`` (the scorer's running state).
 
         The schedule is not part of the state: its position follows from the step count.
         """
         return {"masks": {n: m.detach().cpu().clone() for n, m in self.masks.items()},
-                "current_sparsity": self.current_sparsity}
+                "current_sparsity": self.current_sparsity,
+                "scorer": {k: v.detach().cpu().clone() for k, v in self.scorer.state_dict().items()}}
 
     def load_state_dict(self, state: dict) -> None:
-        """Restore masks and current sparsity from :meth:`state_dict`, then zero the pruned weights.
+        """Restore masks, current sparsity and scorer state from :meth:`state_dict`, then zero
+        the pruned weights.
 
         Raises:
-            ValueError: the targets or mask shapes differ from this sparsifier's.
+            ValueError: the targets or mask shapes differ from this sparsifier's, or the scorer
+                state does not fit the scorer.
         """
         masks = state["masks"]
         if set(masks) != set(self.masks):
@@ -104,6 +159,12 @@ class GMPSparsifier:
         for n, m in masks.items():
             if tuple(m.shape) != tuple(self.masks[n].shape):
                 raise ValueError(f"sparsifier mask {n}: shape {tuple(m.shape)}, expected {tuple(self.masks[n].shape)}")
+        dev = next(iter(self.masks.values())).device
         self.masks = {n: masks[n].to(device=self.masks[n].device, dtype=torch.bool) for n in self.masks}
         self.current_sparsity = float(state["current_sparsity"])
+        self.scorer.load_state_dict({k: v.to(dev) for k, v in state.get("scorer", {}).items()})
         self.apply()
+
+
+#: The name of the magnitude-only sparsifier of earlier versions (same class).
+GMPSparsifier = Sparsifier
