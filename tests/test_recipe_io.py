@@ -9,7 +9,7 @@ RECIPES = Path(__file__).resolve().parents[1] / "recipes"
 
 
 def test_shipped_recipes_validate():
-    r = build_recipe(PruneRecipe, RECIPES / "sparsebert-reference.yaml", task="mrpc", out="o", teacher="t", student="s")
+    r = build_recipe(PruneRecipe, RECIPES / "sparsebert-paper.yaml", task="mrpc", out="o", teacher="t", student="s")
     assert (r.sparsity, r.learning_rate, r.batch_size, r.max_length, r.pruning_events) == (0.95, 3e-5, 32, 128, 100)
     f = build_recipe(FinetuneRecipe, RECIPES / "teacher.yaml", task="rte", out="o", model="m")
     assert f.epochs == 3

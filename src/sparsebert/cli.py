@@ -35,6 +35,8 @@ EvalEvery = Annotated[Optional[int], typer.Option(help="steps between evaluation
 Seed = Annotated[Optional[int], typer.Option(help="random seed")]
 Bf16 = Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 autocast (default: where the hardware has it, AVX512-BF16/AMX or CUDA)")]
 Threads = Annotated[Optional[int], typer.Option(help="torch threads")]
+GroupByLength = Annotated[Optional[bool], typer.Option(
+    "--group-by-length/--no-group-by-length", help="batch examples of similar length (less padding)")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace an existing output directory")]
 SaveEvery = Annotated[Optional[int], typer.Option(
     help="steps between resumable training states (default 200; `save_every: null` in a recipe: none)")]
@@ -67,8 +69,9 @@ def handle_errors(fn):
 
 
 def _common(task, data_dir, out, epochs, lr, batch_size, max_length, max_steps, max_train_examples,
-            max_eval_examples, eval_every, seed, bf16, threads, overwrite) -> dict:
+            max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length=None) -> dict:
     return dict(task=task, data_dir=data_dir, out=out, epochs=epochs, learning_rate=lr, batch_size=batch_size,
+                group_by_length=group_by_length,
                 max_length=max_length, max_steps=max_steps, max_train_examples=max_train_examples,
                 max_eval_examples=max_eval_examples, eval_every=eval_every, seed=seed, bf16=bf16,
                 threads=threads, overwrite=overwrite or None)
@@ -102,6 +105,7 @@ def finetune(
     max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
     overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None,
+    group_by_length: GroupByLength = None,
 ):
     """Fine-tune the teacher on a GLUE task (best dev checkpoint kept)."""
     from sparsebert.finetune import finetune as run
@@ -109,7 +113,7 @@ def finetune(
 
     r = build_recipe(FinetuneRecipe, recipe, model=model, save_every=save_every, resume=resume, **_common(
         task, data_dir, out, epochs, lr, batch_size, max_length, max_steps, max_train_examples,
-        max_eval_examples, eval_every, seed, bf16, threads, overwrite))
+        max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length))
     summary = run(r)
     _print_metrics(f"teacher {r.task} (best step {summary['best_step']}) -> {r.out}", summary["metrics"])
 
@@ -125,8 +129,27 @@ def prune(
     prune_start: Annotated[Optional[float], typer.Option(help="pruning start, fraction of training")] = None,
     prune_end: Annotated[Optional[float], typer.Option(help="s_f reached at this fraction of training")] = None,
     pruning_events: Annotated[Optional[int], typer.Option(help="mask updates on the cubic schedule (100)")] = None,
-    scope: Annotated[Optional[str], typer.Option(help="per-matrix | global magnitude ranking")] = None,
+    scope: Annotated[Optional[str], typer.Option(help="per-matrix | global ranking of the scores")] = None,
+    criterion: Annotated[Optional[str], typer.Option(
+        help="magnitude | movement | taylor (PLATON) | obs (oBERT): which weights to prune")] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(help="linear | constant | rewind (to the peak at each event)")] = None,
+    min_event_lr_ratio: Annotated[Optional[float], typer.Option(
+        help="move the end of pruning to where the lr is >= this fraction of the peak (0: never)")] = None,
+    taylor_beta1: Annotated[Optional[float], typer.Option(help="PLATON sensitivity smoothing (0.85)")] = None,
+    taylor_beta2: Annotated[Optional[float], typer.Option(help="PLATON uncertainty smoothing (0.95)")] = None,
+    obs_block_size: Annotated[Optional[int], typer.Option(help="oBERT Fisher block size (32)")] = None,
+    obs_num_grads: Annotated[Optional[int], typer.Option(help="oBERT gradients per pruning event (64)")] = None,
+    obs_damp: Annotated[Optional[float], typer.Option(help="oBERT Fisher dampening λ (1e-7)")] = None,
     temperature: Annotated[Optional[float], typer.Option(help="softmax temperature T of the logit loss")] = None,
+    hardness: Annotated[Optional[float], typer.Option(
+        help="gold-label share h of the prediction term: (1-h) KL·T² + h CE")] = None,
+    attention_loss: Annotated[Optional[str], typer.Option(help="mse (scores, TinyBERT) | kl (probabilities, MiniLM)")] = None,
+    normalize_terms: Annotated[Optional[bool], typer.Option(
+        "--normalize-terms/--no-normalize-terms", help="divide each distillation term by its running mean")] = None,
+    prediction_only_from: Annotated[Optional[float], typer.Option(
+        help="fraction of training after which only the prediction/label terms train (TinyBERT stage 2)")] = None,
+    cache_teacher: Annotated[Optional[bool], typer.Option(
+        "--cache-teacher/--no-cache-teacher", help="teacher logits once per example when only they are needed")] = None,
     attention_weight: Annotated[Optional[float], typer.Option(help="weight of the attention-score MSE")] = None,
     hidden_weight: Annotated[Optional[float], typer.Option(help="weight of the hidden-state MSE")] = None,
     prediction_weight: Annotated[Optional[float], typer.Option(help="weight of the logit term")] = None,
@@ -141,6 +164,7 @@ def prune(
     max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
     overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None,
+    group_by_length: GroupByLength = None,
 ):
     """Prune the pre-trained student to --sparsity while distilling from the teacher (SparseBERT)."""
     from sparsebert.prune import prune as run
@@ -149,11 +173,15 @@ def prune(
     r = build_recipe(
         PruneRecipe, recipe, teacher=teacher, student=student, sparsity=sparsity, initial_sparsity=initial_sparsity,
         prune_start=prune_start, prune_end=prune_end, pruning_events=pruning_events, scope=scope,
+        criterion=criterion, lr_schedule=lr_schedule, min_event_lr_ratio=min_event_lr_ratio,
+        taylor_beta1=taylor_beta1, taylor_beta2=taylor_beta2, obs_block_size=obs_block_size,
+        obs_num_grads=obs_num_grads, obs_damp=obs_damp, hardness=hardness, attention_loss=attention_loss,
+        normalize_terms=normalize_terms, prediction_only_from=prediction_only_from, cache_teacher=cache_teacher,
         temperature=temperature, attention_weight=attention_weight, hidden_weight=hidden_weight,
         prediction_weight=prediction_weight, label_weight=label_weight, student_layers=student_layers,
         student_ffn=student_ffn, augment=augment, save_every=save_every, resume=resume, **_common(
             task, data_dir, out, epochs, lr, batch_size, max_length, max_steps, max_train_examples,
-            max_eval_examples, eval_every, seed, bf16, threads, overwrite))
+            max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length))
     summary = run(r)
     s = summary["sparsity"]["targets"]
     _print_metrics(f"{s['sparsity']:.2%}-sparse student {r.task} -> {r.out}", summary["metrics"])
