@@ -101,6 +101,17 @@ def test_variant_recipes(tmp_path):
     sd = r["small-dense"]
     assert (sd.sparsity, sd.student_layers, sd.student_ffn, sd.teacher) == (0.0, 1, 64, teacher)
     assert small_dense_size(BertConfig(hidden_size=384, num_hidden_layers=6, intermediate_size=1536), 0.5, 64) == (6, 384)
+    # distillation cells use prune's default loss; the spec's `prune` may change weights and criterion
+    from sparsebert.experiment.grid import KD_WEIGHTS
+    from sparsebert.recipe import PruneRecipe
+
+    defaults = {k: PruneRecipe.model_fields[k].default for k in KD_WEIGHTS}
+    assert {k: getattr(r["sparsebert"], k) for k in KD_WEIGHTS} == defaults
+    spec.prune = {"attention_weight": 0.5, "criterion": "movement", "hardness": 0.25}
+    x = cell_recipe(spec, Cell("sst2", "sparsebert", 0.95, 1), d)
+    assert (x.attention_weight, x.criterion, x.hardness) == (0.5, "movement", 0.25)
+    y = cell_recipe(spec, Cell("sst2", "finetune-then-prune", 0.95, 1), d)
+    assert (y.attention_weight, y.label_weight, y.criterion) == (0.0, 1.0, "movement")
 
 
 def fake_summary(out: Path, cell: Cell, value: float, nnz: int = 100, layers: int = 2) -> None:

@@ -89,6 +89,12 @@ def small_dense_size(model_config, sparsity: float, min_ffn: int) -> tuple[int, 
     return dense_size_for(target, h, layers, ffn, min_ffn)
 
 
+#: Loss weights set per variant (distillation vs label-only).
+KD_WEIGHTS = ("attention_weight", "hidden_weight", "prediction_weight", "label_weight")
+#: Loss settings that also apply to the small dense student (distilled, not pruned).
+LOSS_KEYS = ("temperature", "hardness", "attention_loss", "normalize_terms", "prediction_only_from", "cache_teacher")
+
+
 def cell_recipe(spec: ExperimentSpec, cell: Cell, cells_dir: Path, model_config=None) -> TrainRecipe:
     """The stage recipe of ``cell`` (output ``cells_dir/<cell.id>``).
 
@@ -106,7 +112,10 @@ def cell_recipe(spec: ExperimentSpec, cell: Cell, cells_dir: Path, model_config=
     if cell.is_teacher:
         return FinetuneRecipe(model=spec.model, **{**common, **spec.teacher, **spec.tasks[cell.task].get("teacher", {})})
     teacher = str(cells_dir / teacher_cell(spec, cell.task).id)
-    kd = {"attention_weight": 1.0, "hidden_weight": 1.0, "prediction_weight": 1.0, "label_weight": 0.0}
+    # the distillation variants use prune's default loss (the measured recipe) unless the spec's
+    # `prune` settings change its weights; the label-only variants switch distillation off
+    prune_settings = {k: v for k, v in spec.prune.items() if k not in KD_WEIGHTS}
+    kd = {k: spec.prune.get(k, PruneRecipe.model_fields[k].default) for k in KD_WEIGHTS}
     labels_only = {"attention_weight": 0.0, "hidden_weight": 0.0, "prediction_weight": 0.0, "label_weight": 1.0}
     extra: dict = {}
     if cell.variant == "sparsebert":
@@ -121,9 +130,9 @@ def cell_recipe(spec: ExperimentSpec, cell: Cell, cells_dir: Path, model_config=
         if model_config is None:
             raise ValueError("small-dense cells need the pre-trained model's config")
         layers, ffn = small_dense_size(model_config, cell.sparsity, spec.small_dense_min_ffn)
-        temperature = {k: v for k, v in spec.prune.items() if k == "temperature"}
-        return PruneRecipe(**common, **temperature, teacher=teacher, student=spec.model, sparsity=0.0,
+        loss = {k: v for k, v in prune_settings.items() if k in LOSS_KEYS}
+        return PruneRecipe(**common, **loss, teacher=teacher, student=spec.model, sparsity=0.0,
                            student_layers=layers, student_ffn=ffn, **kd)
     else:  # pragma: no cover - the spec's Literal type rules this out
         raise ValueError(f"unknown variant {cell.variant!r}")
-    return PruneRecipe(**common, **spec.prune, sparsity=cell.sparsity, **extra)
+    return PruneRecipe(**common, **prune_settings, sparsity=cell.sparsity, **extra)

@@ -37,9 +37,12 @@ NEEDS_TEACHER = {"sparsebert", "finetune-then-prune", "finetuned-student-kd", "s
 TRAIN_KEYS = {
     "max_length", "batch_size", "eval_batch_size", "learning_rate", "weight_decay", "warmup_ratio",
     "max_grad_norm", "epochs", "max_steps", "max_train_examples", "max_eval_examples", "eval_every",
-    "log_every", "bf16", "group_by_length",
+    "log_every", "bf16", "group_by_length", "lr_schedule",
 }
-PRUNE_KEYS = {"pruning_events", "prune_start", "prune_end", "scope", "temperature", "initial_sparsity"}
+PRUNE_KEYS = {"pruning_events", "prune_start", "prune_end", "scope", "temperature", "initial_sparsity",
+              "criterion", "taylor_beta1", "taylor_beta2", "obs_block_size", "obs_num_grads", "obs_damp",
+              "min_event_lr_ratio", "hardness", "attention_loss", "normalize_terms", "prediction_only_from",
+              "cache_teacher", "attention_weight", "hidden_weight", "prediction_weight", "label_weight"}
 
 
 class SpecError(ValueError):
