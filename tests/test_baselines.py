@@ -9,7 +9,7 @@ import torch
 from transformers import AutoModelForSequenceClassification
 
 from sparsebert import FinetuneRecipe, PruneRecipe, finetune, prune
-from sparsebert.distill.student import dense_size_for, encoder_weights, shrink_student
+from sparsebert.distill.small_dense import dense_size_for, encoder_weights, shrink_student
 from sparsebert.targets import prunable_linears
 from tests.test_pipeline import FAST, write_sst2
 from tests.tiny import make_tiny_model

@@ -126,3 +126,66 @@ def test_no_data_dir_without_datasets_package(tiny_bert, tmp_path, monkeypatch):
     monkeypatch.setattr(builtins, "__import__", no_datasets)
     r = invoke("finetune", "--model", tiny_bert, "--task", "rte", "--out", tmp_path / "o", *FAST)
     assert r.exit_code == 2 and "--data-dir" in r.output and "sparsebert[hub]" in r.output
+
+
+def test_learning_rate_option_and_its_old_name_lr(tiny_bert, data, tmp_path, monkeypatch):
+    import importlib
+
+    seen = []
+
+    def fake_finetune(recipe):  # the option parsing only; no training
+        seen.append(recipe.learning_rate)
+        return {"best_step": 0, "metrics": {}}
+
+    monkeypatch.setattr(importlib.import_module("sparsebert.finetune"), "finetune", fake_finetune)
+    base = ("finetune", "--model", tiny_bert, "--task", "sst2", "--data-dir", data, "--out", tmp_path / "o")
+    for flags, expected in ((("--learning-rate", "1e-3"), 1e-3), (("--lr", "2e-3"), 2e-3),
+                            (("--lr", "4e-3", "--learning-rate", "4e-3"), 4e-3)):
+        r = invoke(*base, *flags)
+        assert r.exit_code == 0, r.output
+        assert seen[-1] == expected
+    r = invoke(*base, "--lr", "1e-3", "--learning-rate", "2e-3")
+    assert r.exit_code == 2 and r.output.startswith("error: --learning-rate 0.002 and --lr 0.001 disagree"), r.output
+    assert "--lr" not in invoke("finetune", "--help").output  # hidden: --learning-rate is the documented name
+
+
+def test_only_user_errors_become_one_line(tmp_path, monkeypatch):
+    """A SparsebertError is the user's (exit 2, one line); any other exception is a bug and keeps its traceback."""
+    import importlib
+
+    from sparsebert.errors import InputError
+
+    report = importlib.import_module("sparsebert.export.report")
+    for err, code in ((InputError("bad value 7 of field 'x'"), 2), (ValueError("internal bug"), 1),
+                      (OSError("internal bug"), 1), (ImportError("internal bug"), 1)):
+        def boom(*args, err=err, **kwargs):
+            raise err
+
+        monkeypatch.setattr(report, "report_any", boom)
+        r = invoke("report", tmp_path)
+        assert r.exit_code == code, (err, r.output)
+        if code == 2:
+            assert r.output == "error: bad value 7 of field 'x'\n"
+        else:
+            assert r.exception is err and "error:" not in r.output
+
+
+def test_python_m_sparsebert_runs_the_cli():
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "sparsebert", "--help"], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "Usage: sparsebert" in r.stdout and "finetune" in r.stdout, r.stderr
+
+
+def test_hub_model_that_cannot_be_loaded_is_a_user_error(tmp_path):
+    from sparsebert.cli import is_user_error
+    from sparsebert.models import ModelNotFoundError, hub_errors
+
+    with pytest.raises(ModelNotFoundError, match="^nobody/nothing: cannot load it from the Hugging Face hub: no repo$"):
+        with hub_errors("nobody/nothing", "nobody/nothing"):
+            raise OSError("no repo\nlong details")
+    with pytest.raises(OSError) as info:  # a local directory: a read error there is not rewritten
+        with hub_errors(str(tmp_path), str(tmp_path)):
+            raise OSError("disk")
+    assert type(info.value) is OSError and not is_user_error(info.value)

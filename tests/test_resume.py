@@ -165,7 +165,7 @@ def test_killed_cli_runs_resume_bit_exact(setup, tiny_bert, tmp_path):
         return [sys.executable, "-m", "sparsebert.cli", "prune", "--teacher", str(teacher), "--student",
                 str(tiny_bert), "--task", "sst2", "--data-dir", str(data), "--out", str(out), "--sparsity", "0.9",
                 "--pruning-events", "20", "--max-steps", "120", "--batch-size", "8", "--max-length", "32",
-                "--eval-every", "40", "--lr", "1e-3", "--no-bf16", "--threads", "1", "--save-every", "10", *extra]
+                "--eval-every", "40", "--learning-rate", "1e-3", "--no-bf16", "--threads", "1", "--save-every", "10", *extra]
 
     def start(out: Path, *extra) -> subprocess.Popen:
         log = open(tmp_path / "console.log", "ab")

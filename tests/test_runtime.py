@@ -254,3 +254,40 @@ def test_sbk_recycled_output_buffers_are_fully_overwritten():
             del y  # back to the pool, handed out again on the next call
         kept = [mod(torch.ones(300, 32)) for _ in range(6)]  # more live outputs than the pool keeps
         assert all(torch.equal(k, kept[0]) for k in kept)
+
+
+def test_runtime_import_loads_no_training_module():
+    """Inference (``sparsebert.runtime``, ``sparsebert.load``) imports neither the training stack nor data augmentation."""
+    import subprocess
+    import sys
+
+    training = ("sparsebert.training", "sparsebert.prune", "sparsebert.finetune", "sparsebert.checkpointing",
+                "sparsebert.data.augment", "sparsebert.distill", "sparsebert.recipe")
+    for stmt in ("import sparsebert.runtime", "from sparsebert import load, AutoSparseModel"):
+        r = subprocess.run([sys.executable, "-X", "importtime", "-c", stmt], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stderr
+        loaded = {line.rsplit("|", 1)[-1].strip() for line in r.stderr.splitlines() if line.startswith("import time:")}
+        assert not {m for m in loaded if m.startswith(training)}, (stmt, sorted(loaded))
+
+
+def test_time_calls_is_round_robin_within_budget():
+    from sparsebert.timing import time_calls
+
+    now, order = [0.0], []
+
+    def clock():
+        return now[0]
+
+    def call(label, cost):
+        def fn():
+            order.append(label)
+            now[0] += cost
+        return fn
+
+    times = time_calls({"a": call("a", 1.0), "b": call("b", 2.0)}, warmup=1, min_iters=2, max_iters=10, budget_s=7.0,
+                       clock=clock)
+    # warm-up a, b; then rounds of a, b (3 s each) until 7 s have passed: 3 rounds
+    assert order == ["a", "b"] * 4 and times == {"a": [1.0] * 3, "b": [2.0] * 3}
+    assert time_calls({"a": call("a", 1.0)}, warmup=0, min_iters=4, max_iters=5, budget_s=0.0, clock=clock) == {"a": [1.0] * 4}
+    with pytest.raises(ValueError, match="min_iters"):
+        time_calls({"a": call("a", 1.0)}, warmup=0, min_iters=3, max_iters=2, budget_s=1.0)

@@ -4,18 +4,60 @@ Pipeline (one module per stage): data (:mod:`sparsebert.data`) -> teacher fine-t
 (:func:`finetune`) -> prune-while-distill (:func:`prune`) -> evaluation (:func:`evaluate`) /
 report (:func:`sparsity_report`). Method: Xu et al., *Rethinking Network Pruning — under the
 Pre-train and Fine-tune Paradigm*, NAACL 2021.
+
+The names below are imported on first use (module ``__getattr__``), so ``import sparsebert`` and
+inference (:mod:`sparsebert.runtime`, :func:`load`) do not load the training stack.
 """
+
+from __future__ import annotations
+
+import importlib
+import sys
+import types
 
 __version__ = "0.1.0"
 
-from sparsebert.evaluate import evaluate  # noqa: E402
-from sparsebert.export.checkpoint import AutoSparseModel, load  # noqa: E402
-from sparsebert.finetune import finetune  # noqa: E402
-from sparsebert.prune import prune  # noqa: E402
-from sparsebert.recipe import FinetuneRecipe, PruneRecipe  # noqa: E402
-from sparsebert.report import report_run, sparsity_report  # noqa: E402
+#: public name -> module that defines it
+_LAZY = {
+    "AutoSparseModel": "sparsebert.export.checkpoint",
+    "FinetuneRecipe": "sparsebert.recipe",
+    "PruneRecipe": "sparsebert.recipe",
+    "evaluate": "sparsebert.evaluate",
+    "finetune": "sparsebert.finetune",
+    "load": "sparsebert.export.checkpoint",
+    "prune": "sparsebert.prune",
+    "report_run": "sparsebert.report",
+    "sparsity_report": "sparsebert.report",
+}
 
-__all__ = [
-    "AutoSparseModel", "FinetuneRecipe", "PruneRecipe", "__version__", "evaluate", "finetune", "load", "prune",
-    "report_run", "sparsity_report",
-]
+__all__ = ["__version__", *sorted(_LAZY)]
+
+
+def __getattr__(name: str):
+    """Import a public name on first use (``from sparsebert import prune`` loads the training stack then)."""
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
+
+class _Package(types.ModuleType):
+    """``sparsebert.finetune``, ``.prune`` and ``.evaluate`` are the stage functions, not the modules of the
+    same name (as they were when this package imported them eagerly): when the import system binds
+    such a submodule here after loading it, the function it defines is bound instead. The modules
+    stay in ``sys.modules`` (``importlib.import_module("sparsebert.prune")``)."""
+
+    def __setattr__(self, name: str, value) -> None:
+        if (isinstance(value, types.ModuleType) and _LAZY.get(name) == value.__name__
+                and value.__name__ == f"{__name__}.{name}"):
+            value = getattr(value, name)
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -2,7 +2,8 @@
 
 Layout beside an output ``DIR/NAME``::
 
-    DIR/.NAME.lock                      lock of the output (sparsebert.io.output_lock), holds the pid
+    DIR/.NAME.filelock                  lock of the output (sparsebert.io.output_lock, filelock library)
+    DIR/.NAME.lock                      the pid of the lock's holder
     DIR/.NAME.partial/                  staging directory, at a fixed place so that it survives a crash
         log.jsonl                       the run log
         states/state-00000400/          the newest complete training state (below)
@@ -67,6 +68,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from sparsebert.errors import SparsebertError
 from sparsebert.integrity import CorruptCheckpointError, verify_manifest, write_manifest
 from sparsebert.io import JsonlLogger, check_output_dir, move_into_place, output_lock
 from sparsebert.recipe import TrainRecipe
@@ -77,7 +79,7 @@ STATE_VERSION = 2
 MAY_CHANGE = frozenset({"threads", "overwrite", "resume", "save_every"})
 
 
-class ResumeError(ValueError):
+class ResumeError(SparsebertError, ValueError):
     """A partial run cannot be continued (other recipe, or ``--resume`` with nothing to resume)."""
 
 
@@ -204,7 +206,7 @@ def read_state(directory: Path, *, modules: dict[str, nn.Module], optimizer: tor
     optimizer.load_state_dict({"state": state, "param_groups": groups})
     scheduler.load_state_dict(meta["scheduler"])
     if (sparsifier is None) != (meta["sparsifier"] is None):
-        raise ValueError(f"{directory}: the state was saved {'without' if sparsifier else 'with'} a sparsifier")
+        raise ResumeError(f"{directory}: the state was saved {'without' if sparsifier else 'with'} a sparsifier")
     if sparsifier is not None:
         scorer_file = directory / "scorer.safetensors"
         scorer = load_file(scorer_file) if scorer_file.is_file() else {}

@@ -1,8 +1,9 @@
 """``sparsebert`` command line: finetune -> (augment) -> prune -> evaluate -> report (and ``demo``).
 
-Every option can also come from ``--recipe file.yaml`` (same names with underscores); options
-given on the command line win. Bad input exits with status 2 and a one-line ``error:`` message
-naming the file, line, field or value.
+Every option of ``finetune`` and ``prune`` is a recipe key with dashes (``--learning-rate`` is
+``learning_rate``) and can also come from ``--recipe file.yaml``; options given on the command
+line win. Bad input exits with status 2 and a one-line ``error:`` message naming the file, line,
+field or value. ``python -m sparsebert`` runs the same command line.
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
-from rich.table import Table
+
+from sparsebert.errors import InputError, SparsebertError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
@@ -25,7 +27,8 @@ Task = Annotated[Optional[str], typer.Option(help="GLUE task: cola sst2 mrpc sts
 DataDir = Annotated[Optional[str], typer.Option(help="glue_data root or task dir (default: hub via datasets)")]
 Out = Annotated[Optional[str], typer.Option(help="output directory")]
 Epochs = Annotated[Optional[float], typer.Option(help="training epochs")]
-Lr = Annotated[Optional[float], typer.Option("--lr", help="peak learning rate")]
+LearningRate = Annotated[Optional[float], typer.Option(help="peak learning rate")]
+LrAlias = Annotated[Optional[float], typer.Option("--lr", hidden=True, help="old name of --learning-rate")]
 Batch = Annotated[Optional[int], typer.Option(help="train batch size")]
 MaxLen = Annotated[Optional[int], typer.Option(help="max tokens per example")]
 MaxSteps = Annotated[Optional[int], typer.Option(help="optimizer steps (overrides --epochs)")]
@@ -44,56 +47,53 @@ Resume = Annotated[Optional[bool], typer.Option(
     "--resume/--no-resume", help="require a partial run to continue (the same command continues one anyway)")]
 
 
-def _user_errors():
-    from sparsebert.data.glue import DataError
-    from sparsebert.io import OutputExistsError
-    from sparsebert.models import ModelNotFoundError
-    from sparsebert.recipe import RecipeError
-
-    return (DataError, OutputExistsError, ModelNotFoundError, RecipeError, FileNotFoundError, ValueError, OSError,
-            ImportError)
+def is_user_error(err: BaseException) -> bool:
+    """True for an error about the user's input: a :class:`~sparsebert.errors.SparsebertError` or a
+    ``FileNotFoundError`` (the readers name the missing path)."""
+    return isinstance(err, (SparsebertError, FileNotFoundError))
 
 
 def handle_errors(fn):
-    """Turn expected user errors into ``error: ...`` on stderr and exit status 2."""
+    """Turn user errors (:func:`is_user_error`) into ``error: ...`` on stderr and exit status 2.
+
+    Any other exception is a bug and propagates with its traceback.
+    """
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
         try:
             return fn(*args, **kwargs)
-        except _user_errors() as err:
+        except Exception as err:
+            if not is_user_error(err):
+                raise
             typer.echo(f"error: {err}", err=True)
             raise typer.Exit(2) from None
 
     return wrapper
 
 
-def _common(task, data_dir, out, epochs, lr, batch_size, max_length, max_steps, max_train_examples,
-            max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length=None) -> dict:
-    return dict(task=task, data_dir=data_dir, out=out, epochs=epochs, learning_rate=lr, batch_size=batch_size,
-                group_by_length=group_by_length,
+def _learning_rate(learning_rate: float | None, lr: float | None) -> float | None:
+    """``--learning-rate``, or its old name ``--lr`` (hidden; kept for existing scripts)."""
+    if lr is not None and learning_rate is not None and lr != learning_rate:
+        raise InputError(f"--learning-rate {learning_rate} and --lr {lr} disagree (--lr is the old name of "
+                         "--learning-rate): give one")
+    return learning_rate if learning_rate is not None else lr
+
+
+def _common(task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
+            max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length=None, lr=None) -> dict:
+    """The recipe fields shared by ``finetune`` and ``prune`` (``lr``: the old name of ``learning_rate``)."""
+    return dict(task=task, data_dir=data_dir, out=out, epochs=epochs, learning_rate=_learning_rate(learning_rate, lr),
+                batch_size=batch_size, group_by_length=group_by_length,
                 max_length=max_length, max_steps=max_steps, max_train_examples=max_train_examples,
                 max_eval_examples=max_eval_examples, eval_every=eval_every, seed=seed, bf16=bf16,
                 threads=threads, overwrite=overwrite or None)
 
 
-def _kv_table(title: str) -> Table:
-    """A two-column (quantity, value) table."""
-    table = Table(title=title)
-    table.add_column("quantity")
-    table.add_column("value", justify="right")
-    return table
-
-
 def _print_metrics(title: str, metrics: dict[str, dict[str, float]]) -> None:
-    table = Table(title=title)
-    table.add_column("split")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
-    for split, values in metrics.items():
-        for k, v in values.items():
-            table.add_row(split, k, f"{v:.4f}")
-    console.print(table)
+    from sparsebert.tables import metrics_table
+
+    console.print(metrics_table(title, metrics))
 
 
 @app.command()
@@ -101,19 +101,19 @@ def _print_metrics(title: str, metrics: dict[str, dict[str, float]]) -> None:
 def finetune(
     model: Annotated[Optional[str], typer.Option(help="pre-trained encoder: dir, hub id or pypi:<package>")] = None,
     task: Task = None, data_dir: DataDir = None, out: Out = None, recipe: Recipe = None,
-    epochs: Epochs = None, lr: Lr = None, batch_size: Batch = None, max_length: MaxLen = None,
+    epochs: Epochs = None, learning_rate: LearningRate = None, batch_size: Batch = None, max_length: MaxLen = None,
     max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
     overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None,
-    group_by_length: GroupByLength = None,
+    group_by_length: GroupByLength = None, lr: LrAlias = None,
 ):
     """Fine-tune the teacher on a GLUE task (best dev checkpoint kept)."""
     from sparsebert.finetune import finetune as run
     from sparsebert.recipe import FinetuneRecipe, build_recipe
 
     r = build_recipe(FinetuneRecipe, recipe, model=model, save_every=save_every, resume=resume, **_common(
-        task, data_dir, out, epochs, lr, batch_size, max_length, max_steps, max_train_examples,
-        max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length))
+        task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
+        max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr))
     summary = run(r)
     _print_metrics(f"teacher {r.task} (best step {summary['best_step']}) -> {r.out}", summary["metrics"])
 
@@ -160,11 +160,11 @@ def prune(
     augment: Annotated[Optional[str], typer.Option(
         help="train on augmented data: a `sparsebert augment` output dir, or 'auto' (built with the student, "
              "cached in .cache/augment/<key>)")] = None,
-    epochs: Epochs = None, lr: Lr = None, batch_size: Batch = None, max_length: MaxLen = None,
+    epochs: Epochs = None, learning_rate: LearningRate = None, batch_size: Batch = None, max_length: MaxLen = None,
     max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
     overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None,
-    group_by_length: GroupByLength = None,
+    group_by_length: GroupByLength = None, lr: LrAlias = None,
 ):
     """Prune the pre-trained student to --sparsity while distilling from the teacher (SparseBERT)."""
     from sparsebert.prune import prune as run
@@ -180,8 +180,8 @@ def prune(
         temperature=temperature, attention_weight=attention_weight, hidden_weight=hidden_weight,
         prediction_weight=prediction_weight, label_weight=label_weight, student_layers=student_layers,
         student_ffn=student_ffn, augment=augment, save_every=save_every, resume=resume, **_common(
-            task, data_dir, out, epochs, lr, batch_size, max_length, max_steps, max_train_examples,
-            max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length))
+            task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
+            max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr))
     summary = run(r)
     s = summary["sparsity"]["targets"]
     _print_metrics(f"{s['sparsity']:.2%}-sparse student {r.task} -> {r.out}", summary["metrics"])
@@ -204,7 +204,7 @@ def evaluate(
     if task is None:
         summary = model_dir / "summary.json"
         if not summary.is_file():
-            raise ValueError(f"{model_dir}: no summary.json; pass --task")
+            raise InputError(f"{model_dir}: no summary.json; pass --task")
         task = read_json(summary)["task"]
     metrics = run(model_dir, task, data_dir, split, max_length=max_length, max_examples=max_eval_examples)
     _print_metrics(f"{model_dir} on {task}", metrics)
@@ -221,33 +221,14 @@ def report(
     as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
 ):
     """Sparsity, non-zeros, FLOPs/token and bytes on disk (dense vs sparse) of a model or sparse checkpoint."""
-    from sparsebert.export.report import report_any
+    from sparsebert.export.report import report_any, report_tables
 
     rep = report_any(model_dir, seq_len)
     if as_json:
         sys.stdout.write(json.dumps(rep, indent=2) + "\n")
         return
-    if per_matrix:
-        table = Table(title=f"{model_dir}: target matrices")
-        for col in ("matrix", "shape", "nnz", "sparsity"):
-            table.add_column(col, justify="left" if col == "matrix" else "right")
-        for m in rep["matrices"]:
-            table.add_row(m["name"], "x".join(map(str, m["shape"])), f"{m['nnz']:,}", f"{m['sparsity']:.2%}")
+    for table in report_tables(rep, model_dir, seq_len, per_matrix):
         console.print(table)
-    t, md, f = rep["targets"], rep["model"], rep["flops_per_token"]
-    totals = _kv_table("totals")
-    totals.add_row("target matrices: sparsity", f"{t['sparsity']:.2%}")
-    totals.add_row("target matrices: non-zeros / weights", f"{t['nnz']:,} / {t['numel']:,}")
-    totals.add_row("target matrices: compression", f"{t['compression']:.1f}x")
-    totals.add_row("all parameters: non-zeros / total", f"{md['nnz']:,} / {md['numel']:,}")
-    totals.add_row("dense fp32 size (MB)", f"{md['dense_fp32_mb']:.1f}")
-    totals.add_row("non-zero values fp32 (MB)", f"{md['nonzero_fp32_mb']:.1f}")
-    if rep.get("checkpoint_mb") is not None:
-        totals.add_row("checkpoint file (MB)", f"{rep['checkpoint_mb']:.1f}")
-    totals.add_row(f"linear GFLOPs/token dense -> sparse", f"{f['linear_dense']/1e9:.4f} -> {f['linear_sparse']/1e9:.4f} ({f['linear_reduction']:.1f}x)")
-    totals.add_row(f"encoder GFLOPs/token @ {seq_len} dense -> sparse", f"{f['total_dense']/1e9:.4f} -> {f['total_sparse']/1e9:.4f} ({f['total_reduction']:.1f}x)")
-    _storage_rows(totals, rep.get("storage"))
-    console.print(totals)
 
 
 @app.command()
@@ -276,6 +257,7 @@ def augment(
     import torch
 
     from sparsebert.data.augment import AugmentSettings, augment_task
+    from sparsebert.tables import kv_table
 
     if threads:
         torch.set_num_threads(threads)
@@ -284,14 +266,14 @@ def augment(
     rec = augment_task(task, data_dir, model, out, settings, word_vectors=word_vectors,
                        max_word_vectors=max_word_vectors, overwrite=overwrite, progress=progress)
     c, sec = rec["counts"], rec["seconds"]
-    table = _kv_table(f"augmented {rec['task']} -> {out}")
-    table.add_row("examples in / out", f"{c['original']:,} / {c['total']:,}")
-    table.add_row("candidate words: MLM / neighbours / none",
-                  f"{c['mlm_words']:,} / {c['neighbour_words']:,} / {c['words_without_replacements']:,}")
-    table.add_row("replacement rate (p)", f"{c['replacement_rate']:.3f} ({settings.p})")
-    table.add_row("seconds: load / augment / write", f"{sec['load']:.1f} / {sec['augment']:.1f} / {sec['write']:.1f}")
-    table.add_row("input examples/s (augment stage)", f"{rec['examples_per_second']:.1f}")
-    console.print(table)
+    console.print(kv_table(f"augmented {rec['task']} -> {out}", [
+        ("examples in / out", f"{c['original']:,} / {c['total']:,}"),
+        ("candidate words: MLM / neighbours / none",
+         f"{c['mlm_words']:,} / {c['neighbour_words']:,} / {c['words_without_replacements']:,}"),
+        ("replacement rate (p)", f"{c['replacement_rate']:.3f} ({settings.p})"),
+        ("seconds: load / augment / write", f"{sec['load']:.1f} / {sec['augment']:.1f} / {sec['write']:.1f}"),
+        ("input examples/s (augment stage)", f"{rec['examples_per_second']:.1f}"),
+    ]))
 
 
 @app.command()
@@ -311,25 +293,6 @@ def demo(
 
 # --- sparse export, runtime and benchmarks -------------------------------------------------------
 
-def _mb(b) -> str:
-    return "—" if b is None else f"{b / 1e6:.2f} MB"
-
-
-def _storage_rows(table: Table, st: Optional[dict]) -> None:
-    """Rows of `report`: dense vs compressed bytes of the target matrices and of the checkpoint."""
-    if not st:
-        return
-    table.add_row("target matrices: dense fp32 -> compressed",
-                  f"{_mb(st.get('targets_dense_fp32_bytes'))} -> {_mb(st.get('targets_compressed_bytes'))} "
-                  f"({st.get('targets_ratio') or 0:.1f}x, {st.get('values') or 'fp32'} values)")
-    if st.get("fp16_values"):
-        f16 = st["fp16_values"]
-        table.add_row("target matrices: with fp16 values", f"{_mb(f16['targets_compressed_bytes'])} ({f16['targets_ratio']:.1f}x)")
-    table.add_row("checkpoint: dense -> sparse",
-                  f"{_mb(st.get('checkpoint_dense_bytes'))} -> {_mb(st.get('checkpoint_sparse_bytes'))} "
-                  f"({st.get('checkpoint_ratio') or 0:.2f}x)")
-
-
 @app.command()
 @handle_errors
 def export(
@@ -341,27 +304,19 @@ def export(
     overwrite: Overwrite = False,
 ):
     """Write a compact sparse checkpoint (CSR/bitmask in safetensors) or an ONNX model of a pruned run."""
-    from sparsebert.export.checkpoint import export_run
-
     if format == "sparse":
+        from sparsebert.export.checkpoint import export_run
+        from sparsebert.export.report import export_table
+
         s = export_run(run, out, values=values, layout=layout, overwrite=overwrite)
-        t, ck = s["targets"], s["checkpoint"]
-        table = _kv_table(f"{run} -> {out} (sparse checkpoint, {values} values)")
-        table.add_row("target matrices", f"{t['count']} ({', '.join(f'{k} {v}' for k, v in t['layouts'].items() if v)})")
-        table.add_row("target matrices: dense fp32 -> compressed",
-                      f"{_mb(t['dense_fp32_bytes'])} -> {_mb(t['compressed_bytes'])} ({t['ratio_vs_dense_fp32']:.1f}x)")
-        table.add_row("checkpoint: dense -> sparse",
-                      f"{_mb(ck['dense_file_bytes'] or ck['dense_estimate_bytes'])} -> {_mb(ck['sparse_file_bytes'])} "
-                      f"({ck['ratio']:.2f}x)")
-        table.add_row("content sha256", s["content_sha256"][:16] + "…")
-        console.print(table)
+        console.print(export_table(s, f"{run} -> {out} (sparse checkpoint, {values} values)"))
     elif format == "onnx":
         from sparsebert.export.onnx import MODEL_FILE, export_onnx_run
 
         diff = export_onnx_run(run, out, overwrite=overwrite)
         console.print(f"{out / MODEL_FILE}: ONNX Runtime matches torch (max |diff| {diff:.2e})")
     else:
-        raise ValueError(f"--format must be 'sparse' or 'onnx', got {format!r}")
+        raise InputError(f"--format must be 'sparse' or 'onnx', got {format!r}")
 
 
 @app.command()
@@ -384,13 +339,11 @@ def bench(
     sizes: Annotated[bool, typer.Option("--sizes/--no-sizes", help="also export to a temp dir and report bytes on disk")] = True,
 ):
     """Latency and throughput: dense fp32/bf16/int8/ONNX Runtime vs the sparse runtime (and DeepSparse)."""
-    import tempfile
-
     from sparsebert.bench.render import batch_table
-    from sparsebert.bench.run import bench_model, command_line, write_outputs
+    from sparsebert.bench.run import bench_model, command_line, describe_model, write_outputs
 
     if (model is None) == (synthetic is None):
-        raise ValueError("give either MODEL or --synthetic bert-base|minilm")
+        raise InputError("give either MODEL or --synthetic bert-base|minilm")
     if synthetic:
         from sparsebert.bench.synthetic import synthetic_model
 
@@ -403,11 +356,7 @@ def bench(
         m = load_any(model)
         title = f"sparsebert bench: {model}"
         source = model
-    from sparsebert.report import sparsity_report
-
-    sp = sparsity_report(m, seq)
-    info = (f"{type(m).__name__}, {sp['model']['numel'] / 1e6:.1f} M parameters, target matrices "
-            f"{sp['targets']['sparsity']:.2%} sparse ({len(sp['matrices'])} matrices)")
+    info = describe_model(m, seq)
     console.print(info)
     result = bench_model(m, batches=tuple(batch or (1, 32)), seq=seq, threads=threads,
                          paths=tuple(path) if path else None, families=tuple(kernels) if kernels else None,
@@ -415,21 +364,9 @@ def bench(
                          max_iters=max_iters, budget_s=budget, log=lambda s: console.print(f"[dim]{s}[/dim]"))
     result["model_info"] = info
     if sizes:
-        from sparsebert.export.checkpoint import export_model
+        from sparsebert.bench.sizes import export_sizes
 
-        rows = []
-        with tempfile.TemporaryDirectory(prefix="sparsebert-bench-export-") as tmp:
-            for values in ("fp32", "fp16"):
-                s = export_model(m, Path(tmp) / values, values=values, source=source)
-                t, ck = s["targets"], s["checkpoint"]
-                rows.append({"what": f"target matrices ({values} values)", "dense_mb": t["dense_fp32_bytes"] / 1e6,
-                             "compressed_mb": t["compressed_bytes"] / 1e6, "ratio": t["ratio_vs_dense_fp32"]})
-                dense_b = ck["dense_file_bytes"] or ck["dense_estimate_bytes"]
-                rows.append({"what": f"whole checkpoint ({values} values; dense = "
-                                     f"{'model.safetensors' if ck['dense_file_bytes'] else 'fp32 state dict'})",
-                             "dense_mb": dense_b / 1e6, "compressed_mb": ck["sparse_file_bytes"] / 1e6,
-                             "ratio": dense_b / ck["sparse_file_bytes"]})
-        result["sizes"] = rows
+        result["sizes"] = export_sizes(m, source)
     for b, rows_ in result["results"].items():
         console.print(f"\nbatch {b} x {seq}")
         console.print(batch_table(rows_), markup=False)

@@ -18,7 +18,7 @@ from sparsebert.models import load_for_task, load_tokenizer
 from sparsebert.outputs import write_run
 from sparsebert.preflight import check_models
 from sparsebert.recipe import FinetuneRecipe
-from sparsebert.taskdata import load_task_data
+from sparsebert.data.taskdata import load_task_data
 from sparsebert.training import begin_stage, device, fit
 
 

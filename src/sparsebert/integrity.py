@@ -16,11 +16,13 @@ import hashlib
 import json
 from pathlib import Path
 
+from sparsebert.errors import SparsebertError
+
 MANIFEST = "MANIFEST.json"
 _FORMAT = "sparsebert-manifest"
 
 
-class CorruptCheckpointError(ValueError):
+class CorruptCheckpointError(SparsebertError, ValueError):
     """A saved file is missing, truncated or altered; the message names the file."""
 
 

@@ -4,15 +4,15 @@ Every stage writes into a hidden staging directory beside the target and renames
 only when everything is written, so a crash never leaves a half-written output under the final
 name. An existing output is replaced only with ``overwrite=True`` (``--overwrite``).
 
-Writers of an output ``DIR/NAME`` hold ``DIR/.NAME.lock`` (:func:`output_lock`): a second run
-into the same output fails at once, naming the pid that holds it. The lock is advisory
-(``fcntl.flock``: it binds sparsebert processes only) and meant for local filesystems.
+Writers of an output ``DIR/NAME`` hold its lock (:func:`output_lock`): a second run into the
+same output fails at once, naming the pid that holds it (recorded in ``DIR/.NAME.lock``). The
+lock is advisory (the ``filelock`` library: ``flock`` on Unix, ``msvcrt.locking`` on Windows; it
+binds sparsebert processes only) and meant for local filesystems.
 """
 
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import glob
 import json
 import os
@@ -24,9 +24,15 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from sparsebert.errors import InputError, SparsebertError
 
-class OutputExistsError(FileExistsError):
+
+class OutputExistsError(SparsebertError, FileExistsError):
     """The output directory exists and ``overwrite`` was not given."""
+
+
+class OutputNotADirectoryError(SparsebertError, NotADirectoryError):
+    """The output path exists and is a file."""
 
 
 def check_output_dir(out: str | Path, overwrite: bool) -> Path:
@@ -34,71 +40,88 @@ def check_output_dir(out: str | Path, overwrite: bool) -> Path:
 
     Raises:
         OutputExistsError: naming the directory and the ``--overwrite`` flag.
-        NotADirectoryError: ``out`` exists and is a file.
+        OutputNotADirectoryError: ``out`` exists and is a file.
     """
     out = Path(out)
     if out.exists() and not out.is_dir():
-        raise NotADirectoryError(f"output {out} exists and is not a directory")
+        raise OutputNotADirectoryError(f"output {out} exists and is not a directory")
     if out.is_dir() and any(out.iterdir()) and not overwrite:
         raise OutputExistsError(f"output directory {out} already exists; pass --overwrite to replace it")
     return out
 
 
-class OutputLockedError(OSError):
+class OutputLockedError(SparsebertError, OSError):
     """Another process holds the lock of the output directory."""
 
 
-def _lock_holder(path: Path) -> str:
+#: How long a second run waits for the holder's pid to appear before it reports "pid unknown"
+#: (the holder is between taking the lock and recording its pid, or between removing it and
+#: releasing the lock). With a pid recorded, a second run fails at once.
+_PID_WAIT_S = 1.0
+
+
+def _lock_holder(path: Path) -> str | None:
+    """The pid recorded in ``path``, or None when there is none (yet)."""
     try:
-        return path.read_text(encoding="utf-8").strip() or "unknown"
+        return path.read_text(encoding="utf-8").strip() or None
     except OSError:
-        return "unknown"
+        return None
 
 
 @contextlib.contextmanager
 def output_lock(out: str | Path) -> Iterator[Path]:
-    """Hold the exclusive lock of output ``out``: ``fcntl.flock`` on ``.NAME.lock`` beside it.
+    """Hold the exclusive lock of output ``out``.
 
-    Non-blocking: fails at once when another process holds it. The lock file holds the pid of
-    its holder and is removed on release (while still locked; a process that locked a removed
-    file notices and retries on the new one). Once the lock is held, staging directories left
-    by killed runs (``.NAME.partial-*``, ``.NAME.old-*``) are removed. The lock is advisory and
-    for local filesystems (flock over NFS/SMB may be emulated or not shared between hosts); the
-    kernel releases it when the holder dies, even by SIGKILL.
+    Two files beside ``out``: ``.NAME.filelock``, locked through the ``filelock`` library
+    (``flock`` on Unix, ``msvcrt.locking`` on Windows), and ``.NAME.lock``, which records the
+    pid of the holder for the error message of a second run (a separate file, because a
+    contender may truncate the locked one and Windows forbids reading a locked byte range).
+    Non-blocking: a second run fails at once when the pid is recorded (within
+    ``_PID_WAIT_S`` = 1 s otherwise). Both files are removed on release, the lock file while
+    still locked (filelock >= 3.20.4 ignores a lock taken on a removed file and retries on the
+    new one). Once the lock is held, staging directories left by killed runs
+    (``.NAME.partial-*``, ``.NAME.old-*``) are removed. The lock is advisory and for local
+    filesystems (locks over NFS/SMB may be emulated or not shared between hosts); the operating
+    system releases it when the holder dies, even by SIGKILL.
 
     Yields:
-        The lock file path.
+        The pid file ``DIR/.NAME.lock`` (holds ``"<pid>\\n"`` while the lock is held).
     Raises:
-        OutputLockedError: naming ``out`` and the pid holding the lock.
+        OutputLockedError: naming ``out``, the pid holding the lock (``unknown`` when none was
+            recorded) and the pid file.
     """
+    from filelock import FileLock, Timeout
+
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     path = out.parent / f".{out.name}.lock"
+    guard_path = out.parent / f".{out.name}.filelock"
+    guard = FileLock(guard_path, timeout=0)
+    deadline = time.monotonic() + _PID_WAIT_S
     while True:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(fd)
-            raise OutputLockedError(
-                f"output {out} is in use by another run (pid {_lock_holder(path)}, lock {path})") from None
-        try:
-            same = os.path.samestat(os.fstat(fd), os.stat(path))
-        except FileNotFoundError:
-            same = False
-        if same:
+            guard.acquire()
             break
-        os.close(fd)  # the previous holder removed this file between our open and flock: retry
+        except Timeout:
+            holder = _lock_holder(path)
+            if holder is None and time.monotonic() < deadline:
+                time.sleep(0.02)
+                continue
+            raise OutputLockedError(
+                f"output {out} is in use by another run (pid {holder or 'unknown'}, lock {path})") from None
     try:
-        os.ftruncate(fd, 0)
-        os.write(fd, f"{os.getpid()}\n".encode())
+        write_text_atomic(path, f"{os.getpid()}\n")
         for pattern in (".partial-*", ".old-*"):
             for stale in out.parent.glob(f".{glob.escape(out.name)}{pattern}"):
                 shutil.rmtree(stale, ignore_errors=True)
         yield path
     finally:
-        path.unlink(missing_ok=True)
-        os.close(fd)
+        try:
+            path.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # Windows: an open file cannot be removed; filelock removes it on release
+                guard_path.unlink(missing_ok=True)
+        finally:
+            guard.release()
 
 
 def move_into_place(stage: Path, out: Path) -> None:
@@ -163,7 +186,7 @@ def read_json(path: str | Path) -> Any:
 
     Raises:
         FileNotFoundError: naming the path.
-        ValueError: invalid JSON, naming the path, line and column.
+        InputError: invalid JSON, naming the path, line and column (a ``ValueError``).
     """
     path = Path(path)
     if not path.is_file():
@@ -171,7 +194,7 @@ def read_json(path: str | Path) -> Any:
     try:
         return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as err:
-        raise ValueError(f"{path}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from err
+        raise InputError(f"{path}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from err
 
 
 class JsonlLogger:
@@ -220,7 +243,8 @@ class JsonlLogger:
 
 
 def environment() -> dict[str, Any]:
-    """Versions and machine facts recorded in every ``summary.json``."""
+    """Versions and machine facts recorded in every ``summary.json`` and ``augment.json`` (benchmarks
+    add CPU model, flags and load: :func:`sparsebert.bench.run.bench_environment`)."""
     import torch
     import transformers
 

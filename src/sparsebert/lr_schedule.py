@@ -24,6 +24,8 @@ from __future__ import annotations
 import bisect
 from collections.abc import Callable, Sequence
 
+from sparsebert.errors import InputError
+
 LR_SCHEDULES = ("linear", "constant", "rewind")
 
 
@@ -37,10 +39,10 @@ def lr_factor_fn(kind: str, total_steps: int, warmup_steps: int = 0,
         warmup_steps: linear warm-up from 0 to the peak.
         rewind_steps: steps where ``rewind`` goes back to the peak (the pruning events).
     Raises:
-        ValueError: unknown ``kind`` or non-positive ``total_steps``.
+        InputError (a ValueError): unknown ``kind`` or non-positive ``total_steps``.
     """
     if kind not in LR_SCHEDULES:
-        raise ValueError(f"unknown lr_schedule {kind!r}; choose one of {LR_SCHEDULES}")
+        raise InputError(f"unknown lr_schedule {kind!r}; choose one of {LR_SCHEDULES}")
     if total_steps < 1:
         raise ValueError(f"total_steps must be >= 1, got {total_steps}")
     warmup = max(0, min(warmup_steps, total_steps - 1))
@@ -67,11 +69,11 @@ def recoverable_end(factor: Callable[[int], float], start_step: int, end_step: i
     Returns ``end_step`` itself when it is fine.
 
     Raises:
-        ValueError: no step in ``(start_step, end_step]`` qualifies (the whole pruning window lies
-            where the learning rate is below ``min_ratio``).
+        InputError (a ValueError): no step in ``(start_step, end_step]`` qualifies (the whole pruning
+            window lies where the learning rate is below ``min_ratio``).
     """
     for t in range(end_step, start_step, -1):
         if factor(t) >= min_ratio:
             return t
-    raise ValueError(f"no pruning step in ({start_step}, {end_step}] has a learning rate >= {min_ratio} of the "
+    raise InputError(f"no pruning step in ({start_step}, {end_step}] has a learning rate >= {min_ratio} of the "
                      f"peak; move prune_end earlier or lower min_event_lr_ratio")

@@ -13,13 +13,16 @@ from safetensors only — a directory that holds nothing but pickle files (``pyt
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 
 from torch import nn
 
 from sparsebert.data.tasks import TaskSpec
+from sparsebert.errors import InputError, SparsebertError
 from sparsebert.integrity import MANIFEST, read_manifest, verify_manifest
 
 # Weight files: never needed to load a tokenizer or config; pickle-based ones are never loaded.
@@ -27,11 +30,11 @@ WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".h5"
 PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl")
 
 
-class ModelNotFoundError(FileNotFoundError):
+class ModelNotFoundError(SparsebertError, FileNotFoundError):
     """A model reference cannot be resolved to a transformers checkpoint."""
 
 
-class UnsafeCheckpointError(ValueError):
+class UnsafeCheckpointError(SparsebertError, ValueError):
     """A local model directory holds only pickle-based weights; they are refused, not unpickled."""
 
 
@@ -106,18 +109,37 @@ def resolve_model(name: str) -> str:
     return name
 
 
+@contextlib.contextmanager
+def hub_errors(name: str, path: str) -> Iterator[None]:
+    """Within: an ``OSError`` of ``from_pretrained`` for a hub id ``path`` (no such model, no network, no
+    cached copy) is the user's to fix: it becomes :class:`ModelNotFoundError` naming ``name``. For a
+    local directory the error propagates unchanged.
+
+    Raises:
+        ModelNotFoundError: as described, with the first line of the hub's message.
+    """
+    try:
+        yield
+    except OSError as err:
+        if Path(path).is_dir() or isinstance(err, SparsebertError):
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise ModelNotFoundError(f"{name}: cannot load it from the Hugging Face hub: {first}") from err
+
+
 def load_tokenizer(name: str):
     """``AutoTokenizer`` for a model reference (see :func:`resolve_model`).
 
     Raises:
-        ModelNotFoundError: see :func:`resolve_model`.
+        ModelNotFoundError: see :func:`resolve_model`; also a hub id that cannot be loaded (:func:`hub_errors`).
         CorruptCheckpointError: a tokenizer/config file of a local directory differs from its manifest.
     """
     from transformers import AutoTokenizer
 
     path = resolve_model(name)
     check_local_model(path, weights=False)
-    return AutoTokenizer.from_pretrained(path)
+    with hub_errors(name, path):
+        return AutoTokenizer.from_pretrained(path)
 
 
 def label_config(task: TaskSpec) -> dict:
@@ -139,11 +161,11 @@ def check_head_labels(name: str, config, task: TaskSpec) -> None:
     are accepted with a warning that ids are taken in the task's order.
 
     Raises:
-        ValueError: different number of outputs, or label names in another order / another set.
+        InputError: different number of outputs, or label names in another order / another set (a ``ValueError``).
     """
     n = 1 if task.is_regression else task.num_labels
     if config.num_labels != n:
-        raise ValueError(
+        raise InputError(
             f"{name}: checkpoint head has {config.num_labels} output labels, task {task.name} needs {n}"
         )
     if task.is_regression:
@@ -154,7 +176,7 @@ def check_head_labels(name: str, config, task: TaskSpec) -> None:
         warnings.warn(f"{name}: head labels are unnamed ({have}); assuming task order {list(task.labels)}", stacklevel=2)
         return
     if have != list(task.labels):
-        raise ValueError(f"{name}: checkpoint head has labels {have} (by id), task {task.name} needs {list(task.labels)}")
+        raise InputError(f"{name}: checkpoint head has labels {have} (by id), task {task.name} needs {list(task.labels)}")
 
 
 def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False) -> nn.Module:
@@ -166,7 +188,8 @@ def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False) -> n
         require_head: the checkpoint must already be fine-tuned for this task's labels
             (teachers, evaluation); otherwise a new head is initialised (students, fine-tuning).
     Raises:
-        ModelNotFoundError: see :func:`resolve_model`; also a local directory without weights.
+        ModelNotFoundError: see :func:`resolve_model`; also a local directory without weights, or a
+            hub id that cannot be loaded (:func:`hub_errors`).
         CorruptCheckpointError, UnsafeCheckpointError: see :func:`check_local_model`.
         ValueError: ``require_head`` and the checkpoint's labels differ from the task's.
     """
@@ -175,7 +198,8 @@ def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False) -> n
 
     path = resolve_model(name)
     safe = check_local_model(path)
-    config = AutoConfig.from_pretrained(path)
+    with hub_errors(name, path):
+        config = AutoConfig.from_pretrained(path)
     wanted = label_config(task)
     if require_head:
         check_head_labels(name, config, task)

@@ -9,7 +9,7 @@ the output-directory rule (:func:`sparsebert.io.check_output_dir`). This module 
 not cover: disk space, labels of examples that did not come from the readers (augmented data,
 Python callers), empty splits, the usable sequence length of every model (RoBERTa-style position
 ids included), the teacher and student heads agreeing with each other, and a sparsity given
-outside a recipe. Stages call :func:`check_data` (from :mod:`sparsebert.taskdata`) and
+outside a recipe. Stages call :func:`check_data` (from :mod:`sparsebert.data.taskdata`) and
 :func:`check_models`.
 """
 
@@ -25,13 +25,14 @@ from torch import nn
 
 from sparsebert.data.glue import Example
 from sparsebert.data.tasks import TaskSpec
+from sparsebert.errors import SparsebertError
 
 MB = 1e6
 # Position ids of these families start at pad_token_id + 1 (RoBERTa's create_position_ids_from_input_ids).
 _OFFSET_POSITIONS = ("roberta", "xlm-roberta", "camembert", "mpnet")
 
 
-class PreflightError(ValueError):
+class PreflightError(SparsebertError, ValueError):
     """An input that would make training fail or produce garbage; the message names what and where."""
 
 

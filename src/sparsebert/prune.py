@@ -26,23 +26,24 @@ import torch
 
 from sparsebert.checkpointing import TrainingRun
 from sparsebert.data.augment import load_augmented, prepare_augmented
+from sparsebert.data.taskdata import load_task_data
 from sparsebert.distill import AttentionScoreTap, DistillationLoss, DistillWeights
 from sparsebert.distill.loss import add_shares
-from sparsebert.distill.student import shrink_student
+from sparsebert.distill.small_dense import shrink_student
 from sparsebert.finetune import task_loss
+from sparsebert.errors import SparsebertError
 from sparsebert.io import environment
+from sparsebert.lr_schedule import lr_factor_fn, recoverable_end
 from sparsebert.models import load_for_task, load_tokenizer
 from sparsebert.outputs import write_run
 from sparsebert.preflight import check_models
-from sparsebert.lr_schedule import lr_factor_fn, recoverable_end
 from sparsebert.pruning import CubicSchedule, Sparsifier, make_scorer
 from sparsebert.recipe import PruneRecipe
 from sparsebert.targets import architecture_of, hidden_size, prunable_linears
-from sparsebert.taskdata import load_task_data
 from sparsebert.training import begin_stage, device, fit, predict_logits, total_steps
 
 
-class IncompatibleModelsError(ValueError):
+class IncompatibleModelsError(SparsebertError, ValueError):
     """Teacher and student cannot be distilled (vocabulary, labels, depth, sequence length)."""
 
 

@@ -17,8 +17,10 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from sparsebert.errors import SparsebertError
 
-class RecipeError(ValueError):
+
+class RecipeError(SparsebertError, ValueError):
     """A recipe file or option is invalid; the message names the file and field."""
 
 
@@ -87,7 +89,7 @@ class PruneRecipe(TrainRecipe):
                          "fine-tuned run (the finetune-then-prune baselines)")
     student_layers: int | None = Field(
         None, ge=1, description="small dense student: keep this many evenly spaced layers of the student "
-        "(sparsebert.distill.student.shrink_student); None keeps all")
+        "(sparsebert.distill.small_dense.shrink_student); None keeps all")
     student_ffn: int | None = Field(
         None, ge=1, description="small dense student: keep this many FFN neurons per layer (largest weight norm); "
         "None keeps all")

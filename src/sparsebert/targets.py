@@ -15,6 +15,8 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from sparsebert.errors import SparsebertError
+
 ROLES: tuple[str, ...] = ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")
 
 
@@ -83,7 +85,7 @@ ARCHITECTURES: dict[str, ArchitectureSpec] = {
 }
 
 
-class UnsupportedArchitectureError(ValueError):
+class UnsupportedArchitectureError(SparsebertError, ValueError):
     """The model's ``config.model_type`` has no :class:`ArchitectureSpec`, or its modules differ."""
 
 

@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import json
 import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -40,6 +39,9 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from sparsebert.errors import InputError
+from sparsebert.timing import time_calls
 
 CPU_PATHS = ("dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-fp32", "sparse-runtime", "deepsparse")
 CUDA_PATHS = ("cuda-dense-fp32", "cuda-dense-fp16", "cuda-sparse-runtime")
@@ -73,22 +75,6 @@ def _percentile(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q))
 
 
-def time_calls(fn: Callable[[], Any], warmup: int, min_iters: int, max_iters: int, budget_s: float,
-               sync: Callable[[], None] = lambda: None) -> list[float]:
-    """Seconds per call of ``fn`` (after ``warmup`` calls)."""
-    for _ in range(warmup):
-        fn()
-    sync()
-    times: list[float] = []
-    start = time.perf_counter()
-    while len(times) < max_iters and (len(times) < min_iters or time.perf_counter() - start < budget_s):
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        times.append(time.perf_counter() - t0)
-    return times
-
-
 def make_inputs(model: nn.Module, batch: int, seq: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """``batch x seq`` random token ids, full attention mask (+ zero token types where used)."""
     from sparsebert.export.onnx import input_names
@@ -108,19 +94,17 @@ def _logits(out) -> torch.Tensor:
     return out[0]
 
 
-def environment(threads: int) -> dict[str, Any]:
-    """Threads, CPU model and flags, versions, load: recorded with every benchmark."""
-    import transformers
-
-    import sparsebert
+def bench_environment(threads: int) -> dict[str, Any]:
+    """What :func:`sparsebert.io.environment` records (versions, platform, threads, cores), plus CPU
+    model and flags, the sparse kernel's build state, ONNX versions and load: recorded with every
+    benchmark."""
+    from sparsebert.io import environment
     from sparsebert.runtime.build import build_error, cpu_flags, cpu_model, load_kernel
 
     flags = set(cpu_flags())
     env: dict[str, Any] = {
-        "threads": threads, "cpu_count": os.cpu_count(), "cpu_model": cpu_model(),
+        **environment(), "threads": threads, "cpu_model": cpu_model(),
         "cpu_flags": [f for f in FLAGS_OF_INTEREST if f in flags],
-        "python": platform.python_version(), "platform": platform.platform(),
-        "torch": torch.__version__, "transformers": transformers.__version__, "sparsebert": sparsebert.__version__,
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "sparse_kernel": "built" if load_kernel() is not None else f"unavailable: {build_error()}",
         "loadavg_start": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
@@ -132,6 +116,19 @@ def environment(threads: int) -> dict[str, Any]:
         except Exception:
             env[mod] = None
     return env
+
+
+def describe_model(model: nn.Module, seq: int = 128) -> str:
+    """One line on the benchmarked model: class, parameters (millions), sparsity of the target matrices.
+
+    Raises:
+        UnsupportedArchitectureError: not a supported model.
+    """
+    from sparsebert.report import sparsity_report
+
+    sp = sparsity_report(model, seq)
+    return (f"{type(model).__name__}, {sp['model']['numel'] / 1e6:.1f} M parameters, target matrices "
+            f"{sp['targets']['sparsity']:.2%} sparse ({len(sp['matrices'])} matrices)")
 
 
 def find_deepsparse_python(explicit: str | Path | None = None) -> Path | None:
@@ -213,7 +210,7 @@ class _Paths:
             counts = ", ".join(f"{k} x{v}" for k, v in sorted(rep.counts().items()))
             return (lambda: last.__setitem__("o", m(**inputs))), (lambda: _logits(last["o"]).float()), \
                 f"kernels: {counts}"
-        raise ValueError(f"unknown path {path!r}; known: {list(CPU_PATHS + CUDA_PATHS)}")
+        raise InputError(f"unknown path {path!r}; known: {list(CPU_PATHS + CUDA_PATHS)}")
 
 
 def _deepsparse(python: Path, onnx_file: Path, inputs: dict[str, torch.Tensor], threads: int, warmup: int,
@@ -250,6 +247,9 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
     Returns:
         A JSON-able dict: ``environment``, ``settings``, ``results`` (one list of
         :class:`PathResult` dicts per batch), ``warnings``, ``conversions`` (kernel choices).
+    Raises:
+        InputError: an unknown path or kernel family (a ``ValueError``). A path that fails while
+            running is reported as skipped, with the error, and does not stop the others.
     """
     if threads:
         torch.set_num_threads(threads)
@@ -258,14 +258,18 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
     wanted = tuple(paths) if paths else CPU_PATHS
     unknown = set(wanted) - set(CPU_PATHS + CUDA_PATHS)
     if unknown:
-        raise ValueError(f"unknown path(s) {sorted(unknown)}; known: {list(CPU_PATHS + CUDA_PATHS)}")
+        raise InputError(f"unknown path(s) {sorted(unknown)}; known: {list(CPU_PATHS + CUDA_PATHS)}")
+    if families:
+        from sparsebert.runtime.kernels import check_families
+
+        check_families(families)  # before any path runs (a failing path is only reported)
     use_cuda = torch.cuda.is_available() if cuda is None else cuda
     if use_cuda and not paths:
         wanted = wanted + CUDA_PATHS
     if "dense-fp32" not in wanted:
         wanted = ("dense-fp32",) + wanted
     ds_python = find_deepsparse_python(deepsparse_python)
-    env = environment(threads)
+    env = bench_environment(threads)
     warnings_: list[str] = []
     tmp = tempfile.TemporaryDirectory(prefix="sparsebert-bench-") if workdir is None else None
     work = Path(workdir) if workdir is not None else Path(tmp.name)
@@ -299,7 +303,8 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
                     else:
                         call, logits_of, note = builder.runner(path, inputs)
                         r.note = note
-                        r.times_ms = [t * 1e3 for t in time_calls(call, warmup, min_iters, max_iters, budget_s)]
+                        r.times_ms = [t * 1e3 for t in time_calls({path: call}, warmup=warmup, min_iters=min_iters,
+                                                                  max_iters=max_iters, budget_s=budget_s)[path]]
                         out = logits_of()
                         if path == "dense-fp32":
                             ref = out
@@ -384,8 +389,8 @@ def _cuda_path(path: str, model: nn.Module, inputs: dict[str, torch.Tensor], r: 
         rep = convert(m, tokens=int(inputs["input_ids"].numel()), families=fams)
         r.note = "fp16; kernels: " + ", ".join(f"{k} x{v}" for k, v in sorted(rep.counts().items()))
     last: dict[str, Any] = {}
-    times = time_calls(lambda: last.__setitem__("o", m(**feeds)), warmup, min_iters, max_iters, budget_s,
-                       sync=torch.cuda.synchronize)
+    times = time_calls({path: lambda: last.__setitem__("o", m(**feeds))}, warmup=warmup, min_iters=min_iters,
+                       max_iters=max_iters, budget_s=budget_s, sync=torch.cuda.synchronize)[path]
     r.times_ms = [t * 1e3 for t in times]
     if ref is not None:
         r.max_abs_diff = float((_logits(last["o"]).float().cpu() - ref).abs().max())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sparsebert.errors import InputError
 from sparsebert.preflight import check_sparsity
 from sparsebert.targets import prunable_linears
 
@@ -36,12 +37,12 @@ def synthetic_model(shape: str, sparsity: float, num_labels: int = 2, seed: int 
     """A randomly initialised ``BertForSequenceClassification`` of ``shape``, magnitude-pruned.
 
     Raises:
-        ValueError: unknown shape or sparsity out of range.
+        InputError: unknown shape (a ``ValueError``); ValueError: sparsity out of range.
     """
     from transformers import BertConfig, BertForSequenceClassification
 
     if shape not in SHAPES:
-        raise ValueError(f"unknown synthetic shape {shape!r}; choose one of {list(SHAPES)}")
+        raise InputError(f"unknown synthetic shape {shape!r}; choose one of {list(SHAPES)}")
     torch.manual_seed(seed)
     config = BertConfig(**SHAPES[shape], vocab_size=30522, num_labels=num_labels)
     model = BertForSequenceClassification(config).eval()

@@ -1,21 +1,24 @@
 """GLUE data: task registry, ``glue_data`` TSV readers, optional hub loading, and the demo set.
 
-See :mod:`sparsebert.data.tasks`, :mod:`sparsebert.data.glue`, :mod:`sparsebert.data.augment`
-(TinyBERT data augmentation) and :mod:`sparsebert.data.demo`.
+See :mod:`sparsebert.data.tasks`, :mod:`sparsebert.data.glue`, :mod:`sparsebert.data.encode`
+(tokenising, batches), :mod:`sparsebert.data.taskdata` (the encoded splits of a training stage),
+:mod:`sparsebert.data.augment` (TinyBERT data augmentation; imported on first use of its names
+here) and :mod:`sparsebert.data.demo`.
 GLUE: Wang et al., *GLUE: A Multi-Task Benchmark and Analysis Platform for Natural Language
 Understanding*, ICLR 2019.
 """
 
-from .augment import AugmentSettings, augment_task, load_augmented, read_word_vectors
+import importlib
+
 from .demo import DEMO_SDIST_SHA256, read_movie_snippets, write_demo_glue
 from .glue import DataError, Example, load_split, read_glue_split, resolve_task_dir
 from .tasks import TASKS, TaskSpec, get_task
 
+#: names of :mod:`sparsebert.data.augment`, imported on first use (reading data does not need it)
+_AUGMENT = ("AugmentSettings", "augment_task", "load_augmented", "read_word_vectors")
+
 __all__ = [
-    "AugmentSettings",
-    "augment_task",
-    "load_augmented",
-    "read_word_vectors",
+    *_AUGMENT,
     "TASKS",
     "TaskSpec",
     "get_task",
@@ -28,3 +31,16 @@ __all__ = [
     "read_movie_snippets",
     "write_demo_glue",
 ]
+
+
+def __getattr__(name: str):
+    """Import the augmentation names on first use."""
+    if name not in _AUGMENT:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(f"{__name__}.augment"), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_AUGMENT))

@@ -24,6 +24,9 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from sparsebert.errors import InputError
+from sparsebert.io import OutputExistsError
+
 from .glue import DataError
 
 __all__ = ["DEMO_SDIST_SHA256", "read_movie_snippets", "write_demo_glue",
@@ -85,7 +88,7 @@ def read_movie_snippets(
 
     Raises:
         FileNotFoundError: ``sdist`` does not exist.
-        ValueError: the sha256 does not match (message names the file and both hashes).
+        InputError: the sha256 does not match (a ``ValueError``; the message names the file and both hashes).
         DataError: an archive member is missing or not a file, the snippets file is not
             UTF-8, or a line is malformed (not 3 tab-separated fields, rating not a finite
             number in [-4, 4], empty text); the message starts with
@@ -99,7 +102,7 @@ def read_movie_snippets(
     if sha256 is not None:
         actual = _sha256(path)
         if actual != sha256.lower():
-            raise ValueError(f"{path}: sha256 mismatch: expected {sha256.lower()}, got {actual}")
+            raise InputError(f"{path}: sha256 mismatch: expected {sha256.lower()}, got {actual}")
 
     with tarfile.open(path, mode="r:*") as outer:
         inner_bytes = _read_member(outer, DEMO_INNER_TARBALL, str(path))
@@ -207,19 +210,19 @@ def write_demo_glue(
         ``out_dir`` as a :class:`~pathlib.Path` (pass it as ``data_dir`` with task ``"sst2"``).
 
     Raises:
-        FileExistsError: ``out_dir/SST-2`` exists and ``overwrite`` is False.
-        ValueError: negative or too large ``n_train``/``n_dev`` (more than there are usable
+        OutputExistsError: ``out_dir/SST-2`` exists and ``overwrite`` is False (a ``FileExistsError``).
+        InputError: negative or too large ``n_train``/``n_dev`` (more than there are usable
             snippets), or a sha256 mismatch.
         FileNotFoundError, DataError: as :func:`read_movie_snippets`.
     """
     for name, value in (("n_train", n_train), ("n_dev", n_dev)):
         if value is not None and (isinstance(value, bool) or not isinstance(value, int)
                                   or value < 1):
-            raise ValueError(f"{name} must be a positive int or None, got {value!r}")
+            raise InputError(f"{name} must be a positive int or None, got {value!r}")
     root = Path(out_dir)
     task_dir = root / "SST-2"
     if task_dir.exists() and not overwrite:
-        raise FileExistsError(f"{task_dir}: already exists; pass overwrite=True (--overwrite) "
+        raise OutputExistsError(f"{task_dir}: already exists; pass overwrite=True (--overwrite) "
                               "to replace it")
 
     seen: set[str] = set()
@@ -235,7 +238,7 @@ def write_demo_glue(
     dev_n = n_dev if n_dev is not None else max(1, round(_DEFAULT_DEV_FRACTION * total))
     train_n = n_train if n_train is not None else total - dev_n
     if dev_n + train_n > total or train_n < 1:
-        raise ValueError(f"n_train={n_train} + n_dev={n_dev} needs {dev_n + train_n} snippets, "
+        raise InputError(f"n_train={n_train} + n_dev={n_dev} needs {dev_n + train_n} snippets, "
                          f"but only {total} usable ones exist (nonzero rating, distinct text)")
 
     usable.sort(key=lambda row: _shuffle_key(seed, row[0]))

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from sparsebert.errors import InputError, MissingDependencyError, SparsebertError
+
 from .tasks import TaskSpec, get_task
 
 __all__ = ["Example", "DataError", "read_glue_split", "load_split", "resolve_task_dir"]
@@ -48,7 +50,7 @@ class Example:
     source: str
 
 
-class DataError(ValueError):
+class DataError(SparsebertError, ValueError):
     """A data file (or hub split) does not have the expected layout or content.
 
     The message always starts with ``"<file>:<line>: "`` for a problem in one row, or
@@ -73,7 +75,7 @@ def _canonical_split(task: TaskSpec, split: str) -> str:
         raise TypeError(f"split must be a string, got {type(split).__name__}")
     name = "dev" + split[len("validation"):] if split.startswith("validation") else split
     if name not in task.splits:
-        raise ValueError(
+        raise InputError(
             f"unknown split {split!r} for GLUE task {task.name!r}; labelled splits: "
             f"{', '.join(task.splits)} (unlabelled test splits are not supported)"
         )
@@ -305,10 +307,12 @@ def load_split(
         ``"hf://datasets/<id>/<config>/<split>:<0-based row>"``).
 
     Raises:
-        ImportError: no ``data_dir`` and ``datasets`` is not installed; the message says to
-            pass ``--data-dir`` or ``pip install 'sparsebert[hub]'``.
-        DataError: a hub row has a hidden (-1) or out-of-range label, a blank text, or the
-            split is empty; plus everything :func:`read_glue_split` raises.
+        MissingDependencyError: no ``data_dir`` and ``datasets`` is not installed (an
+            ``ImportError``); the message says to pass ``--data-dir`` or
+            ``pip install 'sparsebert[hub]'``.
+        DataError: the hub split cannot be downloaded (no network and no cached copy); a hub
+            row has a hidden (-1) or out-of-range label, a blank text, or the split is empty;
+            plus everything :func:`read_glue_split` raises.
         FileNotFoundError, ValueError: as :func:`read_glue_split`.
 
     Source: GLUE (Wang et al., ICLR 2019); hub copy ``nyu-mll/glue`` (Hugging Face datasets).
@@ -323,7 +327,7 @@ def _load_hub(spec: TaskSpec, split: str) -> list[Example]:
     try:
         import datasets  # optional dependency, extra "hub"
     except ImportError as exc:
-        raise ImportError(
+        raise MissingDependencyError(
             f"loading GLUE {spec.name!r} without a data directory needs the optional "
             "'datasets' package (Hugging Face Hub). Either pass --data-dir pointing at a "
             "glue_data directory (data_dir=... in Python), or install it with "
@@ -332,8 +336,13 @@ def _load_hub(spec: TaskSpec, split: str) -> list[Example]:
 
     hub_id, config = spec.hub_name
     hub_split = "validation" + split[len("dev"):] if split.startswith("dev") else split
-    ds = datasets.load_dataset(hub_id, config, split=hub_split)
     where = f"hf://datasets/{hub_id}/{config}/{hub_split}"
+    try:
+        ds = datasets.load_dataset(hub_id, config, split=hub_split)
+    except OSError as err:  # no network and no cached copy, or the hub refused
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        raise _error(where, None, f"cannot load it from the Hugging Face hub ({first}); "
+                                  "pass --data-dir with a glue_data directory") from err
 
     id_map: list[int] | None = None
     if spec.labels is not None:

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from sparsebert.errors import InputError
+
 __all__ = ["TaskSpec", "TASKS", "get_task"]
 
 _HUB_DATASET = "nyu-mll/glue"
@@ -170,7 +172,7 @@ def get_task(name: str | TaskSpec) -> TaskSpec:
     unchanged.
 
     Raises:
-        ValueError: unknown task; the message names it and lists the known tasks.
+        InputError: unknown task (a ``ValueError``); the message names it and lists the known tasks.
         TypeError: ``name`` is neither a string nor a TaskSpec.
     """
     if isinstance(name, TaskSpec):
@@ -180,4 +182,4 @@ def get_task(name: str | TaskSpec) -> TaskSpec:
     key = _normalize(name)
     if key in TASKS:
         return TASKS[key]
-    raise ValueError(f"unknown GLUE task {name!r}; known tasks: {', '.join(sorted(TASKS))}")
+    raise InputError(f"unknown GLUE task {name!r}; known tasks: {', '.join(sorted(TASKS))}")

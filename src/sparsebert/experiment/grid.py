@@ -25,7 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from sparsebert.distill.student import dense_size_for, encoder_weights
+from sparsebert.distill.small_dense import dense_size_for, encoder_weights
 from sparsebert.experiment.spec import ExperimentSpec
 from sparsebert.recipe import FinetuneRecipe, PruneRecipe, TrainRecipe
 

@@ -210,9 +210,11 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
     if any(c.variant == "small-dense" for c in cells):
         from transformers import AutoConfig
 
-        from sparsebert.models import resolve_model
+        from sparsebert.models import hub_errors, resolve_model
 
-        model_config = AutoConfig.from_pretrained(resolve_model(spec.model))
+        path = resolve_model(spec.model)
+        with hub_errors(spec.model, path):
+            model_config = AutoConfig.from_pretrained(path)
     stale = {c: r for c in cells if (r := stale_reason(spec, out, c, model_config))}
     retrain = {c.task for c in cells if c.is_teacher and (c in stale or not is_done(out, c))}
     stale.update({c: "its teacher is re-trained" for c in cells

@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sparsebert.data.tasks import TASKS
+from sparsebert.errors import SparsebertError
 from sparsebert.recipe import RecipeError, _format_validation, load_yaml
 
 Variant = Literal[
@@ -45,7 +46,7 @@ PRUNE_KEYS = {"pruning_events", "prune_start", "prune_end", "scope", "temperatur
               "cache_teacher", "attention_weight", "hidden_weight", "prediction_weight", "label_weight"}
 
 
-class SpecError(ValueError):
+class SpecError(SparsebertError, ValueError):
     """An experiment spec is invalid; the message names the file and field."""
 
 

@@ -7,9 +7,9 @@ from sparsebert.export.checkpoint import (
     export_run,
     load,
     load_state_dict,
-    read_manifest,
+    read_header,
 )
 from sparsebert.export.format import SparseFormatError, decode, encode
 
 __all__ = ["AutoSparseModel", "SparseCheckpointError", "SparseFormatError", "decode", "encode", "export_model",
-           "export_run", "load", "load_state_dict", "read_manifest"]
+           "export_run", "load", "load_state_dict", "read_header"]

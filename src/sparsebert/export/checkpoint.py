@@ -33,6 +33,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from sparsebert.errors import InputError, SparsebertError
 from sparsebert.export.format import (
     PART_SEP,
     SparseFormatError,
@@ -43,8 +44,7 @@ from sparsebert.export.format import (
     tensor_sha256,
     value_dtype,
 )
-from sparsebert.integrity import MANIFEST, verify_manifest, write_manifest
-from sparsebert.integrity import read_manifest as read_run_manifest
+from sparsebert.integrity import MANIFEST, read_manifest, verify_manifest, write_manifest
 from sparsebert.io import staged_output_dir, write_json_atomic
 from sparsebert.targets import qualified_names
 
@@ -58,7 +58,7 @@ _SKIP_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".onnx", ".h5"
 MB = 1e6
 
 
-class SparseCheckpointError(ValueError):
+class SparseCheckpointError(SparsebertError, ValueError):
     """A sparse checkpoint cannot be loaded: missing, truncated, corrupt or inconsistent."""
 
 
@@ -112,7 +112,7 @@ def export_model(model: nn.Module, out: str | Path, *, values: str = "fp32", lay
         The summary written to ``sparse_export.json``.
     Raises:
         OutputExistsError: ``out`` exists and not ``overwrite``.
-        ValueError: bad ``values`` / ``layout``.
+        InputError: bad ``values`` / ``layout``, or no target matrix (a ``ValueError``).
         UnsupportedArchitectureError: not a supported model.
     """
     value_dtype(values)
@@ -148,7 +148,7 @@ def export_model(model: nn.Module, out: str | Path, *, values: str = "fp32", lay
             tensors[name] = t
             manifest["dense"][name] = {"dtype": dtype_name(t.dtype), "shape": list(t.shape), "sha256": tensor_sha256(t)}
     if not manifest["sparse"]:
-        raise ValueError("model has no target matrices to compress")
+        raise InputError(f"{type(model).__name__}: no target matrices to compress")
     content = _content_hash(manifest)
     meta = {"format": FORMAT, "format_version": FORMAT_VERSION, "manifest": json.dumps(manifest, sort_keys=True),
             "content_sha256": content}
@@ -245,11 +245,18 @@ def _load_hf(run_dir: Path) -> nn.Module:
         hf_logging.set_verbosity(verbosity)
 
 
-def read_manifest(path: str | Path) -> tuple[dict, dict]:
-    """``(metadata, manifest)`` of a sparse checkpoint directory or file, header only.
+def read_header(path: str | Path) -> tuple[dict, dict]:
+    """``(metadata, manifest)`` of a sparse checkpoint directory or file: the safetensors header only,
+    no tensor is read.
+
+    ``metadata`` is the header's string table (``format``, ``format_version``, ``manifest``,
+    ``content_sha256``); ``manifest`` is its ``manifest`` field parsed, ``{"sparse": {param: entry},
+    "dense": {param: entry}}``. (The ``MANIFEST.json`` of the directory's side files is read by
+    :func:`sparsebert.integrity.read_manifest`.)
 
     Raises:
-        SparseCheckpointError: missing file, unreadable header, not a sparsebert checkpoint.
+        SparseCheckpointError: missing file, unreadable header, not a sparsebert checkpoint, or a
+            ``manifest`` field that is missing, not JSON or not of that shape (naming the file and field).
     """
     from safetensors import safe_open
 
@@ -264,11 +271,19 @@ def read_manifest(path: str | Path) -> tuple[dict, dict]:
     if meta.get("format_version") != FORMAT_VERSION:
         raise SparseCheckpointError(f"{file}: format_version {meta.get('format_version')!r} is not supported "
                                     f"(this sparsebert reads {FORMAT_VERSION})")
+    if "manifest" not in meta:
+        raise SparseCheckpointError(f"{file}: metadata field 'manifest' is missing")
     try:
         manifest = json.loads(meta["manifest"])
-        assert isinstance(manifest.get("sparse"), dict) and isinstance(manifest.get("dense"), dict)
-    except (KeyError, ValueError, AssertionError, AttributeError):
-        raise SparseCheckpointError(f"{file}: metadata field 'manifest' is missing or not valid JSON") from None
+    except ValueError as err:
+        raise SparseCheckpointError(f"{file}: metadata field 'manifest' is not valid JSON ({err})") from None
+    if not isinstance(manifest, dict):
+        raise SparseCheckpointError(f"{file}: metadata field 'manifest' must be a JSON object, "
+                                    f"got {type(manifest).__name__}")
+    for key in ("sparse", "dense"):
+        if not isinstance(manifest.get(key), dict):
+            raise SparseCheckpointError(f"{file}: metadata field 'manifest': entry {key!r} must be an object "
+                                        f"(parameter name -> tensor description), got {manifest.get(key)!r:.60}")
     return meta, manifest
 
 
@@ -290,7 +305,7 @@ def load_state_dict(path: str | Path, *, verify: bool = True) -> dict[str, torch
     from safetensors import safe_open
 
     file = _weights_file(path)
-    meta, manifest = read_manifest(file)
+    meta, manifest = read_header(file)
     if verify and _content_hash(manifest) != meta.get("content_sha256"):
         raise SparseCheckpointError(f"{file}: manifest does not match content_sha256 (metadata edited or corrupt)")
     try:
@@ -361,7 +376,7 @@ def load(path: str | Path, *, runtime: bool = False, tokens: int = 128, verify: 
     from transformers import AutoConfig
 
     path = Path(path)
-    files = read_run_manifest(path)
+    files = read_manifest(path)
     if files is not None:  # side files (config, tokenizer); the weights carry their own per-tensor hashes
         verify_manifest(path, only=tuple(f for f in files if f != WEIGHTS))
     if not (path / "config.json").is_file():

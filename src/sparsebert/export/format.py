@@ -23,12 +23,14 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from sparsebert.errors import InputError, SparsebertError
+
 LAYOUTS = ("csr", "bitmask")
 VALUE_DTYPES: dict[str, torch.dtype] = {"fp32": torch.float32, "fp16": torch.float16, "bf16": torch.bfloat16}
 PART_SEP = "::"
 
 
-class SparseFormatError(ValueError):
+class SparseFormatError(SparsebertError, ValueError):
     """A stored sparse matrix is inconsistent: wrong shapes, out-of-range indices, bad counts."""
 
 
@@ -36,12 +38,12 @@ def value_dtype(name: str) -> torch.dtype:
     """``fp32`` / ``fp16`` / ``bf16`` -> torch dtype.
 
     Raises:
-        ValueError: another name.
+        InputError: another name (a ``ValueError``).
     """
     try:
         return VALUE_DTYPES[name]
     except KeyError:
-        raise ValueError(f"value dtype must be one of {list(VALUE_DTYPES)}, got {name!r}") from None
+        raise InputError(f"value dtype must be one of {list(VALUE_DTYPES)}, got {name!r}") from None
 
 
 def dtype_name(dtype: torch.dtype) -> str:
@@ -73,7 +75,7 @@ def layout_bytes(layout: str, rows: int, cols: int, nnz: int, value_bytes: int) 
         return (rows + 1) * 4 + nnz * (2 if cols <= 65536 else 4) + nnz * value_bytes
     if layout == "bitmask":
         return math.ceil(rows * cols / 8) + nnz * value_bytes
-    raise ValueError(f"layout must be one of {list(LAYOUTS)} or 'auto', got {layout!r}")
+    raise InputError(f"layout must be one of {list(LAYOUTS)} or 'auto', got {layout!r}")
 
 
 def choose_layout(layout: str, rows: int, cols: int, nnz: int, value_bytes: int) -> str:
@@ -81,7 +83,7 @@ def choose_layout(layout: str, rows: int, cols: int, nnz: int, value_bytes: int)
     if layout == "auto":
         return min(LAYOUTS, key=lambda lay: layout_bytes(lay, rows, cols, nnz, value_bytes))
     if layout not in LAYOUTS:
-        raise ValueError(f"layout must be one of {list(LAYOUTS)} or 'auto', got {layout!r}")
+        raise InputError(f"layout must be one of {list(LAYOUTS)} or 'auto', got {layout!r}")
     return layout
 
 

@@ -11,6 +11,7 @@ as DeepSparse 1.8 read); where that exporter is unavailable, with the dynamo exp
 
 from __future__ import annotations
 
+import importlib.util
 import inspect
 import warnings
 from pathlib import Path
@@ -19,6 +20,8 @@ from typing import Any
 import numpy as np
 import torch
 from torch import nn
+
+from sparsebert.errors import MissingDependencyError
 
 OPSET = 17
 MODEL_FILE = "model.onnx"
@@ -116,6 +119,18 @@ def check_onnx(model: nn.Module, file: str | Path, inputs: dict[str, torch.Tenso
     return diff
 
 
+def require_onnx() -> None:
+    """Check that the optional ONNX packages are installed.
+
+    Raises:
+        MissingDependencyError: ``onnx`` or ``onnxruntime`` is missing (an ``ImportError``); the
+            message names them and the extra to install.
+    """
+    missing = [m for m in ("onnx", "onnxruntime") if importlib.util.find_spec(m) is None]
+    if missing:
+        raise MissingDependencyError(f"ONNX export needs {' and '.join(missing)}: pip install 'sparsebert[onnx]'")
+
+
 def export_onnx_run(run: str | Path, out: str | Path, *, overwrite: bool = False) -> float:
     """Export a model directory or sparse checkpoint to ``out/MODEL_FILE`` and check it with ONNX Runtime.
 
@@ -124,12 +139,13 @@ def export_onnx_run(run: str | Path, out: str | Path, *, overwrite: bool = False
     Returns:
         Max |ONNX Runtime - torch| over the check inputs.
     Raises:
-        ModelNotFoundError, SparseCheckpointError, OutputExistsError.
+        ModelNotFoundError, SparseCheckpointError, OutputExistsError, MissingDependencyError.
     """
     from sparsebert.export.checkpoint import _copy_side_files, load_any
     from sparsebert.io import check_output_dir, staged_output_dir
 
     run, out = Path(run), Path(out)
+    require_onnx()
     check_output_dir(out, overwrite)
     model = load_any(run)
     with staged_output_dir(out, overwrite) as stage:

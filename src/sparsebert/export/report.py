@@ -2,6 +2,8 @@
 
 Works on a sparse checkpoint (what was written) and on an ordinary model directory (what
 ``sparsebert export`` would write, computed without writing: same layouts, same byte counts).
+:func:`report_tables` and :func:`export_table` render what ``sparsebert report`` and
+``sparsebert export`` print.
 """
 
 from __future__ import annotations
@@ -90,3 +92,86 @@ def report_any(model_dir: str | Path, seq_len: int = 128) -> dict:
     rep["checkpoint_mb"] = weights.stat().st_size / MB if weights.is_file() else None
     rep["storage"] = storage_report(model_dir) if sparse else storage_report(model_dir, model)
     return rep
+
+
+# --- what `sparsebert report` and `sparsebert export` print --------------------------------------
+
+def _mb(b: float | None) -> str:
+    return "—" if b is None else f"{b / 1e6:.2f} MB"
+
+
+def _storage_rows(st: dict | None) -> list[tuple[str, str]]:
+    """Dense vs compressed bytes of the target matrices and of the checkpoint (:func:`storage_report`)."""
+    if not st:
+        return []
+    rows = [("target matrices: dense fp32 -> compressed",
+             f"{_mb(st.get('targets_dense_fp32_bytes'))} -> {_mb(st.get('targets_compressed_bytes'))} "
+             f"({st.get('targets_ratio') or 0:.1f}x, {st.get('values') or 'fp32'} values)")]
+    if st.get("fp16_values"):
+        f16 = st["fp16_values"]
+        rows.append(("target matrices: with fp16 values",
+                     f"{_mb(f16['targets_compressed_bytes'])} ({f16['targets_ratio']:.1f}x)"))
+    rows.append(("checkpoint: dense -> sparse",
+                 f"{_mb(st.get('checkpoint_dense_bytes'))} -> {_mb(st.get('checkpoint_sparse_bytes'))} "
+                 f"({st.get('checkpoint_ratio') or 0:.2f}x)"))
+    return rows
+
+
+def report_tables(rep: dict, model_dir: str | Path, seq_len: int, per_matrix: bool = True) -> list:
+    """The tables ``sparsebert report`` prints for ``rep`` (:func:`report_any` of ``model_dir``).
+
+    Args:
+        seq_len: the sequence length the FLOPs of ``rep`` were counted for (tokens).
+        per_matrix: also a table with shape, non-zeros and sparsity of every target matrix.
+    Returns:
+        ``rich.table.Table`` objects: the per-matrix table (with ``per_matrix``), then the totals
+        (sparsity, non-zeros, sizes in MB, GFLOPs per token, storage).
+    """
+    from rich.table import Table
+
+    from sparsebert.tables import kv_table
+
+    tables = []
+    if per_matrix:
+        table = Table(title=f"{model_dir}: target matrices")
+        for col in ("matrix", "shape", "nnz", "sparsity"):
+            table.add_column(col, justify="left" if col == "matrix" else "right")
+        for m in rep["matrices"]:
+            table.add_row(m["name"], "x".join(map(str, m["shape"])), f"{m['nnz']:,}", f"{m['sparsity']:.2%}")
+        tables.append(table)
+    t, md, f = rep["targets"], rep["model"], rep["flops_per_token"]
+    totals = kv_table("totals", [
+        ("target matrices: sparsity", f"{t['sparsity']:.2%}"),
+        ("target matrices: non-zeros / weights", f"{t['nnz']:,} / {t['numel']:,}"),
+        ("target matrices: compression", f"{t['compression']:.1f}x"),
+        ("all parameters: non-zeros / total", f"{md['nnz']:,} / {md['numel']:,}"),
+        ("dense fp32 size (MB)", f"{md['dense_fp32_mb']:.1f}"),
+        ("non-zero values fp32 (MB)", f"{md['nonzero_fp32_mb']:.1f}"),
+    ])
+    if rep.get("checkpoint_mb") is not None:
+        totals.add_row("checkpoint file (MB)", f"{rep['checkpoint_mb']:.1f}")
+    totals.add_row("linear GFLOPs/token dense -> sparse",
+                   f"{f['linear_dense']/1e9:.4f} -> {f['linear_sparse']/1e9:.4f} ({f['linear_reduction']:.1f}x)")
+    totals.add_row(f"encoder GFLOPs/token @ {seq_len} dense -> sparse",
+                   f"{f['total_dense']/1e9:.4f} -> {f['total_sparse']/1e9:.4f} ({f['total_reduction']:.1f}x)")
+    for row in _storage_rows(rep.get("storage")):
+        totals.add_row(*row)
+    tables.append(totals)
+    return tables
+
+
+def export_table(summary: dict, title: str):
+    """The table ``sparsebert export`` prints for the summary of
+    :func:`sparsebert.export.checkpoint.export_model` (sizes in MB, ratios, layouts, content hash)."""
+    from sparsebert.tables import kv_table
+
+    t, ck = summary["targets"], summary["checkpoint"]
+    return kv_table(title, [
+        ("target matrices", f"{t['count']} ({', '.join(f'{k} {v}' for k, v in t['layouts'].items() if v)})"),
+        ("target matrices: dense fp32 -> compressed",
+         f"{_mb(t['dense_fp32_bytes'])} -> {_mb(t['compressed_bytes'])} ({t['ratio_vs_dense_fp32']:.1f}x)"),
+        ("checkpoint: dense -> sparse",
+         f"{_mb(ck['dense_file_bytes'] or ck['dense_estimate_bytes'])} -> {_mb(ck['sparse_file_bytes'])} "
+         f"({ck['ratio']:.2f}x)"),
+        ("content sha256", summary["content_sha256"][:16] + "…"),
+    ])

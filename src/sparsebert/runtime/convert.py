@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from sparsebert.errors import InputError
 from sparsebert.runtime.kernels import DENSE, FAMILIES, Candidate, candidates, time_candidates
 from sparsebert.targets import prunable_linears
 
@@ -166,10 +167,10 @@ def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | 
         A :class:`ConversionReport`. The model is put in eval mode.
     Raises:
         UnsupportedArchitectureError: the model has no known prunable linears.
-        ValueError: unknown kernel family.
+        InputError: unknown kernel family, or ``tokens`` < 1 (a ``ValueError``).
     """
     if tokens < 1:
-        raise ValueError(f"tokens must be >= 1, got {tokens}")
+        raise InputError(f"tokens must be >= 1, got {tokens}")
     model.eval()
     fams = tuple(families) if families else FAMILIES
     timer = timer or (lambda mods, x: time_candidates(mods, x, rounds=rounds))

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
+from sparsebert.errors import InputError
 from sparsebert.runtime.linear import (
     CSRKernelLinear,
     MKLLinear,
@@ -27,6 +28,7 @@ from sparsebert.runtime.linear import (
     is_2_4,
     mkl_available,
 )
+from sparsebert.timing import time_calls
 
 DENSE = "dense"
 #: kernel families, in the order they are listed in reports
@@ -60,6 +62,19 @@ def _sbk_tiles(tokens: int) -> tuple[int, ...]:
     return keep or (16,)
 
 
+def check_families(families: tuple[str, ...] | None) -> set[str]:
+    """The kernel families to consider: ``families`` (all of :data:`FAMILIES` when None) and ``dense``.
+
+    Raises:
+        InputError: an unknown family (a ``ValueError``), naming it and the known ones.
+    """
+    wanted = set(families or FAMILIES) | {DENSE}
+    unknown = wanted - set(FAMILIES)
+    if unknown:
+        raise InputError(f"unknown kernel famil{'y' if len(unknown) == 1 else 'ies'} {sorted(unknown)}; known: {list(FAMILIES)}")
+    return wanted
+
+
 def candidates(linear: nn.Linear, tokens: int, families: tuple[str, ...] | None = None) -> tuple[list[Candidate], dict[str, str]]:
     """Kernels that can run ``linear`` for ``tokens`` rows of input on its device.
 
@@ -69,13 +84,12 @@ def candidates(linear: nn.Linear, tokens: int, families: tuple[str, ...] | None 
         families: restrict to these kernel families (``dense`` is always included).
     Returns:
         ``(candidates, skipped)``; ``skipped`` maps a family to why it was not offered.
+    Raises:
+        InputError: an unknown family (a ``ValueError``).
     """
     from sparsebert.runtime.build import build_error, load_kernel
 
-    wanted = set(families or FAMILIES) | {DENSE}
-    unknown = wanted - set(FAMILIES)
-    if unknown:
-        raise ValueError(f"unknown kernel famil{'y' if len(unknown) == 1 else 'ies'} {sorted(unknown)}; known: {list(FAMILIES)}")
+    wanted = check_families(families)
     w, b = linear.weight.detach(), (None if linear.bias is None else linear.bias.detach())
     device, dtype = w.device.type, w.dtype
     out: list[Candidate] = [Candidate(DENSE, (), lambda lin: lin)]
@@ -131,29 +145,21 @@ def _sync(device: torch.device) -> None:
 
 def time_candidates(modules: dict[str, nn.Module], x: torch.Tensor, rounds: int = 15, warmup: int = 2,
                     budget_s: float = 3.0, clock: Callable[[], float] = time.perf_counter) -> dict[str, float]:
-    """Median seconds per call of each module on ``x``, measured round-robin.
+    """Median seconds per call of each module on ``x``, measured round-robin
+    (:func:`sparsebert.timing.time_calls`).
 
     Args:
         modules: label -> module computing ``[tokens, in] -> [tokens, out]``.
         x: the input (real token count and width).
         rounds: timed calls per module (at most; at least 3).
         warmup: untimed calls per module first.
-        budget_s: fewer rounds (not below 3) when one round of all modules takes longer than
-            ``budget_s / rounds`` (large token counts).
+        budget_s: no further round once 3 rounds are done and ``budget_s`` seconds have passed
+            (large token counts).
+    Returns:
+        label -> median seconds per call.
     """
+    calls = {label: (lambda m=m: m(x)) for label, m in modules.items()}
     with torch.no_grad():
-        t0 = clock()
-        for _ in range(warmup):
-            for m in modules.values():
-                m(x)
-        _sync(x.device)
-        per_round = (clock() - t0) / max(warmup, 1)
-        rounds = max(3, min(rounds, int(budget_s / max(per_round, 1e-9))))
-        times: dict[str, list[float]] = {k: [] for k in modules}
-        for _ in range(rounds):
-            for label, m in modules.items():
-                t0 = clock()
-                m(x)
-                _sync(x.device)
-                times[label].append(clock() - t0)
+        times = time_calls(calls, warmup=warmup, min_iters=3, max_iters=max(3, rounds), budget_s=budget_s,
+                           sync=lambda: _sync(x.device), clock=clock)
     return {k: statistics.median(v) for k, v in times.items()}

@@ -17,7 +17,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from sparsebert.targets import architecture_of, encoder_layers, hidden_size
+from sparsebert.errors import InputError
+from sparsebert.targets import UnsupportedArchitectureError, architecture_of, encoder_layers, hidden_size
 
 
 def encoder_weights(num_layers: int, hidden: int, ffn: int) -> int:
@@ -36,10 +37,10 @@ def dense_size_for(target_weights: int, hidden: int, teacher_layers: int, max_ff
     Returns:
         ``(num_layers, ffn)`` with ``min_ffn <= ffn <= max_ffn``.
     Raises:
-        ValueError: non-positive sizes.
+        InputError: non-positive sizes (a ``ValueError``).
     """
     if min(target_weights, hidden, teacher_layers, max_ffn, min_ffn) <= 0:
-        raise ValueError(f"sizes must be positive: target={target_weights}, hidden={hidden}, "
+        raise InputError(f"sizes must be positive: target={target_weights}, hidden={hidden}, "
                          f"teacher_layers={teacher_layers}, max_ffn={max_ffn}, min_ffn={min_ffn}")
     for layers in sorted((d for d in range(1, teacher_layers + 1) if teacher_layers % d == 0), reverse=True):
         ffn = round((target_weights / layers - 4 * hidden * hidden) / (2 * hidden))
@@ -80,22 +81,23 @@ def shrink_student(model: nn.Module, num_layers: int | None = None, ffn: int | N
     Returns:
         ``{"layers_kept": [...], "ffn": F, "encoder_weights": n}``.
     Raises:
-        ValueError: sizes above the model's, or a config without ``num_hidden_layers`` /
+        InputError: sizes above the model's (a ``ValueError``).
+        UnsupportedArchitectureError: a config without ``num_hidden_layers`` /
             ``intermediate_size`` (e.g. DistilBERT).
     """
     config = model.config
     for attr in ("num_hidden_layers", "intermediate_size"):
         if not hasattr(config, attr):
-            raise ValueError(f"{config.model_type}: cannot shrink a model whose config has no {attr!r}")
+            raise UnsupportedArchitectureError(f"{config.model_type}: cannot shrink a model whose config has no {attr!r}")
     spec = architecture_of(model)
     layers = encoder_layers(model)
     n_old, f_old = len(layers), config.intermediate_size
     num_layers = num_layers or n_old
     ffn = ffn or f_old
     if not 1 <= num_layers <= n_old:
-        raise ValueError(f"student_layers {num_layers} must be in [1, {n_old}] (the model's layer count)")
+        raise InputError(f"student_layers {num_layers} must be in [1, {n_old}] (the model's layer count)")
     if not 1 <= ffn <= f_old:
-        raise ValueError(f"student_ffn {ffn} must be in [1, {f_old}] (the model's intermediate_size)")
+        raise InputError(f"student_ffn {ffn} must be in [1, {f_old}] (the model's intermediate_size)")
     kept = _keep_layers(n_old, num_layers)
     new_layers = nn.ModuleList([layers[i] for i in kept])
     for new_idx, layer in enumerate(new_layers):

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sparsebert.data.encode import encode_examples
 from sparsebert.data.glue import Example, load_split
 from sparsebert.data.tasks import TaskSpec
+from sparsebert.errors import InputError
 from sparsebert.preflight import check_data
 from sparsebert.recipe import TrainRecipe
 
@@ -53,10 +54,10 @@ def load_task_data(task: TaskSpec, recipe: TrainRecipe, tokenizer, train_example
     Raises:
         DataError / FileNotFoundError: from the readers, naming file and line.
         PreflightError: an empty split or a label outside the task's label set (file:line).
-        ValueError: the tokenizer has no pad token.
+        InputError: the tokenizer has no pad token (a ``ValueError``).
     """
     if tokenizer.pad_token_id is None:
-        raise ValueError(f"tokenizer {tokenizer.name_or_path!r} has no pad token")
+        raise InputError(f"tokenizer {tokenizer.name_or_path!r} has no pad token")
     examples = train_examples if train_examples is not None else load_split(task, task.train_split, recipe.data_dir)
     check_data(task, task.train_split, examples, str(recipe.data_dir or "hub"))
     examples = subsample(examples, recipe.max_train_examples, recipe.seed)
