@@ -145,6 +145,13 @@ def test_results_tables_and_plots_on_a_synthetic_grid(tmp_path):
     ret = {r["task"]: r for r in results["retention"]}
     assert ret["sst2"]["retention"] == pytest.approx(86 / 91)
     assert ret["mrpc"]["paper"]["retention"] == pytest.approx(88.5 / 88.6) and ret["mrpc"]["dense"] is None
+    # gain retention over the majority-class floor: a collapsed student keeps 0 % of the gain
+    from sparsebert.experiment.report import gain_retention, retention
+
+    assert gain_retention(81.2, 86.9, 81.2) == 0.0 and gain_retention(80.0, 80.0, 80.0) is None
+    ret = {r["task"]: r for r in retention(results["aggregate"], spec, {"sst2": 51.0, "mrpc": 81.2})}
+    assert ret["sst2"]["gain_retention"] == pytest.approx((86 - 51) / (91 - 51))
+    assert ret["mrpc"]["paper"]["gain_retention"] == pytest.approx((88.5 - 81.2) / (88.6 - 81.2))
     md = (out / "results.md").read_text()
     assert "| SST2 acc | – | 91.0 ± 1.4 (n=2) | 86.0 ± 1.4 (n=2) |" in md  # no data_dir: no majority floor
     assert "| sst2/finetune-then-prune-s0.5-seed1" not in md and "- `sst2/finetune-then-prune-s0.5-seed1`" in md

@@ -92,22 +92,41 @@ def _find(agg: list[dict], task: str, variant: str, sparsity: float | None = Non
     return None
 
 
-def retention(agg: list[dict], spec: ExperimentSpec) -> list[dict]:
-    """Per task: dense-teacher and sparsebert@s means and their ratio, with the paper's beside them."""
+def gain_retention(sparse: float | None, dense: float | None, floor: float | None) -> float | None:
+    """(sparse - floor) / (dense - floor): the share of the teacher's gain over the majority-class floor
+    that the sparse model keeps (0 = collapsed to the floor). Raw retention sparse / dense hides a
+    collapse where the floor is high (MRPC F1: the floor is 93 % of the teacher)."""
+    if sparse is None or dense is None or floor is None or dense == floor:
+        return None
+    return (sparse - floor) / (dense - floor)
+
+
+def retention(agg: list[dict], spec: ExperimentSpec, majority: dict[str, float | None] | None = None) -> list[dict]:
+    """Per task: dense-teacher and sparsebert@s means, their ratio and the gain retention over the
+    majority-class floor, with the paper's beside them (the paper's gain retention uses the same dev
+    set's floor)."""
+    majority = majority or {}
+
+    def paper_row(task, paper):
+        if not paper:
+            return None
+        return {**paper, "retention": paper["sparse"] / paper["dense"],
+                "gain_retention": gain_retention(paper["sparse"], paper["dense"], majority.get(task))}
+
     rows = []
     for task in spec.tasks:
         dense, sparse = _find(agg, task, "dense-teacher"), _find(agg, task, "sparsebert", spec.sparsity)
-        paper = PAPER_BERT_BASE.get(task)
+        d, sp = (dense["mean"] if dense else None), (sparse["mean"] if sparse else None)
         rows.append({
-            "task": task, "metric": get_task(task).main_metric,
-            "dense": dense["mean"] if dense else None, "sparse": sparse["mean"] if sparse else None,
-            "retention": sparse["mean"] / dense["mean"] if dense and sparse and dense["mean"] else None,
-            "paper": {**paper, "retention": paper["sparse"] / paper["dense"]} if paper else None,
+            "task": task, "metric": get_task(task).main_metric, "dense": d, "sparse": sp, "floor": majority.get(task),
+            "retention": sp / d if d and sp is not None else None,
+            "gain_retention": gain_retention(sp, d, majority.get(task)),
+            "paper": paper_row(task, PAPER_BERT_BASE.get(task)),
         })
     for task, paper in PAPER_BERT_BASE.items():
         if task not in spec.tasks:
-            rows.append({"task": task, "metric": paper["metric"], "dense": None, "sparse": None, "retention": None,
-                         "paper": {**paper, "retention": paper["sparse"] / paper["dense"]}})
+            rows.append({"task": task, "metric": paper["metric"], "dense": None, "sparse": None, "floor": None,
+                         "retention": None, "gain_retention": None, "paper": paper_row(task, paper)})
     return rows
 
 
@@ -171,14 +190,23 @@ def render_markdown(spec: ExperimentSpec, results: dict, command: str) -> str:
             for v in sweep:
                 lines.append(f"| {_label(task)} | {v} | " + " | ".join(_pm(_find(agg, task, v, x)) for x in spec.sparsities) + " |")
     lines += ["", f"## Retention at s = {s}: ours (`{spec.model}`) beside the paper (BERT-base, Xu et al. 2021)", "",
-              "| task | metric | ours dense → sparse | ours retention | paper dense → sparse | paper retention |",
-              "|---|---|---|---|---|---|"]
+              "Gain retention = (sparse − floor) / (dense − floor), the floor being the majority class of the dev set; "
+              "raw retention = sparse / dense.", "",
+              "| task | metric | floor | ours dense → sparse | ours raw / gain retention | paper dense → sparse | "
+              "paper raw / gain retention |",
+              "|---|---|---|---|---|---|---|"]
+
+    def pct(x):
+        return f"{100 * x:.1f} %" if x is not None else "–"
+
     for r in results["retention"]:
         ours = f"{r['dense']:.1f} → {r['sparse']:.1f}" if r["dense"] is not None and r["sparse"] is not None else "not run"
-        ret = f"{100 * r['retention']:.1f} %" if r["retention"] is not None else "–"
         p = r["paper"]
-        lines.append(f"| {r['task'].upper()} | {METRIC_NAMES.get(r['metric'], r['metric'])} | {ours} | {ret} | "
-                     + (f"{p['dense']} → {p['sparse']} | {100 * p['retention']:.1f} % |" if p else "– | – |"))
+        floor = f"{r['floor']:.1f}" if r.get("floor") is not None else "–"
+        lines.append(f"| {r['task'].upper()} | {METRIC_NAMES.get(r['metric'], r['metric'])} | {floor} | {ours} | "
+                     f"{pct(r['retention'])} / {pct(r.get('gain_retention'))} | "
+                     + (f"{p['dense']} → {p['sparse']} | {pct(p['retention'])} / {pct(p.get('gain_retention'))} |"
+                        if p else "– | – |"))
     if results["s4"]:
         batches = list(results["s4"][0]["throughput"])
         lines += ["", "## S4 comparison: sparse large vs small dense vs dense teacher", "",
@@ -274,7 +302,7 @@ def write_results(spec: ExperimentSpec, out: Path, cells: list[Cell], spec_path:
     results = {"spec": spec.model_dump(mode="json"), "rows": rows, "missing": missing}
     results["aggregate"] = aggregate(rows)
     results["majority"] = {t: majority_baseline(t, spec.data_dir) for t in spec.tasks}
-    results["retention"] = retention(results["aggregate"], spec)
+    results["retention"] = retention(results["aggregate"], spec, results["majority"])
     results["s4"] = s4_table(spec, out, rows)
     command = command or f"sparsebert experiment {spec_path or 'SPEC.yaml'} --out {out}"
     results["command"] = command
