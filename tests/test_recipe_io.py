@@ -15,6 +15,24 @@ def test_shipped_recipes_validate():
     assert f.epochs == 3
 
 
+#: run-control fields (where, what, how often to log/save) that are not part of the method
+RUN_FIELDS = {"task", "data_dir", "out", "teacher", "student", "student_layers", "student_ffn", "augment", "seed",
+              "threads", "overwrite", "resume", "save_every", "log_every", "eval_every", "eval_batch_size",
+              "max_steps", "max_train_examples", "max_eval_examples", "bf16"}
+
+
+def test_default_recipe_file_is_prunes_defaults():
+    """recipes/sparsebert-default.yaml documents PruneRecipe's defaults; they must not drift apart."""
+    import yaml
+
+    data = yaml.safe_load((RECIPES / "sparsebert-default.yaml").read_text())
+    defaults = {k: f.default for k, f in PruneRecipe.model_fields.items() if k not in RUN_FIELDS}
+    assert set(data) == set(defaults), sorted(set(data) ^ set(defaults))
+    assert {k: data[k] for k in defaults} == defaults
+    paper = yaml.safe_load((RECIPES / "sparsebert-paper.yaml").read_text())
+    assert {k for k in paper if paper[k] != data.get(k)} >= {"learning_rate", "attention_weight", "prune_end"}
+
+
 def test_cli_overrides_file_and_none_is_ignored(tmp_path):
     p = tmp_path / "r.yaml"
     p.write_text("model: m\ntask: rte\nout: o\nseed: 1\nepochs: 2\n")
