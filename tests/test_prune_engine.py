@@ -59,7 +59,7 @@ def test_no_pruning_event_where_the_learning_rate_has_decayed():
     schedule, lr, window = build_schedules(paper, 1000)
     assert schedule.event_steps[-1] == 1000 and lr(1000) == 0.0
     # rewinding: every event is followed by the peak rate, so nothing moves
-    rewind = recipe.model_copy(update={"lr_schedule": "rewind", "pruning_events": 5, "prune_end": 0.8})
+    rewind = recipe.model_copy(update={"lr_schedule": "rewind", "pruning_events": 5, "prune_start": 0.0, "prune_end": 0.8})
     schedule, lr, window = build_schedules(rewind, 1000)
     assert window["end_step"] == 800 and schedule.event_steps == [160, 320, 480, 640, 800]
     assert all(lr(e) == 1.0 for e in schedule.event_steps)
