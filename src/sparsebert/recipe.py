@@ -80,6 +80,8 @@ class FinetuneRecipe(TrainRecipe):
 
     stage: Literal["finetune"] = "finetune"
     model: str = Field(description="pre-trained encoder: local dir, hub id, or pypi:<package>")
+    group_by_length: bool = Field(False, description="batch examples of similar length; off for teachers: the "
+                                  "demo's 189-step teacher reached 0.790 with it and 0.808 without (one seed)")
 
 
 class PruneRecipe(TrainRecipe):
