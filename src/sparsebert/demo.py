@@ -49,7 +49,7 @@ def run_demo(sdist: str | Path, out: str | Path, *, model: str = "pypi:gt-all-mi
     out = Path(out)
     check_output_dir(out, overwrite)
     glue = write_demo_glue(sdist, out / "data", n_train=n_train, n_dev=n_dev, seed=0, overwrite=overwrite, sha256=sha256)
-    common = dict(task="sst2", data_dir=str(glue), max_length=max_length, overwrite=overwrite, group_by_length=True)
+    common = dict(task="sst2", data_dir=str(glue), max_length=max_length, overwrite=overwrite)
     console.rule("1/4 fine-tune the teacher")
     finetune(FinetuneRecipe(model=model, out=str(out / "teacher"), epochs=teacher_epochs, **common))
     console.rule(f"2/4 prune the pre-trained student to {sparsity:.0%} while distilling")
