@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from sparsebert.bench.run import _ratios, PathResult
@@ -72,3 +73,41 @@ def test_ratios_against_dense_and_best_dense():
     _ratios(rows)
     assert rows[2].vs_dense_fp32 == 5.0 and rows[2].vs_best_dense == 2.0 and rows[2].extra["best_dense"] == "dense-bf16"
     assert rows[1].vs_best_dense == 1.0 and rows[3].vs_best_dense is None
+
+
+def test_bench_sparse_runtime_runs_sparse_kernels(tiny_bert, tmp_path, monkeypatch):
+    """With the kernel choice forced to a sparse kernel (timing on a tiny model is noise), the
+    sparse-runtime row really runs converted matrices and its logits still match dense fp32."""
+    from transformers import AutoModelForSequenceClassification
+
+    import importlib
+
+    conv_mod = importlib.import_module("sparsebert.runtime.convert")  # the module, not the function re-exported
+
+    def sparse_wins(modules, x):  # every non-dense candidate "measures" 10x faster than dense
+        return {label: (1e-3 if label == "dense" else 1e-4) for label in modules}
+
+    monkeypatch.setattr(conv_mod, "time_candidates", lambda modules, x, rounds=15: sparse_wins(modules, x))
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
+    # The tiny model's default init (std 0.02) gives logits ~1e-3, which even an all-zero kernel output
+    # moves by < 1e-3; larger weights make the logits O(1), so a 1e-4 tolerance can catch a wrong kernel.
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2 and "embeddings" not in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * p.shape[1] ** -0.5 * 3)
+            elif name.endswith("bias"):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    magnitude_prune_(model, 0.9)
+    model.save_pretrained(tmp_path / "run")
+    args = ["bench", str(tmp_path / "run"), "--batch", "2", "--seq", "12", "--warmup", "0", "--min-iters", "2",
+            "--max-iters", "2", "--threads", "1", "--path", "dense-fp32", "--path", "sparse-runtime",
+            "--out", str(tmp_path / "res" / "tiny")]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    res = json.loads((tmp_path / "res" / "tiny.json").read_text())
+    kernels = [m["kernel"] for m in res["conversions"]["24"]["matrices"]]
+    assert len(kernels) == 12 and all(k != "dense" for k in kernels), kernels
+    by = {row["path"]: row for row in res["results"]["2"]}
+    assert by["sparse-runtime"]["max_abs_diff"] < 1e-4
+    assert by["sparse-runtime"]["note"].startswith("kernels: ") and "dense" not in by["sparse-runtime"]["note"]

@@ -78,11 +78,13 @@ def test_lr_shapes():
         lr_factor_fn("cosine", 100)
 
 
-@pytest.mark.parametrize("criterion", ["magnitude", "movement"])
-def test_pruned_to_90_percent_still_learns_a_separable_task(tiny_bert, tmp_path, criterion):
+@pytest.mark.parametrize("criterion,scope,bf16", [("magnitude", "per-matrix", None), ("movement", "per-matrix", None),
+                                                  ("magnitude", "global", True)])
+def test_pruned_to_90_percent_still_learns_a_separable_task(tiny_bert, tmp_path, criterion, scope, bf16):
     """A tiny random BERT on 'contains good vs bad' (floor 0.5): after pruning to 90 % while
-    distilling with the default recipe (bf16 left at its default), the student must beat the floor
-    by far, not collapse to one class."""
+    distilling with the default recipe, the student must beat the floor by far, not collapse to one
+    class. bf16 is left at its default (native only) in two cases, and forced on (emulated where the
+    CPU lacks it) with global scope in the third, so both the bf16 path and global ranking train."""
     data = write_sst2(tmp_path / "glue", n_train=192, n_dev=64)
     common = dict(task="sst2", data_dir=str(data), max_length=32, batch_size=16, save_every=None)
     teacher = finetune(FinetuneRecipe(model=str(tiny_bert), out=str(tmp_path / "t"), max_steps=120,
@@ -90,10 +92,24 @@ def test_pruned_to_90_percent_still_learns_a_separable_task(tiny_bert, tmp_path,
     t_acc = teacher["metrics"]["dev"]["accuracy"]
     assert t_acc >= 0.9, f"teacher did not learn ({t_acc})"
     sparse = prune(PruneRecipe(teacher=str(tmp_path / "t"), student=str(tiny_bert), out=str(tmp_path / "s"),
-                               sparsity=0.9, max_steps=240, learning_rate=2e-3, criterion=criterion, **common))
+                               sparsity=0.9, max_steps=240, learning_rate=2e-3, criterion=criterion, scope=scope,
+                               bf16=bf16, **common))
     acc = sparse["metrics"]["dev"]["accuracy"]
     assert sparse["sparsity"]["targets"]["sparsity"] == pytest.approx(0.9, abs=0.01)
     assert acc >= 0.85, f"90 %-sparse student at {acc} (floor 0.5, teacher {t_acc})"
     log = [json.loads(line) for line in (tmp_path / "s" / "log.jsonl").read_text().splitlines()]
     train = [r for r in log if r.get("event") == "train"]
     assert train and all(abs(sum(v for k, v in r.items() if k.startswith("share/")) - 1) < 1e-6 for r in train)
+
+
+def test_bf16_default_means_native_only(monkeypatch):
+    """``bf16=None`` (the recipes' default) autocasts exactly where the hardware computes bf16."""
+    import sparsebert.training as tr
+
+    for native in (True, False):
+        monkeypatch.setattr(tr, "bf16_native", lambda device_type, native=native: native)
+        with tr.autocast(None, torch.device("cpu")):
+            assert torch.is_autocast_enabled("cpu") is native
+        with tr.autocast(False, torch.device("cpu")):
+            assert not torch.is_autocast_enabled("cpu")
+    assert FinetuneRecipe.model_fields["bf16"].default is None and PruneRecipe.model_fields["bf16"].default is None
