@@ -173,3 +173,21 @@ def test_teacher_label_order_is_checked(pipeline):
     cfg.id2label = {0: "LABEL_0", 1: "LABEL_1"}
     with pytest.warns(UserWarning, match="unnamed"):
         check_head_labels("t", cfg, get_task("sst2"))
+
+
+def test_prune_resolves_the_task_once_and_reads_each_split_once(tiny_bert, tmp_path, monkeypatch):
+    """One stage looks the task name up once (begin_stage) and passes the TaskSpec down; the training
+    and dev files are each read once."""
+    import sparsebert.data.glue as glue
+    import sparsebert.data.tasks as tasks
+
+    data = write_sst2(tmp_path / "glue", n_train=32, n_dev=16)
+    finetune(FinetuneRecipe(model=str(tiny_bert), task="sst2", data_dir=str(data), out=str(tmp_path / "t"), **FAST))
+    lookups, reads = [], []
+    real_norm, real_read = tasks._normalize, glue.read_glue_split
+    monkeypatch.setattr(tasks, "_normalize", lambda name: lookups.append(name) or real_norm(name))
+    monkeypatch.setattr(glue, "read_glue_split", lambda spec, d, split, **kw: reads.append(split) or real_read(spec, d, split, **kw))
+    prune(PruneRecipe(teacher=str(tmp_path / "t"), student=str(tiny_bert), task="sst2", data_dir=str(data),
+                      out=str(tmp_path / "s"), sparsity=0.5, **FAST))
+    assert lookups == ["sst2"], lookups
+    assert sorted(reads) == ["dev", "train"], reads
