@@ -298,12 +298,19 @@ def demo(
 def export(
     run: Annotated[Path, typer.Argument(help="a model/run directory (or a sparse checkpoint, for --format onnx)")],
     out: Annotated[Path, typer.Option(help="output directory")],
-    format: Annotated[str, typer.Option("--format", help="sparse (compact checkpoint) | onnx")] = "sparse",
+    format: Annotated[str, typer.Option("--format", help="sparse (compact checkpoint) | onnx | compressed-tensors (sparse-bitmask)")] = "sparse",
     values: Annotated[str, typer.Option(help="value dtype of the compressed matrices: fp32 | fp16 | bf16")] = "fp32",
     layout: Annotated[str, typer.Option(help="auto | csr | bitmask (auto: the smaller, per matrix)")] = "auto",
     overwrite: Overwrite = False,
+    push_to_hub: Annotated[Optional[str], typer.Option(
+        "--push-to-hub", metavar="REPO", help="then upload the output to this Hub model repo (network)")] = None,
 ):
-    """Write a compact sparse checkpoint (CSR/bitmask in safetensors) or an ONNX model of a pruned run."""
+    """Write a compact sparse checkpoint (CSR/bitmask in safetensors), an ONNX model or a compressed-tensors
+    sparse-bitmask checkpoint of a pruned run (each with a README.md model card)."""
+    if push_to_hub is not None:
+        from sparsebert.hub import check_repo_id
+
+        check_repo_id(push_to_hub)  # before the export work
     if format == "sparse":
         from sparsebert.export.checkpoint import export_run
         from sparsebert.export.report import export_table
@@ -315,8 +322,19 @@ def export(
 
         diff = export_onnx_run(run, out, overwrite=overwrite)
         console.print(f"{out / MODEL_FILE}: ONNX Runtime matches torch (max |diff| {diff:.2e})")
+    elif format == "compressed-tensors":
+        from sparsebert.export.compressed_tensors import export_compressed_tensors_run
+
+        s = export_compressed_tensors_run(run, out, overwrite=overwrite)
+        t = s["targets"]
+        console.print(f"{out}: compressed-tensors {s['compressed_tensors']} sparse-bitmask, {t['count']} matrices "
+                      f"{t['dense_bytes'] / 1e6:.2f} MB -> {t['compressed_bytes'] / 1e6:.2f} MB ({t['ratio']:.1f}x)")
     else:
-        raise InputError(f"--format must be 'sparse' or 'onnx', got {format!r}")
+        raise InputError(f"--format must be 'sparse', 'onnx' or 'compressed-tensors', got {format!r}")
+    if push_to_hub is not None:
+        from sparsebert.hub import push_to_hub as push
+
+        console.print(f"pushed {out} -> {push(out, push_to_hub)}")
 
 
 @app.command()

@@ -8,12 +8,14 @@ from pathlib import Path
 from torch import nn
 
 from sparsebert.io import write_json_atomic, write_text_atomic
+from sparsebert.modelcard import write_model_card
 from sparsebert.recipe import TrainRecipe, recipe_yaml
 from sparsebert.report import sparsity_report
 
 
 def write_run(stage: str | Path, model: nn.Module, tokenizer, recipe: TrainRecipe, summary: dict, t_start: float) -> dict:
-    """Save model (safetensors) + tokenizer, ``recipe.yaml`` and ``summary.json``.
+    """Save model (safetensors) + tokenizer, ``recipe.yaml``, ``summary.json`` and the ``README.md``
+    model card (:func:`sparsebert.modelcard.write_model_card`).
 
     Adds ``sparsity`` (see :func:`sparsebert.report.sparsity_report`), ``recipe`` and
     ``wall_seconds`` (since ``t_start``, a ``time.time()``) to ``summary``.
@@ -32,4 +34,5 @@ def write_run(stage: str | Path, model: nn.Module, tokenizer, recipe: TrainRecip
         "wall_seconds": time.time() - t_start,
     }
     write_json_atomic(stage / "summary.json", summary)
+    write_model_card(stage, name=Path(recipe.out).name, summary=summary)
     return summary

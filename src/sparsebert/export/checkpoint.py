@@ -191,8 +191,27 @@ def export_model(model: nn.Module, out: str | Path, *, values: str = "fp32", lay
         ck = summary["checkpoint"]
         ck["ratio"] = (ck["dense_file_bytes"] or ck["dense_estimate_bytes"]) / ck["sparse_file_bytes"]
         write_json_atomic(stage / SUMMARY, summary)
+        _write_card(stage, Path(out).name, model, summary)
         write_manifest(stage)
     return summary
+
+
+def _write_card(stage: Path, name: str, model: nn.Module, summary: dict) -> None:
+    """The export's ``README.md`` model card (:mod:`sparsebert.modelcard`)."""
+    from sparsebert.modelcard import invoked_command, write_model_card
+
+    t = summary["targets"]
+    write_model_card(stage, name=name, model=model, export={
+        "format": f"sparsebert sparse checkpoint ({summary['values']} values)",
+        "description": (f"`{WEIGHTS}` holds the {t['count']} pruned matrices as CSR or bitmask + values "
+                        f"({t['dense_fp32_bytes'] / MB:.2f} MB dense fp32 -> {t['compressed_bytes'] / MB:.2f} MB) and "
+                        "every other tensor dense, with SHA-256 hashes; it loads with sparsebert, not with "
+                        "`transformers` alone."),
+        "load": ["import sparsebert", f'model = sparsebert.load("{name}")                  # dense weights, bit for bit',
+                 f'model = sparsebert.load("{name}", runtime=True)    # pruned linears on sparse kernels'],
+        "command": invoked_command(), "library_name": "sparsebert", "tags": ["sparse"],
+        "metadata": {"values": summary["values"], "content_sha256": summary["content_sha256"]},
+    })
 
 
 def export_run(run_dir: str | Path, out: str | Path, *, values: str = "fp32", layout: str = "auto",
