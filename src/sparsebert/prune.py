@@ -72,6 +72,25 @@ def scorer_options(recipe: PruneRecipe) -> dict:
     return {}
 
 
+def pruning_window(steps: int, prune_start: float, prune_end: float) -> tuple[int, int]:
+    """``(start_step, end_step)`` of gradual pruning in a run of ``steps`` optimizer steps.
+
+    ``start_step = int(prune_start * steps)`` (dense warm-up before it, Zhu & Gupta 2017's t_0) and
+    ``end_step = round(prune_end * steps)``, at least ``start_step + 1`` (where s_f is reached; fixed-mask
+    recovery after it). Shared by :func:`build_schedules` and the transformers integration
+    (:mod:`sparsebert.integrations.trainer`).
+
+    Raises:
+        ValueError: ``steps < 1`` or not ``0 <= prune_start < prune_end <= 1``.
+    """
+    if steps < 1:
+        raise ValueError(f"steps must be >= 1, got {steps}")
+    if not 0.0 <= prune_start < prune_end <= 1.0:
+        raise ValueError(f"need 0 <= prune_start < prune_end <= 1, got prune_start={prune_start}, prune_end={prune_end}")
+    start = int(prune_start * steps)
+    return start, max(start + 1, round(prune_end * steps))
+
+
 def build_schedules(recipe: PruneRecipe, steps: int) -> tuple[CubicSchedule, object, dict]:
     """The sparsity schedule and the learning-rate factor of a prune run of ``steps`` steps.
 
@@ -88,8 +107,7 @@ def build_schedules(recipe: PruneRecipe, steps: int) -> tuple[CubicSchedule, obj
         ValueError: no step of the pruning window has a learning rate above the ratio.
     """
     warmup = int(recipe.warmup_ratio * steps)
-    start = int(recipe.prune_start * steps)
-    end = max(start + 1, round(recipe.prune_end * steps))
+    start, end = pruning_window(steps, recipe.prune_start, recipe.prune_end)
 
     def cubic(end_step: int) -> CubicSchedule:
         return CubicSchedule(final_sparsity=recipe.sparsity, initial_sparsity=recipe.initial_sparsity,
