@@ -15,6 +15,10 @@ GLUE = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
 needs_glue = pytest.mark.skipif(not GLUE.is_dir(), reason=f"real GLUE data not found at {GLUE}")
 
 
+def pytest_configure(config):
+    config.addinivalue_line("markers", "distributed: starts 2 CPU processes with `accelerate launch` (deselect: -m 'not distributed')")
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     """A random 2-layer BERT (hidden 32, 4 heads) with a small WordPiece tokenizer."""

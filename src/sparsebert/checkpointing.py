@@ -37,7 +37,7 @@ then are older states deleted, so a complete state exists at every instant after
 
 Resume: a run (``--resume`` or simply the same command again) finds ``.NAME.partial`` with a
 complete state and continues from it: weights, optimizer, scheduler, masks and RNG states are
-restored, the epoch's batch order is re-created (``train_batches`` with seed + epoch) and the
+restored, the epoch's batch order is re-created (``batch_indices`` with seed + epoch) and the
 consumed batches skipped, and ``log.jsonl`` is cut back to its size at the state, so the log
 has no duplicated records (one ``resume`` record marks the join). With the same thread count
 the result on CPU is bit-identical to an uninterrupted run. Without ``--resume`` a missing or
@@ -45,6 +45,13 @@ state-less partial run starts afresh; with it, that is an error. The recipe must
 partial run was started with, except for :data:`MAY_CHANGE` (threads, overwrite, resume,
 save_every); otherwise the run fails and ``--overwrite`` discards the partial run. A run that
 was started with ``--overwrite`` keeps its permission to replace an existing output on resume.
+
+Several processes (``accelerate launch``, :mod:`sparsebert.distributed`): only the main process takes
+the lock, decides whether to resume, creates the staging directory and writes the log, the states
+and the outputs; the others wait for its decision (an error is raised on every rank) and then every
+rank restores the same state (the staging directory must be on a filesystem all nodes see). A state
+holds the main process's generator states; the other ranks' dropout is seeded per step, so nothing
+per rank needs saving, and a run may be resumed with another number of processes.
 
 Integrity: the newest state is verified against its manifest before anything is loaded; a
 missing, truncated or altered file raises :class:`~sparsebert.integrity.CorruptCheckpointError`
@@ -68,7 +75,8 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
-from sparsebert.errors import SparsebertError
+from sparsebert.distributed import NullLog, context
+from sparsebert.errors import InputError, SparsebertError
 from sparsebert.integrity import CorruptCheckpointError, verify_manifest, write_manifest
 from sparsebert.io import JsonlLogger, check_output_dir, move_into_place, output_lock
 from sparsebert.recipe import TrainRecipe
@@ -264,13 +272,22 @@ class TrainingRun:
         return self.state_dir is not None
 
     def __enter__(self) -> "TrainingRun":
+        ctx = context()
+        ctx.check_global_batch(self.recipe.batch_size)
+        self.state_dir, self._meta = ctx.on_main(self._enter)  # the other ranks wait for the main one's decision
+        if self.state_dir is not None and not self.state_dir.is_dir():
+            raise InputError(f"process {ctx.rank} cannot see the training state {self.state_dir} that the main process "
+                             "resumes from: put the output on a filesystem that every node shares")
+        return self
+
+    def _enter(self) -> tuple[Path | None, dict[str, Any]]:
         self._lock.enter_context(output_lock(self.out))
         try:
             self._prepare()
         except BaseException:
             self._lock.close()
             raise
-        return self
+        return self.state_dir, self._meta
 
     def _prepare(self) -> None:
         r = self.recipe
@@ -312,8 +329,11 @@ class TrainingRun:
                                          "partial run") from None
         return found[-1]
 
-    def open_log(self) -> JsonlLogger:
-        """The run log ``stage/log.jsonl``; when resuming, cut back to its size at the state."""
+    def open_log(self) -> JsonlLogger | NullLog:
+        """The run log ``stage/log.jsonl``; when resuming, cut back to its size at the state. Other
+        processes than the main one get a :class:`~sparsebert.distributed.NullLog`."""
+        if not context().is_main:
+            return NullLog()
         return JsonlLogger(self.stage / "log.jsonl", truncate_at=self._meta["log_bytes"] if self.resumed else None)
 
     def restore(self, **objects) -> tuple[Progress, dict[str, torch.Tensor] | None]:
@@ -321,7 +341,8 @@ class TrainingRun:
         return read_state(self.state_dir, **objects)
 
     def save(self, progress: Progress, *, best_state, log_bytes: int, **objects) -> Path:
-        """Write a complete state for ``progress.step`` atomically, then delete older states.
+        """Write a complete state for ``progress.step`` atomically, then delete older states (the main
+        process only; the others return at once).
 
         ``objects``: ``modules``, ``optimizer``, ``scheduler``, ``sparsifier`` (see :func:`write_state`).
 
@@ -329,6 +350,8 @@ class TrainingRun:
             The new state directory ``states/state-<step>``.
         """
         final = self.states / f"state-{progress.step:08d}"
+        if not context().is_main:
+            return final
         if not final.exists():
             tmp = self.states / f".tmp-{progress.step:08d}-{os.getpid()}"
             shutil.rmtree(tmp, ignore_errors=True)
@@ -350,17 +373,21 @@ class TrainingRun:
         return self.states.is_dir() and any(self.states.glob("state-*"))
 
     def __exit__(self, exc_type, exc, tb) -> None:
+        ctx = context()
         try:
             if exc_type is None:
-                check_output_dir(self.out, self._may_replace)
-                states = tuple(p.relative_to(self.stage).as_posix() for p in self.states.rglob("*"))
-                write_manifest(self.stage, exclude=states)
-                # renames only between "resumable" and "done"; `.NAME.old-*` is removed by a later lock holder
-                trash = self.out.parent / f".{self.out.name}.old-states-{os.getpid()}"
-                os.rename(self.states, trash)
-                move_into_place(self.stage, self.out)
-                shutil.rmtree(trash, ignore_errors=True)
-            elif not self._has_state():
+                ctx.on_main(self._finish)  # every rank returns once the output is in place
+            elif ctx.is_main and not self._has_state():
                 shutil.rmtree(self.stage, ignore_errors=True)
         finally:
             self._lock.close()
+
+    def _finish(self) -> None:
+        check_output_dir(self.out, self._may_replace)
+        states = tuple(p.relative_to(self.stage).as_posix() for p in self.states.rglob("*"))
+        write_manifest(self.stage, exclude=states)
+        # renames only between "resumable" and "done"; `.NAME.old-*` is removed by a later lock holder
+        trash = self.out.parent / f".{self.out.name}.old-states-{os.getpid()}"
+        os.rename(self.states, trash)
+        move_into_place(self.stage, self.out)
+        shutil.rmtree(trash, ignore_errors=True)

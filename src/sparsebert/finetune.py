@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 
 from sparsebert.checkpointing import TrainingRun
+from sparsebert.distributed import context
 from sparsebert.io import environment
 from sparsebert.models import load_for_task, load_tokenizer
 from sparsebert.outputs import write_run
@@ -79,6 +80,6 @@ def finetune(recipe: FinetuneRecipe) -> dict:
                 "eval_history": result.history,
                 "environment": environment(),
             }
-            summary = write_run(run.stage, model, tokenizer, recipe, summary, t_start)
+            summary = context().on_main(lambda: write_run(run.stage, model, tokenizer, recipe, summary, t_start))
             log.log("end", **{k: summary[k] for k in ("wall_seconds", "best_step")})
     return summary

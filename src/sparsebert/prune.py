@@ -30,6 +30,7 @@ from sparsebert.data.taskdata import load_task_data
 from sparsebert.distill import AttentionScoreTap, DistillationLoss, DistillWeights
 from sparsebert.distill.loss import add_shares
 from sparsebert.distill.small_dense import shrink_student
+from sparsebert.distributed import context
 from sparsebert.finetune import task_loss
 from sparsebert.errors import SparsebertError
 from sparsebert.io import environment
@@ -158,7 +159,8 @@ def prune(recipe: PruneRecipe) -> dict:
         architecture_of(student)  # unsupported family -> clear error before data loading
         train_examples = None
         if recipe.augment:
-            aug_dir = prepare_augmented(recipe.augment, task, recipe.data_dir, recipe.student, recipe.seed)
+            with context().main_first():  # `--augment auto` builds its cache once
+                aug_dir = prepare_augmented(recipe.augment, task, recipe.data_dir, recipe.student, recipe.seed)
             train_examples = load_augmented(aug_dir, task)
         data = load_task_data(task, recipe, tokenizer, train_examples=train_examples)
 
@@ -262,7 +264,7 @@ def prune(recipe: PruneRecipe) -> dict:
                     "attention_scores": architecture_of(student).score_note,
                     "environment": environment(),
                 }
-                summary = write_run(run.stage, student, tokenizer, recipe, summary, t_start)
+                summary = context().on_main(lambda: write_run(run.stage, student, tokenizer, recipe, summary, t_start))
                 log.log("end", wall_seconds=summary["wall_seconds"], sparsity=summary["sparsity"]["targets"]["sparsity"])
         finally:
             for tap in taps or ():

@@ -9,6 +9,9 @@ hook) — everything else is here. With a sparsifier, one step is: forward, back
 weights' gradients masked by the sparsifier's hooks), ``sparsifier.observe()`` (gradient-based
 criteria), clipping, ``optimizer.step()``, ``after_step`` (masks enforced, pruning events). Given a :class:`~sparsebert.checkpointing.TrainingRun`,
 ``fit`` saves resumable training states and continues from one (:mod:`sparsebert.checkpointing`).
+Under a multi-process launch (``accelerate launch``) each rank computes its share of every global batch and
+the gradients are averaged right after the backward pass, before ``observe()`` and clipping
+(:mod:`sparsebert.distributed`).
 """
 
 from __future__ import annotations
@@ -28,8 +31,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from sparsebert.checkpointing import Progress, TrainingRun
-from sparsebert.data.encode import eval_batches, train_batches
+from sparsebert.data.encode import batch_indices, eval_batches, pad_batch
 from sparsebert.data.tasks import TaskSpec, get_task
+from sparsebert.distributed import context
 from sparsebert.io import JsonlLogger
 from sparsebert.lr_schedule import lr_factor_fn
 from sparsebert.metrics import compute_metrics, main_metric
@@ -59,7 +63,10 @@ def begin_stage(recipe: TrainRecipe) -> TaskSpec:
 
 
 def device() -> torch.device:
-    """CUDA when available, else CPU."""
+    """CUDA when available, else CPU; under a multi-process launch, this process's device (its GPU)."""
+    ctx = context()
+    if ctx.distributed:
+        return ctx.device
     return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
@@ -206,6 +213,7 @@ def fit(
         :class:`FitResult`.
     """
     dev = next(model.parameters()).device
+    ctx = context()
     per_epoch, steps = total_steps(recipe, len(train_features))
     eval_every = recipe.eval_every or per_epoch
     optimizer = torch.optim.AdamW(param_groups([model, *extra_modules], recipe.weight_decay), lr=recipe.learning_rate)
@@ -221,24 +229,30 @@ def fit(
         logger.log("resume", step=p.step, epoch=p.epoch, batches_in_epoch=p.batches_in_epoch, state=run.state_dir.name)
     else:
         logger.log("start", steps=steps, steps_per_epoch=per_epoch, train_examples=len(train_features))
+    ctx.broadcast_modules(stateful["modules"].values())  # no-op on one process
 
     model.train()
-    bar = tqdm(total=steps, initial=p.step, desc=desc, dynamic_ncols=True)
+    params = [q for g in optimizer.param_groups for q in g["params"]]
+    quiet = {} if ctx.is_main else {"disable": True}  # one progress bar
+    bar = tqdm(total=steps, initial=p.step, desc=desc, dynamic_ncols=True, **quiet)
     while p.step < steps:
-        batches = train_batches(train_features, recipe.batch_size, recipe.seed + p.epoch, pad_token_id,
-                                recipe.group_by_length)
-        for batch in itertools.islice(batches, p.batches_in_epoch, None):  # skip what a resumed state consumed
+        chunks = batch_indices(train_features, recipe.batch_size, recipe.seed + p.epoch, recipe.group_by_length)
+        for chunk in itertools.islice(chunks, p.batches_in_epoch, None):  # skip what a resumed state consumed
             t0 = time.perf_counter()
-            batch = to_device(batch, dev)
+            share, weight = ctx.share(chunk)  # one process: the whole batch
+            batch = to_device(pad_batch([train_features[j] for j in share], pad_token_id), dev)
+            ctx.seed_step(recipe.seed, p.step)
             with autocast(recipe.bf16, dev):
                 loss, terms = compute_loss(batch, p.step)
             if not torch.isfinite(loss):
                 raise FloatingPointError(f"loss is {loss.item()} at step {p.step + 1}; lower the learning rate")
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
+            # gradients of the global batch on every rank, before the scorers and clipping see them
+            loss_value, terms, tokens = ctx.reduce_step(params, weight, loss.item(), terms,
+                                                        int(batch["attention_mask"].sum()))
             if sparsifier is not None:
                 sparsifier.observe()
-            params = [q for g in optimizer.param_groups for q in g["params"]]
             torch.nn.utils.clip_grad_norm_(params, recipe.max_grad_norm)
             optimizer.step()
             scheduler.step()
@@ -246,10 +260,9 @@ def fit(
             p.batches_in_epoch += 1
             extra = after_step(p.step) if after_step else {}
             p.train_seconds += time.perf_counter() - t0
-            info = {"loss": loss.item(), **terms, **extra}
+            info = {"loss": loss_value, **terms, **extra}
             if p.step % recipe.log_every == 0 or p.step == steps:
-                logger.log("train", step=p.step, epoch=p.epoch, lr=scheduler.get_last_lr()[0],
-                           tokens=int(batch["attention_mask"].sum()), **info)
+                logger.log("train", step=p.step, epoch=p.epoch, lr=scheduler.get_last_lr()[0], tokens=tokens, **info)
             if p.step % eval_every == 0 or p.step == steps:
                 p.results = evaluate_features(model, task, eval_sets, recipe.eval_batch_size, pad_token_id, recipe.bf16)
                 score = headline(task, p.results)

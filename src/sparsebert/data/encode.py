@@ -57,9 +57,8 @@ def pad_batch(features: Sequence[dict], pad_token_id: int) -> dict[str, torch.Te
     return batch
 
 
-def train_batches(features: Sequence[dict], batch_size: int, seed: int, pad_token_id: int,
-                  group_by_length: bool = False) -> Iterator[dict]:
-    """One epoch of shuffled, dynamically padded batches (order fixed by ``seed``).
+def batch_indices(features: Sequence[dict], batch_size: int, seed: int, group_by_length: bool = False) -> list[list[int]]:
+    """One epoch's batches as lists of indices into ``features``, in training order (fixed by ``seed``).
 
     With ``group_by_length`` (the Hugging Face Trainer's ``group_by_length``): the shuffled order
     is cut into mega-batches of 50 batches, each sorted by length (longest first), so a batch
@@ -78,7 +77,14 @@ def train_batches(features: Sequence[dict], batch_size: int, seed: int, pad_toke
     chunks = [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
     if group_by_length:
         rng.shuffle(chunks)
-    for chunk in chunks:
+    return chunks
+
+
+def train_batches(features: Sequence[dict], batch_size: int, seed: int, pad_token_id: int,
+                  group_by_length: bool = False) -> Iterator[dict]:
+    """One epoch of shuffled, dynamically padded batches: :func:`batch_indices`, each padded by
+    :func:`pad_batch`."""
+    for chunk in batch_indices(features, batch_size, seed, group_by_length):
         yield pad_batch([features[j] for j in chunk], pad_token_id)
 
 

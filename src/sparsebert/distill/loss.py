@@ -42,6 +42,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sparsebert.distributed import batch_mean, global_denominator
+
 
 def uniform_layer_map(student_layers: int, teacher_layers: int) -> list[int]:
     """Uniform mapping g(l) = l * L_t / L_s for student layers l = 1..L_s (TinyBERT §3.2).
@@ -103,7 +105,7 @@ def attention_mse(student: torch.Tensor, teacher: torch.Tensor, attention_mask: 
         student, teacher = student.mean(1, keepdim=True), teacher.mean(1, keepdim=True)
     pair = _pair_mask(attention_mask, student.dtype)
     diff2 = (student - teacher).pow(2) * pair
-    return diff2.sum() / (pair.sum() * student.shape[1]).clamp_min(1.0)
+    return diff2.sum() / global_denominator((pair.sum() * student.shape[1]).clamp_min(1.0))  # one process: the count
 
 
 def attention_kl(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -125,7 +127,7 @@ def attention_kl(student: torch.Tensor, teacher: torch.Tensor, attention_mask: t
     log_t = F.log_softmax(teacher.float().masked_fill(~keys, neg), dim=-1)
     kl = (log_t.exp() * (log_t - log_s)).masked_fill(~keys, 0.0).sum(-1)  # [B, H, S]
     queries = attention_mask[:, None, :].to(kl.dtype)                    # [B, 1, S]
-    return (kl * queries).sum() / (queries.sum() * kl.shape[1]).clamp_min(1.0)
+    return (kl * queries).sum() / global_denominator((queries.sum() * kl.shape[1]).clamp_min(1.0))
 
 
 def hidden_mse(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
@@ -139,7 +141,7 @@ def hidden_mse(student: torch.Tensor, teacher: torch.Tensor, attention_mask: tor
     """
     m = attention_mask.to(student.dtype)[..., None]
     diff2 = (student - teacher).pow(2) * m
-    return diff2.sum() / (m.sum() * student.shape[-1]).clamp_min(1.0)
+    return diff2.sum() / global_denominator((m.sum() * student.shape[-1]).clamp_min(1.0))
 
 
 def soft_cross_entropy_kl(student_logits: torch.Tensor, teacher_logits: torch.Tensor, temperature: float) -> torch.Tensor:
@@ -215,8 +217,8 @@ class DistillationLoss(nn.Module):
         if not self.weights.normalize:
             return value
         if self.training:
-            with torch.no_grad():
-                self.running[index] = self.MOMENTUM * self.running[index] + (1 - self.MOMENTUM) * value.detach()
+            with torch.no_grad():  # the global batch's value under a multi-process launch (the same on every rank)
+                self.running[index] = self.MOMENTUM * self.running[index] + (1 - self.MOMENTUM) * batch_mean(value.detach())
                 self.updates[index] += 1
         scale = self.running[index] / (1 - self.MOMENTUM ** self.updates[index].clamp_min(1))
         return value / scale.clamp_min(1e-8)
