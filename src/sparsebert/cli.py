@@ -91,9 +91,12 @@ def _common(task, data_dir, out, epochs, learning_rate, batch_size, max_length, 
 
 
 def _print_metrics(title: str, metrics: dict[str, dict[str, float]]) -> None:
+    """Print a stage's metrics table, once: under a multi-process launch only the main process prints."""
+    from sparsebert.distributed import context
     from sparsebert.tables import metrics_table
 
-    console.print(metrics_table(title, metrics))
+    if context().is_main:
+        console.print(metrics_table(title, metrics))
 
 
 @app.command()
