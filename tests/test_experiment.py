@@ -229,3 +229,28 @@ def test_failed_teacher_skips_only_its_students(tmp_path, tiny_bert):
     assert states["sst2/dense-teacher-seed1"][0] == "done" and states["sst2/sparsebert-s0.5-seed1"][0] == "done"
     assert states["rte/dense-teacher-seed1"][0] == "failed" and "RTE" in states["rte/dense-teacher-seed1"][1]
     assert states["rte/sparsebert-s0.5-seed1"] == ("skipped", "teacher rte/dense-teacher-seed1 failed")
+
+
+def test_cells_run_through_the_launcher(tmp_path, tiny_bert):
+    """`--launcher` (or the spec's `launcher`) starts every cell as `<launcher> -m sparsebert.cli <stage>
+    --recipe FILE`: here a wrapper that records its arguments, then runs them with this Python (where
+    `accelerate launch --num_processes N` would start N processes)."""
+    import sys
+
+    record = tmp_path / "argv.jsonl"
+    wrapper = tmp_path / "launch.py"
+    wrapper.write_text("import json, os, sys\n"
+                       f"open({str(record)!r}, 'a').write(json.dumps(sys.argv[1:]) + '\\n')\n"
+                       "os.execv(sys.executable, [sys.executable, *sys.argv[1:]])\n")
+    data = write_sst2(tmp_path / "glue")
+    spec = write_spec(tmp_path / "spec.yaml", model=str(tiny_bert), data_dir=str(data), sparsities=[0.5], sparsity=0.5,
+                      variants=["dense-teacher", "sparsebert"], bench=None, threads=1,
+                      train={"max_steps": 2, "batch_size": 8, "max_length": 32, "bf16": False})
+    res = CliRunner().invoke(app, ["experiment", str(spec), "--out", str(tmp_path / "out"),
+                                   "--launcher", f"{sys.executable} {wrapper}"])
+    assert res.exit_code == 0, res.output
+    calls = [json.loads(line) for line in record.read_text().splitlines()]
+    assert [c[:3] for c in calls] == [["-m", "sparsebert.cli", "finetune"], ["-m", "sparsebert.cli", "prune"]]
+    assert all(c[3] == "--recipe" and c[4].endswith(".yaml") for c in calls)
+    log = (tmp_path / "out" / "logs" / "sst2" / "sparsebert-s0.5-seed1.log").read_text()
+    assert log.startswith(f"$ {sys.executable} {wrapper} -m sparsebert.cli prune --recipe ")

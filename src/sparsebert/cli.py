@@ -410,12 +410,18 @@ def experiment(
     bench: Annotated[bool, typer.Option("--bench/--no-bench", help="run the S4 throughput bench after training")] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list the cells and write their recipes; train nothing")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="delete every cell of OUT and start over")] = False,
+    launcher: Annotated[Optional[str], typer.Option(
+        help="start every cell with this command, e.g. 'accelerate launch --multi_gpu --num_processes 8' "
+             "(data-parallel cells; default: the spec's launcher, else one process per cell)")] = None,
 ):
     """Run (or resume) a grid of finetune/prune cells; write results.json, results.md and plots."""
+    import shlex
+
     from sparsebert.experiment import run_experiment
 
     r = run_experiment(spec, out, workers=workers, overwrite=overwrite, dry_run=dry_run, bench=bench,
-                       log=lambda s: console.print(s, markup=False))
+                       log=lambda s: console.print(s, markup=False),
+                       launcher=shlex.split(launcher) if launcher else None)
     failed = [c for c in r["cells"] if c.state in ("failed", "skipped")]
     for c in failed:
         console.print(f"[red]{c.state}[/red] {c.cell.id}: {c.message}")

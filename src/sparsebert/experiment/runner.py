@@ -97,9 +97,14 @@ def prepare_out(spec: ExperimentSpec, out: Path) -> None:
     write_text_atomic(out / "spec.yaml", yaml.safe_dump(spec.model_dump(mode="json"), sort_keys=False))
 
 
-def _stage_command(cell: Cell, recipe_file: Path) -> list[str]:
+def stage_command(cell: Cell, recipe_file: Path, launcher: list[str] | None = None) -> list[str]:
+    """The argv that trains one cell: ``python -m sparsebert.cli <finetune|prune> --recipe FILE``, or with a
+    ``launcher`` (e.g. ``accelerate launch --num_processes 8``) ``<launcher> -m sparsebert.cli ...``, which
+    starts the stage on several processes (:mod:`sparsebert.distributed`; the recipe's global batch,
+    learning rate and pruning events stay those of one process)."""
     stage = "finetune" if cell.is_teacher else "prune"
-    return [sys.executable, "-m", "sparsebert.cli", stage, "--recipe", str(recipe_file)]
+    head = [*launcher] if launcher else [sys.executable]
+    return [*head, "-m", "sparsebert.cli", stage, "--recipe", str(recipe_file)]
 
 
 def run_cell(spec: ExperimentSpec, cell: Cell, out: Path, model_config=None, replace: bool = False) -> CellStatus:
@@ -120,9 +125,10 @@ def run_cell(spec: ExperimentSpec, cell: Cell, out: Path, model_config=None, rep
     log_file.parent.mkdir(parents=True, exist_ok=True)
     t0 = time.time()
     with open(log_file, "w", encoding="utf-8") as log:
-        log.write("$ " + " ".join(_stage_command(cell, recipe_file)) + "\n")
+        cmd = stage_command(cell, recipe_file, spec.launcher)
+        log.write("$ " + " ".join(cmd) + "\n")
         log.flush()
-        proc = subprocess.run(_stage_command(cell, recipe_file), stdout=log, stderr=subprocess.STDOUT,
+        proc = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT,
                               env={**os.environ, "PYTHONUNBUFFERED": "1", "TQDM_MININTERVAL": "30"})
     seconds = time.time() - t0
     if proc.returncode == 0 and is_done(out, cell):
@@ -178,7 +184,7 @@ def _schedule(spec: ExperimentSpec, todo: list[Cell], out: Path, model_config, w
 
 def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, workers: int | None = None,
                    overwrite: bool = False, dry_run: bool = False, bench: bool = True,
-                   log: Callable[[str], None] = print) -> dict:
+                   log: Callable[[str], None] = print, launcher: list[str] | None = None) -> dict:
     """Run (or resume) the grid of ``spec_path``, then the S4 bench, then write results and plots.
 
     Args:
@@ -187,6 +193,7 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
             ``spec.threads`` or ``cpu_count // workers`` torch threads.
         dry_run: list the cells and write their recipes, train nothing.
         bench: run the S4 bench when the spec has one.
+        launcher: overrides the spec's ``launcher`` (see :func:`stage_command`).
     Returns:
         ``{"out", "cells": [CellStatus...], "results": results dict or None}``.
     Resume: finished cells whose recipe is unchanged (and whose teacher was not re-trained
@@ -199,6 +206,8 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
     spec = load_spec(spec_path)
     out = (Path(out) if out is not None else Path("runs/experiments") / spec.name).resolve()  # cell paths absolute
     workers = workers or spec.workers
+    if launcher:
+        spec = spec.model_copy(update={"launcher": list(launcher)})
     if spec.threads is None:
         spec = spec.model_copy(update={"threads": max(1, (os.cpu_count() or 1) // workers)})
     if overwrite:

@@ -89,6 +89,10 @@ class ExperimentSpec(BaseModel):
     small_dense_min_ffn: int = Field(64, ge=1, description="narrowest FFN a small-dense student may get")
     workers: int = Field(1, ge=1, description="cells run in parallel processes")
     threads: int | None = Field(None, ge=1, description="torch threads per cell (default: cores / workers)")
+    launcher: list[str] | None = Field(
+        None, description="command that starts each cell on several processes (data-parallel, "
+        ":mod:`sparsebert.distributed`), e.g. [accelerate, launch, --multi_gpu, --num_processes, '8']: a cell "
+        "then runs as `<launcher> -m sparsebert.cli <stage> --recipe FILE`; default: one process per cell")
     bench: BenchSpec | None = Field(default_factory=BenchSpec, description="None skips the S4 bench")
 
     @field_validator("tasks")
