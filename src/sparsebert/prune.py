@@ -186,7 +186,8 @@ def prune(recipe: PruneRecipe) -> dict:
         # are what a per-step forward would give), not once per step.
         cached = teacher is not None and recipe.cache_teacher and taps is None and not want_hidden
         if cached:
-            logits = predict_logits(teacher, data.train, recipe.eval_batch_size, data.pad_token_id, recipe.bf16)
+            logits = predict_logits(teacher, data.train, recipe.eval_batch_size, data.pad_token_id, recipe.bf16,
+                                    progress=f"teacher logits ({len(data.train):,} examples, once)")
             for feat, row in zip(data.train, logits):
                 feat["teacher_logits"] = row.tolist()
         phase2_step = None if recipe.prediction_only_from is None else int(recipe.prediction_only_from * steps)

@@ -113,9 +113,13 @@ def param_groups(modules: Sequence[nn.Module], weight_decay: float) -> list[dict
 
 
 @torch.no_grad()
-def predict_logits(model: nn.Module, features: Sequence[dict], batch_size: int, pad_token_id: int, bf16: bool | None) -> np.ndarray:
+def predict_logits(model: nn.Module, features: Sequence[dict], batch_size: int, pad_token_id: int, bf16: bool | None,
+                   progress: str | None = None) -> np.ndarray:
     """Logits for encoded features, in input order.
 
+    Args:
+        progress: show a progress bar with this label (e.g. for the teacher-logit cache of a whole train
+            split, minutes on one CPU thread); None: silent.
     Returns:
         ``[N, num_labels]`` float32 array (``[N, 1]`` for regression).
     """
@@ -123,7 +127,11 @@ def predict_logits(model: nn.Module, features: Sequence[dict], batch_size: int, 
     model.eval()
     dev = next(model.parameters()).device
     out: list[np.ndarray | None] = [None] * len(features)
-    for idx, batch in eval_batches(features, batch_size, pad_token_id):
+    batches = eval_batches(features, batch_size, pad_token_id)
+    if progress is not None:
+        batches = tqdm(batches, total=-(-len(features) // batch_size), desc=progress, dynamic_ncols=True,
+                       disable=not context().is_main)
+    for idx, batch in batches:
         batch.pop("labels")
         with autocast(bf16, dev):
             logits = model(**to_device(batch, dev)).logits
