@@ -213,3 +213,21 @@ def test_push_to_hub_network_failure_is_one_line_and_keeps_the_output(runs, tmp_
     r = runner.invoke(app, ["export", str(runs / "sparse"), "--out", str(tmp_path / "sx"), "--push-to-hub", "me/x"])
     assert r.exit_code == 2 and "me/x" in r.output and "no network" in r.output
     assert (tmp_path / "sx" / "README.md").is_file()
+
+
+def test_prune_and_finetune_push_to_hub(runs, tmp_path, fake_hub):
+    """`prune --push-to-hub` uploads the finished run (with its card); a bad id fails before training."""
+    data = runs / "glue"
+    args = ["prune", "--teacher", str(runs / "teacher"), "--student", str(runs / "pretrained"), "--task", "sst2",
+            "--data-dir", str(data), "--sparsity", "0.5", "--pruning-events", "2", "--max-steps", "2",
+            "--batch-size", "8", "--max-length", "32", "--max-eval-examples", "8", "--no-bf16"]
+    r = runner.invoke(app, [*args, "--out", str(tmp_path / "p"), "--push-to-hub", "me/tiny-pruned"])
+    assert r.exit_code == 0, r.output
+    uploads = [c[1] for c in fake_hub.calls if c[0] == "upload_folder"]
+    assert len(uploads) == 1 and Path(uploads[0]["folder_path"]) == tmp_path / "p"
+    assert (tmp_path / "p" / "README.md").is_file()
+    fake_hub.calls.clear()
+    r = runner.invoke(app, ["finetune", "--model", str(runs / "pretrained"), "--task", "sst2", "--data-dir", str(data),
+                            "--max-steps", "2", "--out", str(tmp_path / "t"), "--push-to-hub", "a/b/c"])
+    assert r.exit_code == 2 and "'a/b/c'" in r.output
+    assert not (tmp_path / "t").exists() and fake_hub.calls == []

@@ -41,6 +41,9 @@ Threads = Annotated[Optional[int], typer.Option(help="torch threads")]
 GroupByLength = Annotated[Optional[bool], typer.Option(
     "--group-by-length/--no-group-by-length", help="batch examples of similar length (less padding)")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace an existing output directory")]
+PushToHub = Annotated[Optional[str], typer.Option(
+    "--push-to-hub", metavar="REPO", help="then upload the output (with its README.md model card) to this Hub "
+    "model repo (network only)")]
 SaveEvery = Annotated[Optional[int], typer.Option(
     help="steps between resumable training states (default 200; `save_every: null` in a recipe: none)")]
 Resume = Annotated[Optional[bool], typer.Option(
@@ -90,6 +93,24 @@ def _common(task, data_dir, out, epochs, learning_rate, batch_size, max_length, 
                 threads=threads, overwrite=overwrite or None)
 
 
+def _check_push(repo: str | None) -> None:
+    """Validate a ``--push-to-hub`` repository id before any training (InputError naming it)."""
+    if repo is not None:
+        from sparsebert.hub import check_repo_id
+
+        check_repo_id(repo)
+
+
+def _push(out, repo: str | None) -> None:
+    """Upload a finished output to the Hub (main process only); see :func:`sparsebert.hub.push_to_hub`."""
+    from sparsebert.distributed import context
+
+    if repo is not None and context().is_main:
+        from sparsebert.hub import push_to_hub
+
+        console.print(f"pushed {out} -> {push_to_hub(out, repo)}")
+
+
 def _print_metrics(title: str, metrics: dict[str, dict[str, float]]) -> None:
     """Print a stage's metrics table, once: under a multi-process launch only the main process prints."""
     from sparsebert.distributed import context
@@ -108,17 +129,20 @@ def finetune(
     max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
     overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None,
-    group_by_length: GroupByLength = None, lr: LrAlias = None,
+    group_by_length: GroupByLength = None, lr: LrAlias = None, push_to_hub: PushToHub = None,
 ):
     """Fine-tune the teacher on a GLUE task (best dev checkpoint kept)."""
     from sparsebert.finetune import finetune as run
     from sparsebert.recipe import FinetuneRecipe, build_recipe
+
+    _check_push(push_to_hub)
 
     r = build_recipe(FinetuneRecipe, recipe, model=model, save_every=save_every, resume=resume, **_common(
         task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
         max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr))
     summary = run(r)
     _print_metrics(f"teacher {r.task} (best step {summary['best_step']}) -> {r.out}", summary["metrics"])
+    _push(r.out, push_to_hub)
 
 
 @app.command()
@@ -167,11 +191,13 @@ def prune(
     max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
     overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None,
-    group_by_length: GroupByLength = None, lr: LrAlias = None,
+    group_by_length: GroupByLength = None, lr: LrAlias = None, push_to_hub: PushToHub = None,
 ):
     """Prune the pre-trained student to --sparsity while distilling from the teacher (SparseBERT)."""
     from sparsebert.prune import prune as run
     from sparsebert.recipe import PruneRecipe, build_recipe
+
+    _check_push(push_to_hub)
 
     r = build_recipe(
         PruneRecipe, recipe, teacher=teacher, student=student, sparsity=sparsity, initial_sparsity=initial_sparsity,
@@ -188,6 +214,7 @@ def prune(
     summary = run(r)
     s = summary["sparsity"]["targets"]
     _print_metrics(f"{s['sparsity']:.2%}-sparse student {r.task} -> {r.out}", summary["metrics"])
+    _push(r.out, push_to_hub)
 
 
 @app.command()
@@ -305,8 +332,7 @@ def export(
     values: Annotated[str, typer.Option(help="value dtype of the compressed matrices: fp32 | fp16 | bf16")] = "fp32",
     layout: Annotated[str, typer.Option(help="auto | csr | bitmask (auto: the smaller, per matrix)")] = "auto",
     overwrite: Overwrite = False,
-    push_to_hub: Annotated[Optional[str], typer.Option(
-        "--push-to-hub", metavar="REPO", help="then upload the output to this Hub model repo (network)")] = None,
+    push_to_hub: PushToHub = None,
 ):
     """Write a compact sparse checkpoint (CSR/bitmask in safetensors), an ONNX model or a compressed-tensors
     sparse-bitmask checkpoint of a pruned run (each with a README.md model card)."""
