@@ -31,7 +31,7 @@ from sparsebert.pruning import CubicSchedule, Sparsifier
 from sparsebert.recipe import FinetuneRecipe
 from sparsebert.targets import hidden_size, prunable_linears
 from sparsebert.data.taskdata import load_task_data
-from sparsebert.training import autocast, bf16_native, param_groups, predict_logits
+from sparsebert.training import autocast, bf16_native, make_adamw, param_groups, predict_logits
 
 PARTS = ("teacher", "student+loss", "backward", "optimizer", "sparsifier")
 
@@ -43,7 +43,7 @@ def make_stepper(model_ref: str, task, *, full_kd: bool, bf16: bool):
     weights = DistillWeights() if full_kd else DistillWeights(attention=0.0, hidden=0.0, temperature=2.0, hardness=0.5)
     loss_fn = DistillationLoss(6, 6, hidden_size(student.config), hidden_size(teacher.config), weights,
                                regression=task.is_regression)
-    opt = torch.optim.AdamW(param_groups([student, loss_fn], 0.01), lr=1e-5)
+    opt = make_adamw(param_groups([student, loss_fn], 0.01), 1e-5, torch.device("cpu"))  # the training loop's AdamW
     sp = Sparsifier(prunable_linears(student), CubicSchedule(0.95, initial_sparsity=0.5, end_step=10**6))
     sp.bind_optimizer(opt)
     taps = (AttentionScoreTap(student), AttentionScoreTap(teacher)) if full_kd else None

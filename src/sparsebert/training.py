@@ -112,6 +112,17 @@ def param_groups(modules: Sequence[nn.Module], weight_decay: float) -> list[dict
     return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
+def make_adamw(groups: list[dict], lr: float, dev: torch.device) -> torch.optim.AdamW:
+    """AdamW (Loshchilov & Hutter, ICLR 2019) with torch's fused kernel where it exists (CPU and CUDA,
+    torch >= 2.4): the same update, one kernel over all tensors. On MiniLM-L6 (22.7 M parameters, 2 CPU
+    threads) one step took 11-14 ms fused against 95 ms with the default per-tensor loop, a quarter of
+    a prune step (benchmarks/train_step_time.py). Falls back to the default implementation elsewhere."""
+    try:
+        return torch.optim.AdamW(groups, lr=lr, fused=dev.type in ("cpu", "cuda"))
+    except (RuntimeError, TypeError):  # older torch, or a device/dtype without the fused kernel
+        return torch.optim.AdamW(groups, lr=lr)
+
+
 @torch.no_grad()
 def predict_logits(model: nn.Module, features: Sequence[dict], batch_size: int, pad_token_id: int, bf16: bool | None,
                    progress: str | None = None) -> np.ndarray:
@@ -224,7 +235,7 @@ def fit(
     ctx = context()
     per_epoch, steps = total_steps(recipe, len(train_features))
     eval_every = recipe.eval_every or per_epoch
-    optimizer = torch.optim.AdamW(param_groups([model, *extra_modules], recipe.weight_decay), lr=recipe.learning_rate)
+    optimizer = make_adamw(param_groups([model, *extra_modules], recipe.weight_decay), recipe.learning_rate, dev)
     lr_factor = lr_factor or lr_factor_fn(recipe.lr_schedule, steps, int(recipe.warmup_ratio * steps))
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor)
     if sparsifier is not None:
