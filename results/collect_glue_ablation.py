@@ -30,6 +30,8 @@ def cells() -> list[tuple[str, str, str, Path, Path]]:
     """(task, variant, seed, run dir, teacher dir) of every finished run."""
     out = []
     for s in sorted((ROOT / "runs" / "sst2").glob("sparse95-*/summary.json")):
+        if s.parent.name.removeprefix("sparse95-") not in FLAGS:  # e.g. an export of a run
+            continue
         out.append(("sst2", s.parent.name.removeprefix("sparse95-"), "seed42", s.parent, ROOT / "runs/sst2/teacher"))
     for s in sorted((ROOT / "runs" / "glue-ablation").glob("seed*/*/summary.json")):
         task, variant = s.parent.name.split("-", 1)
