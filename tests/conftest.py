@@ -19,6 +19,16 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "distributed: starts 2 CPU processes with `accelerate launch` (deselect: -m 'not distributed')")
 
 
+@pytest.fixture(autouse=True)
+def _keep_threads():
+    """A stage run with ``threads`` sets torch's global thread count; restore it after every test."""
+    import torch
+
+    n = torch.get_num_threads()
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     """A random 2-layer BERT (hidden 32, 4 heads) with a small WordPiece tokenizer."""

@@ -48,13 +48,6 @@ ACCELERATE_CONFIG = dict(compute_environment="LOCAL_MACHINE", distributed_type="
                          dynamo_backend="no", gpu_ids="all", use_cpu=False)
 
 
-@pytest.fixture(autouse=True)
-def _keep_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory):
     """Dropout-free tiny BERT (dropout draws differ between 1 and 2 processes), data, teacher, recipe file, and

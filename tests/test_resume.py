@@ -38,13 +38,6 @@ def _cpu_only():
         yield
 
 
-@pytest.fixture(autouse=True)
-def _keep_threads():
-    n = torch.get_num_threads()
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def setup(tiny_bert, tmp_path_factory):
     """Data and a fine-tuned teacher (uninterrupted: the finetune reference)."""
