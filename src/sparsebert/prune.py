@@ -21,6 +21,7 @@ needed they are computed once per training example before training (``cache_teac
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 
 import torch
 
@@ -78,8 +79,7 @@ def pruning_window(steps: int, prune_start: float, prune_end: float) -> tuple[in
 
     ``start_step = int(prune_start * steps)`` (dense warm-up before it, Zhu & Gupta 2017's t_0) and
     ``end_step = round(prune_end * steps)``, at least ``start_step + 1`` (where s_f is reached; fixed-mask
-    recovery after it). Shared by :func:`build_schedules` and the transformers integration
-    (:mod:`sparsebert.integrations.trainer`).
+    recovery after it). The window of :func:`cubic_schedule`.
 
     Raises:
         ValueError: ``steps < 1`` or not ``0 <= prune_start < prune_end <= 1``.
@@ -108,21 +108,45 @@ def build_schedules(recipe: PruneRecipe, steps: int) -> tuple[CubicSchedule, obj
         ValueError: no step of the pruning window has a learning rate above the ratio.
     """
     warmup = int(recipe.warmup_ratio * steps)
-    start, end = pruning_window(steps, recipe.prune_start, recipe.prune_end)
-
-    def cubic(end_step: int) -> CubicSchedule:
-        return CubicSchedule(final_sparsity=recipe.sparsity, initial_sparsity=recipe.initial_sparsity,
-                             start_step=start, end_step=end_step, num_events=recipe.pruning_events)
-
-    schedule = cubic(end)
     lr = lambda sched: lr_factor_fn(recipe.lr_schedule, steps, warmup,  # noqa: E731
                                     sched.event_steps if recipe.lr_schedule == "rewind" else ())
-    moved = end
-    if recipe.min_event_lr_ratio > 0:
-        moved = recoverable_end(lr(schedule), start, end, recipe.min_event_lr_ratio)
+    schedule, info = cubic_schedule(steps, sparsity=recipe.sparsity, initial_sparsity=recipe.initial_sparsity,
+                                    prune_start=recipe.prune_start, prune_end=recipe.prune_end,
+                                    pruning_events=recipe.pruning_events,
+                                    min_event_lr_ratio=recipe.min_event_lr_ratio, lr_for=lr)
+    return schedule, lr(schedule), info
+
+
+def cubic_schedule(steps: int, *, sparsity: float, initial_sparsity: float, prune_start: float, prune_end: float,
+                   pruning_events: int, min_event_lr_ratio: float,
+                   lr_for: Callable[[CubicSchedule], Callable[[int], float] | None]) -> tuple[CubicSchedule, dict]:
+    """The cubic sparsity schedule (Zhu & Gupta 2017, Eq. 1) over :func:`pruning_window`, with its end
+    moved back to where the learning rate can still recover (shared by :func:`build_schedules` and the
+    transformers integration).
+
+    Args:
+        lr_for: the learning-rate factor (``t -> lr / peak``) that goes with a candidate schedule (a
+            rewinding schedule depends on the event steps); None: the end is not checked.
+        min_event_lr_ratio: with > 0, an end of pruning where the factor is below it moves to the last
+            step where it is not (:func:`sparsebert.lr_schedule.recoverable_end`).
+    Returns:
+        ``(schedule, {"start_step", "end_step", "requested_end_step"})`` in optimizer steps.
+    Raises:
+        ValueError: as :func:`pruning_window`, or no step of the window has a factor above the ratio.
+    """
+    start, end = pruning_window(steps, prune_start, prune_end)
+
+    def cubic(end_step: int) -> CubicSchedule:
+        return CubicSchedule(final_sparsity=sparsity, initial_sparsity=initial_sparsity,
+                             start_step=start, end_step=end_step, num_events=pruning_events)
+
+    schedule, moved = cubic(end), end
+    factor = lr_for(schedule) if min_event_lr_ratio > 0 else None
+    if factor is not None:
+        moved = recoverable_end(factor, start, end, min_event_lr_ratio)
         if moved != end:
             schedule = cubic(moved)
-    return schedule, lr(schedule), {"start_step": start, "end_step": moved, "requested_end_step": end}
+    return schedule, {"start_step": start, "end_step": moved, "requested_end_step": end}
 
 
 def prune(recipe: PruneRecipe) -> dict:

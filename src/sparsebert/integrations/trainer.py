@@ -15,7 +15,7 @@ together or alone::
 
 * :class:`GradualPruningCallback` — any ``Trainer``: the cubic schedule of Zhu & Gupta (2017, Eq. 1)
   over the Trainer's ``state.max_steps`` (:class:`~sparsebert.pruning.CubicSchedule`, window from
-  :func:`sparsebert.prune.pruning_window`), criteria ``magnitude`` / ``movement`` / ``taylor`` /
+  :func:`sparsebert.prune.cubic_schedule`, as ``sparsebert prune``), criteria ``magnitude`` / ``movement`` / ``taylor`` /
   ``obs`` (:mod:`sparsebert.pruning.scorers`), masks held and enforced by
   :class:`~sparsebert.pruning.Sparsifier`. Defaults are :class:`~sparsebert.recipe.PruneRecipe`'s.
 * :class:`DistillationTrainer` — a ``Trainer`` whose training loss is
@@ -61,8 +61,7 @@ from transformers import Trainer, TrainerCallback
 
 from sparsebert.distill import AttentionScoreTap, DistillationLoss, DistillWeights
 from sparsebert.distill.loss import add_shares
-from sparsebert.lr_schedule import recoverable_end
-from sparsebert.prune import pruning_window, scorer_options
+from sparsebert.prune import cubic_schedule, scorer_options
 from sparsebert.pruning import SCORERS, CubicSchedule, Sparsifier, make_scorer
 from sparsebert.recipe import PruneRecipe
 from sparsebert.targets import hidden_size, prunable_linears
@@ -244,13 +243,12 @@ class GradualPruningCallback(TrainerCallback):
                 f"state.max_steps is {total_steps!r}; set TrainingArguments.max_steps, or give a train "
                 f"dataset with a length (len(train_dataset)) so num_train_epochs can be converted to steps"
             )
-        start, end = pruning_window(total_steps, self.prune_start, self.prune_end)
-        moved = end
-        if self.min_event_lr_ratio > 0 and lr_factor is not None:
-            moved = recoverable_end(lr_factor, start, end, self.min_event_lr_ratio)
-        self.window = {"start_step": start, "end_step": moved, "requested_end_step": end, "total_steps": total_steps}
-        return CubicSchedule(final_sparsity=self.sparsity, initial_sparsity=self.initial_sparsity,
-                             start_step=start, end_step=moved, num_events=self.pruning_events)
+        schedule, info = cubic_schedule(total_steps, sparsity=self.sparsity, initial_sparsity=self.initial_sparsity,
+                                        prune_start=self.prune_start, prune_end=self.prune_end,
+                                        pruning_events=self.pruning_events,
+                                        min_event_lr_ratio=self.min_event_lr_ratio, lr_for=lambda _: lr_factor)
+        self.window = {**info, "total_steps": total_steps}
+        return schedule
 
     # -- Trainer events ---------------------------------------------------------------------
 
