@@ -11,9 +11,10 @@ inference (:mod:`sparsebert.runtime`, :func:`load`) do not load the training sta
 
 from __future__ import annotations
 
-import importlib
 import sys
 import types
+
+from sparsebert._lazy import lazy_exports
 
 __version__ = "0.1.0"
 
@@ -33,18 +34,8 @@ _LAZY = {
 __all__ = ["__version__", *sorted(_LAZY)]
 
 
-def __getattr__(name: str):
-    """Import a public name on first use (``from sparsebert import prune`` loads the training stack then)."""
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+# a public name is imported on first use (``from sparsebert import prune`` loads the training stack then)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
 
 
 class _Package(types.ModuleType):

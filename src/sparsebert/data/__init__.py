@@ -8,7 +8,7 @@ GLUE: Wang et al., *GLUE: A Multi-Task Benchmark and Analysis Platform for Natur
 Understanding*, ICLR 2019.
 """
 
-import importlib
+from sparsebert._lazy import lazy_exports
 
 from .demo import DEMO_SDIST_SHA256, read_movie_snippets, write_demo_glue
 from .glue import DataError, Example, load_split, read_glue_split, resolve_task_dir
@@ -33,14 +33,4 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str):
-    """Import the augmentation names on first use."""
-    if name not in _AUGMENT:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.augment"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_AUGMENT))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {n: f"{__name__}.augment" for n in _AUGMENT})

@@ -9,21 +9,11 @@ transformers.
 
 from __future__ import annotations
 
-import importlib
+from sparsebert._lazy import lazy_exports
 
 _NAMES = ("DistillationTrainer", "GradualPruningCallback", "default_distill_weights", "distillation_loss")
 
 __all__ = list(_NAMES)
 
 
-def __getattr__(name: str):
-    """Import :mod:`sparsebert.integrations.trainer`'s names on first use."""
-    if name not in _NAMES:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.trainer"), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_NAMES))
+__getattr__, __dir__ = lazy_exports(__name__, globals(), {n: f"{__name__}.trainer" for n in _NAMES})
