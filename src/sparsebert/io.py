@@ -17,7 +17,9 @@ import glob
 import json
 import os
 import platform
+import shlex
 import shutil
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -259,3 +261,15 @@ def environment() -> dict[str, Any]:
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
     }
+
+
+def invoked_command() -> str | None:
+    """The command line of this process when it is the ``sparsebert`` CLI (the script or
+    ``python -m sparsebert``), quoted for a shell; ``None`` otherwise (tests, a Python caller)."""
+    argv = list(sys.argv)
+    if not argv:
+        return None
+    head = Path(argv[0])
+    if head.name == "sparsebert" or (head.name == "__main__.py" and head.parent.name == "sparsebert"):
+        return shlex.join(["sparsebert", *argv[1:]])
+    return None

@@ -25,14 +25,12 @@ The body has the results, the sparsity totals (per matrix in a collapsed table),
 
 from __future__ import annotations
 
-import shlex
-import sys
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
-from sparsebert.io import read_json, write_text_atomic
+from sparsebert.io import invoked_command, read_json, write_text_atomic  # noqa: F401 (re-exported)
 
 CARD = "README.md"
 PIPELINE_TAG = "text-classification"
@@ -51,18 +49,6 @@ RECIPE_KEYS = ("task", "model", "teacher", "student", "data_dir", "epochs", "max
                "hidden_weight", "prediction_weight", "label_weight")
 PAPER = ("Xu, Yen, Zhao & Xiao, *Rethinking Network Pruning — under the Pre-train and Fine-tune Paradigm*, "
          "NAACL 2021 (SparseBERT)")
-
-
-def invoked_command() -> str | None:
-    """The command line of this process when it is the ``sparsebert`` CLI (the script or
-    ``python -m sparsebert``), quoted for a shell; ``None`` otherwise (tests, a Python caller)."""
-    argv = list(sys.argv)
-    if not argv:
-        return None
-    head = Path(argv[0])
-    if head.name == "sparsebert" or (head.name == "__main__.py" and head.parent.name == "sparsebert"):
-        return shlex.join(["sparsebert", *argv[1:]])
-    return None
 
 
 def _hub_id(ref: str) -> str | None:

@@ -28,7 +28,6 @@ import json
 import os
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -410,13 +409,15 @@ def write_outputs(result: dict[str, Any], out: str | Path, command: str, title: 
 
 
 def command_line(params: dict[str, Any] | None = None, command: str = "bench") -> str:
-    """The command as typed (``sparsebert ...`` from ``sys.argv``); when not run as the
-    ``sparsebert`` script (tests, ``python -m``), rebuilt from the parsed ``params``."""
+    """The command as typed (:func:`sparsebert.io.invoked_command`); when not run as the ``sparsebert``
+    CLI (tests, a Python caller), rebuilt from the parsed ``params``."""
     import shlex
 
-    argv = list(sys.argv)
-    if argv and Path(argv[0]).name == "sparsebert":
-        return " ".join(shlex.quote(a) for a in ["sparsebert", *argv[1:]])
+    from sparsebert.io import invoked_command
+
+    typed = invoked_command()
+    if typed is not None:
+        return typed
     parts = ["sparsebert", command]
     for name, value in (params or {}).items():
         if value is None or value is False or value == []:
