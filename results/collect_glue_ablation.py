@@ -39,6 +39,14 @@ def cells() -> list[tuple[str, str, str, Path, Path]]:
     return out
 
 
+def flags_of(variant: str) -> str:
+    """The prune flags of a cell: ``default-24ep`` is ``default`` with ``--epochs 24`` (a budget study)."""
+    base, _, budget = variant.rpartition("-")
+    if base and budget.endswith("ep") and budget[:-2].isdigit():
+        return f"{FLAGS.get(base, base)} --epochs {budget[:-2]}"
+    return FLAGS.get(variant, variant)
+
+
 def others(r: dict) -> str:
     """Every dev metric of the first seed's student and of the teacher, e.g. MRPC accuracy beside F1."""
     first = next(iter(r["all_metrics"].values()))
@@ -53,7 +61,7 @@ def main() -> int:
         s = json.loads((run / "summary.json").read_text())
         t = json.loads((teacher_dir / "summary.json").read_text())
         g = groups.setdefault((task, variant), {
-            "task": task, "variant": variant, "metric": metric, "flags": FLAGS.get(variant, variant),
+            "task": task, "variant": variant, "metric": metric, "flags": flags_of(variant),
             "teacher": 100 * t["metrics"]["dev"][metric],
             "floor": 0.0 if spec.is_regression else majority_baseline(task, str(DATA)),
             "student": {}, "steps": s["steps"], "sparsity": s["sparsity"]["targets"]["sparsity"],
@@ -80,7 +88,7 @@ def main() -> int:
           "while distilling from its own fine-tuned teacher; official GLUE train/dev files; batch 32; one thread "
           "per run with two runs side by side on the 2 cores (`train min` is contended time). Budgets: SST-2 3 "
           "epochs (6,315 steps, max length 64); MRPC, STS-B, CoLA 6 epochs (690 / 1,080 / 1,608 steps; max "
-          "length 128 / 128 / 64). Teachers: SST-2 1 epoch, the others 3 epochs, lr 5e-5.", "",
+          "length 128 / 128 / 64) unless the variant says `-Nep` (N epochs; `steps` column). Teachers: SST-2 1 epoch, the others 3 epochs, lr 5e-5.", "",
           "Gain retention = (student - floor) / (teacher - floor); floor = always the majority class (STS-B: 0, a "
           "constant has no correlation); raw retention = student / teacher. Metrics are percentages "
           "(MRPC F1, STS-B Pearson, CoLA MCC, SST-2 accuracy).", "",
