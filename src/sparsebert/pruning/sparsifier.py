@@ -13,6 +13,9 @@ Split after torch.ao.pruning / SparseML: the *schedule* says how sparse (``sched
 * **weights**: pruned entries are set to +0.0 after every optimizer step (neither weight decay nor
   anything else can revive them), so the saved model holds exact zeros
   (Xu et al., NAACL 2021, §3; Zhu & Gupta 2017).
+
+The masks follow a sparsity *pattern* (:mod:`sparsebert.pruning.patterns`): unstructured, R x C blocks
+(``1x4`` for int8 VNNI kernels) or N:M.
 """
 
 from __future__ import annotations
@@ -22,7 +25,8 @@ from typing import Literal
 import torch
 from torch import nn
 
-from sparsebert.pruning.masks import global_score_masks, score_mask
+from sparsebert.pruning.masks import pattern_masks
+from sparsebert.pruning.patterns import Pattern, check_pattern, check_pattern_sparsity
 from sparsebert.pruning.schedule import CubicSchedule
 from sparsebert.pruning.scorers import MagnitudeScorer, Scorer
 
@@ -38,6 +42,9 @@ class Sparsifier:
         scope: ``"per-matrix"`` (every matrix at s_t, the paper's setting) or ``"global"``
             (one ranking over all targets; total sparsity s_t).
         scorer: the criterion (:mod:`sparsebert.pruning.scorers`); magnitude by default (GMP).
+        pattern: ``"unstructured"`` (default), ``"RxC"`` blocks or ``"N:M"``
+            (:mod:`sparsebert.pruning.patterns`); an N:M pattern needs ``schedule.final_sparsity == 1 - N/M``
+            and scope ``per-matrix``.
 
     Per optimizer step: ``loss.backward()`` (the hooks mask the gradients) -> :meth:`observe`
     (gradient-based scorers) -> clipping and ``optimizer.step()`` -> :meth:`step` with the number
@@ -45,10 +52,13 @@ class Sparsifier:
 
     Raises:
         ValueError: empty targets or unknown scope.
+        InputError: a bad pattern, a target the pattern does not tile (named with its shape), N:M with
+            scope ``global`` or with another final sparsity than ``1 - N/M``, or a criterion that cannot
+            score the pattern (:meth:`Scorer.check_pattern`).
     """
 
     def __init__(self, targets: dict[str, nn.Linear], schedule: CubicSchedule, scope: Scope = "per-matrix",
-                 scorer: Scorer | None = None):
+                 scorer: Scorer | None = None, pattern: str | Pattern = "unstructured"):
         if not targets:
             raise ValueError("Sparsifier needs at least one target")
         if scope not in ("per-matrix", "global"):
@@ -57,6 +67,9 @@ class Sparsifier:
         self.schedule = schedule
         self.scope = scope
         self.scorer = scorer or MagnitudeScorer()
+        self.pattern = check_pattern(pattern, {n: tuple(m.weight.shape) for n, m in self.targets.items()}, scope)
+        check_pattern_sparsity(self.pattern, schedule.final_sparsity)
+        self.scorer.check_pattern(self.targets, self.pattern)
         self.optimizer: torch.optim.Optimizer | None = None
         self.masks: dict[str, torch.Tensor] = {
             n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in self.targets.items()
@@ -83,12 +96,14 @@ class Sparsifier:
 
     @torch.no_grad()
     def update_masks(self, sparsity: float) -> None:
-        """Recompute masks at ``sparsity`` from the scorer, then apply them (and zero optimizer state)."""
-        scores = self.scorer.scores(self.targets, self.masks)
-        if self.scope == "global":
-            new = global_score_masks(scores, sparsity, self.masks)
+        """Recompute masks at ``sparsity`` from the scorer in the pattern, then apply them (and zero
+        optimizer state)."""
+        p = self.pattern
+        if p.kind == "block":
+            scores = self.scorer.block_scores(self.targets, self.masks, p.rows, p.cols)
         else:
-            new = {n: score_mask(s, sparsity, self.masks[n]) for n, s in scores.items()}
+            scores = self.scorer.scores(self.targets, self.masks)
+        new = pattern_masks(p, scores, sparsity, self.masks, self.scope)
         self.scorer.after_prune(self.targets, self.masks, new)
         self.masks = new
         self.current_sparsity = sparsity

@@ -13,6 +13,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from sparsebert.pruning.masks import block_sum
+from sparsebert.pruning.patterns import Pattern
+
 
 class Scorer:
     """Base class of pruning criteria.
@@ -32,6 +35,21 @@ class Scorer:
     def scores(self, targets: dict[str, nn.Linear], masks: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Importance of every weight: name -> tensor of the weight's shape ``[out, in]``."""
         raise NotImplementedError
+
+    def block_scores(self, targets: dict[str, nn.Linear], masks: dict[str, torch.Tensor], rows: int,
+                     cols: int) -> dict[str, torch.Tensor]:
+        """Importance of every R x C block (the block patterns of :mod:`sparsebert.pruning.patterns`):
+        name -> ``[out / R, in / C]``. By default the sum of :meth:`scores` over the block (the L1 norm
+        for magnitude, the additive first-order loss change for movement and Taylor).
+
+        Raises:
+            InputError: a shape the block does not divide.
+        """
+        return {n: block_sum(s, rows, cols) for n, s in self.scores(targets, masks).items()}
+
+    def check_pattern(self, targets: dict[str, nn.Linear], pattern: Pattern) -> None:
+        """Raise :class:`~sparsebert.errors.InputError` when this criterion cannot score ``pattern`` on
+        ``targets`` (checked once, before training). Every pattern is fine for element-wise criteria."""
 
     def after_prune(self, targets: dict[str, nn.Linear], old_masks: dict[str, torch.Tensor],
                     new_masks: dict[str, torch.Tensor]) -> None:

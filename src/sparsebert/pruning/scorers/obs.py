@@ -23,6 +23,15 @@ block are moved to compensate for the whole pruned set Q of that block (the OBS 
 which is the exact minimiser of the quadratic model under w_Q = 0. After an event the Fisher is
 rebuilt from the next ``m`` gradients.
 
+Block patterns (``--pattern RxC``, :mod:`sparsebert.pruning.patterns`): the score of a block Q is the
+saliency of removing it as a set, ρ_Q = ½ w_Qᵀ ([F⁻¹]_QQ)⁻¹ w_Q (the minimum of the quadratic model under
+w_Q = 0; oBERT prunes 4-blocks this way), summed over the Fisher blocks the block meets. It is computed
+exactly when the C weights of each block row lie in one Fisher block (C divides the Fisher block size)
+and the R rows of a block lie in different Fisher blocks (R = 1, or in_features >= the Fisher block
+size); other combinations raise :class:`~sparsebert.errors.InputError` before training. N:M patterns
+rank single saliencies under a per-group cap, as unstructured OBS ranks single saliencies; the set
+update δw above is exact for any pruned set, so the pattern of the masks is always kept.
+
 ``damp`` (λ) trades the prior (magnitude pruning as λ → ∞: F⁻¹ → I/λ makes ρ ∝ w² and δw = 0 on
 the kept weights) against the observed curvature; oBERT uses λ = 1e-7 with m = 1024 gradients of
 BERT-base. Cost: ``numel · B`` floats of memory per target (MiniLM-L6, B = 32: 1.4 GB) and
@@ -35,6 +44,8 @@ import math
 
 import torch
 
+from sparsebert.errors import InputError
+from sparsebert.pruning.patterns import Pattern
 from sparsebert.pruning.scorers.base import Scorer
 
 
@@ -103,6 +114,50 @@ class OBSScorer(Scorer):
             w = lin.weight.detach().float()
             diag = self._finv(name, w).diagonal(dim1=1, dim2=2).reshape(w.shape)
             out[name] = w.pow(2) / (2 * diag)
+        return out
+
+    def check_pattern(self, targets, pattern: Pattern) -> None:
+        """Blocks need C | the Fisher block size B and (R = 1 or in_features >= B) (module docstring).
+
+        Raises:
+            InputError: naming the matrix, its shape, B and the block.
+        """
+        if pattern.kind != "block":
+            return
+        for name, lin in targets.items():
+            out_f, in_f = lin.weight.shape
+            b = block_size_for(lin.weight.numel(), self.block_size)
+            if b % pattern.cols or (pattern.rows > 1 and in_f < b):
+                raise InputError(
+                    f"criterion 'obs' with pattern {pattern.text!r}: matrix {name!r} ({out_f}x{in_f}) has Fisher "
+                    f"blocks of {b} weights; a block's saliency is exact only when its {pattern.cols} columns fall "
+                    f"in one Fisher block (obs_block_size a multiple of {pattern.cols}) and its {pattern.rows} rows "
+                    f"in different ones (obs_block_size <= in_features); set obs_block_size accordingly")
+
+    @torch.no_grad()
+    def block_scores(self, targets, masks, rows, cols):
+        """ρ_Q = ½ w_Qᵀ ([F⁻¹]_QQ)⁻¹ w_Q of every R x C block Q: name -> ``[out / R, in / C]``.
+
+        Each block row (C consecutive weights) is one C x C principal submatrix of a Fisher block; the R
+        rows of a block lie in different Fisher blocks, whose saliencies add (block-diagonal F).
+
+        Raises:
+            InputError: a combination :meth:`check_pattern` rejects.
+        """
+        self.check_pattern(targets, Pattern("block", rows=rows, cols=cols))
+        out = {}
+        for name, lin in targets.items():
+            w = lin.weight.detach().float()
+            out_f, in_f = w.shape
+            finv = self._finv(name, w)                                           # [nb, B, B]
+            nb, b, _ = finv.shape
+            p = b // cols
+            sub = finv.reshape(nb, p, cols, p, cols).diagonal(dim1=1, dim2=3)   # [nb, C, C, P]
+            sub = sub.permute(0, 3, 1, 2)                                        # [nb, P, C, C]
+            wq = w.reshape(nb, p, cols)                                          # [nb, P, C]
+            x = torch.linalg.solve(sub, wq[..., None]).squeeze(-1)               # ([F⁻¹]_QQ)⁻¹ w_Q
+            rho = 0.5 * (wq * x).sum(-1)                                         # [nb, P], row-major
+            out[name] = rho.reshape(out_f // rows, rows, in_f // cols).sum(dim=1)
         return out
 
     @torch.no_grad()
