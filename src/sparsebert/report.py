@@ -16,6 +16,17 @@ from sparsebert.targets import prunable_linears
 MB = 1e6
 
 
+@torch.no_grad()
+def block_sparsity(weight: torch.Tensor, rows: int = 1, cols: int = 4) -> float | None:
+    """Fraction of the R x C blocks of ``weight`` ``[out, in]`` that are entirely zero (what a block-sparse
+    kernel can skip; 1x4 = the VNNI int8 block); None when the block does not tile the shape."""
+    out_f, in_f = weight.shape
+    if out_f % rows or in_f % cols:
+        return None
+    nz = (weight != 0).reshape(out_f // rows, rows, in_f // cols, cols).any(dim=3).any(dim=1)
+    return 1.0 - float(nz.sum()) / nz.numel()
+
+
 def sparsity_report(model: nn.Module, seq_len: int = 128) -> dict:
     """Sparsity of every target matrix and of the whole model.
 
@@ -23,8 +34,11 @@ def sparsity_report(model: nn.Module, seq_len: int = 128) -> dict:
         model: a supported transformers model.
         seq_len: sequence length for the FLOPs estimate.
     Returns:
-        A JSON-able dict: ``matrices`` (one entry per target: name, shape, numel, nnz, sparsity),
-        ``targets`` (totals over targets: numel, nnz, sparsity, compression = numel / nnz),
+        A JSON-able dict: ``matrices`` (one entry per target: name, shape, numel, nnz, sparsity, and
+        ``block_sparsity_1x4``: the fraction of 1x4 blocks, 1 output row x 4 consecutive input features,
+        that are all zero, i.e. that an int8 VNNI block-sparse kernel skips; None when in_features is not
+        a multiple of 4), ``targets`` (totals over targets: numel, nnz, sparsity, compression = numel / nnz,
+        ``block_sparsity_1x4`` over the matrices that have it, None if none does),
         ``model`` (all parameters: numel, nnz, dense fp32 MB, and MB of the non-zeros
         (values only, no index overhead), ``flops_per_token``.
     """
@@ -34,17 +48,20 @@ def sparsity_report(model: nn.Module, seq_len: int = 128) -> dict:
         nnz = int((w != 0).sum())
         matrices.append(
             {"name": name, "shape": list(w.shape), "numel": w.numel(), "nnz": nnz,
-             "sparsity": 1.0 - nnz / w.numel()}
+             "sparsity": 1.0 - nnz / w.numel(), "block_sparsity_1x4": block_sparsity(w, 1, 4)}
         )
     t_numel = sum(m["numel"] for m in matrices)
     t_nnz = sum(m["nnz"] for m in matrices)
+    tiled = [m for m in matrices if m["block_sparsity_1x4"] is not None]  # blocks of 4 weights each
+    blocks_1x4 = (sum(m["block_sparsity_1x4"] * m["numel"] for m in tiled) / sum(m["numel"] for m in tiled)
+                  if tiled else None)
     params = list(model.parameters())
     all_numel = sum(p.numel() for p in params)
     all_nnz = sum(int((p != 0).sum()) for p in params)
     return {
         "matrices": matrices,
         "targets": {"numel": t_numel, "nnz": t_nnz, "sparsity": 1.0 - t_nnz / t_numel,
-                    "compression": t_numel / max(t_nnz, 1)},
+                    "compression": t_numel / max(t_nnz, 1), "block_sparsity_1x4": blocks_1x4},
         "model": {"numel": all_numel, "nnz": all_nnz, "sparsity": 1.0 - all_nnz / all_numel,
                   "dense_fp32_mb": all_numel * 4 / MB, "nonzero_fp32_mb": all_nnz * 4 / MB},
         "flops_per_token": encoder_flops_per_token(model, seq_len),

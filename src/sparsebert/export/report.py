@@ -144,6 +144,8 @@ def report_tables(rep: dict, model_dir: str | Path, seq_len: int, per_matrix: bo
         ("target matrices: sparsity", f"{t['sparsity']:.2%}"),
         ("target matrices: non-zeros / weights", f"{t['nnz']:,} / {t['numel']:,}"),
         ("target matrices: compression", f"{t['compression']:.1f}x"),
+        ("target matrices: all-zero 1x4 blocks (int8 VNNI)",
+         "—" if t.get("block_sparsity_1x4") is None else f"{t['block_sparsity_1x4']:.2%}"),
         ("all parameters: non-zeros / total", f"{md['nnz']:,} / {md['numel']:,}"),
         ("dense fp32 size (MB)", f"{md['dense_fp32_mb']:.1f}"),
         ("non-zero values fp32 (MB)", f"{md['nonzero_fp32_mb']:.1f}"),
