@@ -157,6 +157,9 @@ def prune(
     prune_end: Annotated[Optional[float], typer.Option(help="s_f reached at this fraction of training")] = None,
     pruning_events: Annotated[Optional[int], typer.Option(help="mask updates on the cubic schedule (100)")] = None,
     scope: Annotated[Optional[str], typer.Option(help="per-matrix | global ranking of the scores")] = None,
+    pattern: Annotated[Optional[str], typer.Option(
+        help="shape of the zeros: unstructured (default) | RxC blocks of R output rows x C input columns "
+             "(1x4: int8 VNNI) | N:M, N kept in every M weights of a row (2:4; sets sparsity 1-N/M)")] = None,
     criterion: Annotated[Optional[str], typer.Option(
         help="magnitude | movement | taylor (PLATON) | obs (oBERT): which weights to prune")] = None,
     lr_schedule: Annotated[Optional[str], typer.Option(help="linear | constant | rewind (to the peak at each event)")] = None,
@@ -202,7 +205,7 @@ def prune(
     r = build_recipe(
         PruneRecipe, recipe, teacher=teacher, student=student, sparsity=sparsity, initial_sparsity=initial_sparsity,
         prune_start=prune_start, prune_end=prune_end, pruning_events=pruning_events, scope=scope,
-        criterion=criterion, lr_schedule=lr_schedule, min_event_lr_ratio=min_event_lr_ratio,
+        pattern=pattern, criterion=criterion, lr_schedule=lr_schedule, min_event_lr_ratio=min_event_lr_ratio,
         taylor_beta1=taylor_beta1, taylor_beta2=taylor_beta2, obs_block_size=obs_block_size,
         obs_num_grads=obs_num_grads, obs_damp=obs_damp, hardness=hardness, attention_loss=attention_loss,
         normalize_terms=normalize_terms, prediction_only_from=prediction_only_from, cache_teacher=cache_teacher,

@@ -45,8 +45,8 @@ HUB_SPLITS = {"dev": "validation", "dev_matched": "validation_matched", "dev_mis
 #: Recipe keys shown in the card's settings table (the full recipe follows it).
 RECIPE_KEYS = ("task", "model", "teacher", "student", "data_dir", "epochs", "max_steps", "learning_rate",
                "lr_schedule", "batch_size", "max_length", "seed", "sparsity", "initial_sparsity", "prune_start",
-               "prune_end", "pruning_events", "criterion", "scope", "temperature", "hardness", "attention_weight",
-               "hidden_weight", "prediction_weight", "label_weight")
+               "prune_end", "pruning_events", "criterion", "scope", "pattern", "temperature", "hardness",
+               "attention_weight", "hidden_weight", "prediction_weight", "label_weight")
 PAPER = ("Xu, Yen, Zhao & Xiao, *Rethinking Network Pruning — under the Pre-train and Fine-tune Paradigm*, "
          "NAACL 2021 (SparseBERT)")
 

@@ -12,7 +12,8 @@ Xu, Yen, Zhao, Xiao, *Rethinking Network Pruning — under the Pre-train and Fin
   every optimizer step, to the final sparsity s_f (0.95 in the paper: 20x fewer weights).
 
 Beyond the paper (each a recipe field, see :class:`~sparsebert.recipe.PruneRecipe`): other criteria
-(movement, PLATON's Taylor, oBERT), s_0 jumps, fixed-mask recovery after ``prune_end`` with pruning
+(movement, PLATON's Taylor, oBERT), structured sparsity patterns (1x4 blocks for int8 VNNI kernels,
+N:M; :mod:`sparsebert.pruning.patterns`), s_0 jumps, fixed-mask recovery after ``prune_end`` with pruning
 events kept where the learning rate can still recover from them, learning-rate rewinding, and the
 balanced distillation options of :mod:`sparsebert.distill.loss`. When only the teacher's logits are
 needed they are computed once per training example before training (``cache_teacher``).
@@ -203,7 +204,7 @@ def prune(recipe: PruneRecipe) -> dict:
         if recipe.sparsity > 0:
             schedule, lr_factor, window = build_schedules(recipe, steps)
             scorer = make_scorer(recipe.criterion, **scorer_options(recipe))
-            sparsifier = Sparsifier(prunable_linears(student), schedule, recipe.scope, scorer)
+            sparsifier = Sparsifier(prunable_linears(student), schedule, recipe.scope, scorer, recipe.pattern)
         taps = (AttentionScoreTap(student), AttentionScoreTap(teacher)) if teacher is not None and recipe.attention_weight > 0 else None
         want_hidden = teacher is not None and recipe.hidden_weight > 0
         # Only the teacher's logits are needed: compute them once per example (eval mode, so they
@@ -254,7 +255,8 @@ def prune(recipe: PruneRecipe) -> dict:
                 if sparsifier is not None and not run.resumed:
                     log.log("schedule", event_steps=schedule.event_steps, final_sparsity=recipe.sparsity,
                             initial_sparsity=recipe.initial_sparsity, targets=len(sparsifier.targets),
-                            scope=recipe.scope, criterion=recipe.criterion, lr_schedule=recipe.lr_schedule, **window)
+                            scope=recipe.scope, pattern=recipe.pattern, criterion=recipe.criterion,
+                            lr_schedule=recipe.lr_schedule, **window)
                 if cached and not run.resumed:
                     log.log("teacher_cache", examples=len(data.train))
                 result = fit(
@@ -275,6 +277,7 @@ def prune(recipe: PruneRecipe) -> dict:
                     "pruning_events": len(schedule.event_steps) if schedule else 0,
                     "pruning_window": window,
                     "criterion": recipe.criterion if schedule else None,
+                    "pattern": recipe.pattern if schedule else None,
                     "teacher_logits_cached": cached,
                     "small_dense": shrunk,
                     "loss_terms": {"attention": recipe.attention_weight if teacher is not None else 0.0,

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from sparsebert.errors import SparsebertError
+from sparsebert.pruning.patterns import check_pattern, check_pattern_sparsity, parse_pattern
 
 
 class RecipeError(SparsebertError, ValueError):
@@ -109,6 +110,11 @@ class PruneRecipe(TrainRecipe):
                              "fixed-mask recovery after it (paper: 1)")
     pruning_events: int = Field(100, ge=1, description="number of mask updates on the cubic schedule")
     scope: Literal["per-matrix", "global"] = "per-matrix"
+    pattern: str = Field(
+        "unstructured", description="shape of the zeros (sparsebert.pruning.patterns): 'unstructured'; 'RxC' blocks "
+        "of R output rows x C consecutive input columns kept or pruned whole ('1x4': int8 VNNI, Prune Once For All / "
+        "DeepSparse); or 'N:M', N kept in every M consecutive weights of a row ('2:4': Ampere), which fixes "
+        "sparsity = 1 - N/M (taken from the pattern when sparsity is left out) and needs scope per-matrix")
     criterion: Literal["magnitude", "movement", "taylor", "obs"] = Field(
         "magnitude", description="which weights to prune (sparsebert.pruning.scorers): |w| (GMP), movement "
         "(Sanh et al. 2020), first-order Taylor with uncertainty (PLATON, Zhang et al. 2022), or the Optimal BERT "
@@ -150,8 +156,28 @@ class PruneRecipe(TrainRecipe):
         "(cached in .cache/augment/<key>, keyed by the train file's sha256, the model and the settings); "
         "None = the plain train split")
 
+    @field_validator("pattern")
+    @classmethod
+    def _canonical_pattern(cls, value: str) -> str:
+        return parse_pattern(value).text
+
+    @model_validator(mode="before")
+    @classmethod
+    def _sparsity_from_pattern(cls, data: Any) -> Any:
+        """An N:M pattern without an explicit sparsity prunes to 1 - N/M (its only possible end)."""
+        if isinstance(data, dict) and data.get("sparsity") is None and data.get("pattern") is not None:
+            try:
+                final = parse_pattern(data["pattern"]).final_sparsity
+            except ValueError:
+                return data  # the field validator names the bad pattern
+            if final is not None:
+                data = {**data, "sparsity": final}
+        return data
+
     @model_validator(mode="after")
     def _check_ranges(self) -> "PruneRecipe":
+        check_pattern(self.pattern, {}, self.scope)
+        check_pattern_sparsity(self.pattern, self.sparsity)
         if self.initial_sparsity > self.sparsity:
             raise ValueError(f"initial_sparsity {self.initial_sparsity} > sparsity {self.sparsity}")
         if self.prune_start >= self.prune_end:

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from sparsebert.data.tasks import TASKS
 from sparsebert.errors import SparsebertError
+from sparsebert.pruning.patterns import parse_pattern
 from sparsebert.recipe import RecipeError, _format_validation, load_yaml
 
 Variant = Literal[
@@ -40,7 +41,7 @@ TRAIN_KEYS = {
     "max_grad_norm", "epochs", "max_steps", "max_train_examples", "max_eval_examples", "eval_every",
     "log_every", "bf16", "group_by_length", "lr_schedule",
 }
-PRUNE_KEYS = {"pruning_events", "prune_start", "prune_end", "scope", "temperature", "initial_sparsity",
+PRUNE_KEYS = {"pruning_events", "prune_start", "prune_end", "scope", "pattern", "temperature", "initial_sparsity",
               "criterion", "taylor_beta1", "taylor_beta2", "obs_block_size", "obs_num_grads", "obs_damp",
               "min_event_lr_ratio", "hardness", "attention_loss", "normalize_terms", "prediction_only_from",
               "cache_teacher", "attention_weight", "hidden_weight", "prediction_weight", "label_weight"}
@@ -138,6 +139,15 @@ class ExperimentSpec(BaseModel):
         if NEEDS_TEACHER & set(self.variants) and "dense-teacher" not in self.variants:
             raise ValueError("variants " + ", ".join(sorted(NEEDS_TEACHER & set(self.variants)))
                              + " need the fine-tuned teacher: add 'dense-teacher' to variants")
+        final = parse_pattern(self.prune.get("pattern", "unstructured")).final_sparsity
+        if final is not None:  # N:M: every pruned cell must end at 1 - N/M
+            pruned = [v for v in self.variants if v not in ("dense-teacher", "small-dense")]
+            levels = {s for v in pruned for s in (self.sparsities if v in self.sweep_variants else [self.sparsity])}
+            wrong = sorted(s for s in levels if abs(s - final) > 1e-9)
+            if wrong:
+                raise ValueError(f"prune.pattern {self.prune['pattern']!r} fixes the sparsity of every pruned cell at "
+                                 f"{final!r}, but the grid also prunes to {wrong}: set sparsities (and sparsity) to "
+                                 f"[{final!r}]")
         return self
 
     @property

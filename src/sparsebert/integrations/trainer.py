@@ -63,6 +63,7 @@ from sparsebert.distill import AttentionScoreTap, DistillationLoss, DistillWeigh
 from sparsebert.distill.loss import add_shares
 from sparsebert.prune import cubic_schedule, scorer_options
 from sparsebert.pruning import SCORERS, CubicSchedule, Sparsifier, make_scorer
+from sparsebert.pruning.patterns import check_pattern, check_pattern_sparsity, parse_pattern
 from sparsebert.recipe import PruneRecipe
 from sparsebert.targets import hidden_size, prunable_linears
 
@@ -124,7 +125,8 @@ class GradualPruningCallback(TrainerCallback):
     gradient-based criteria restart their statistics (magnitude pruning resumes exactly).
 
     Args:
-        sparsity: final sparsity s_f in [0, 1) (fraction of zero weights per matrix); default 0.95.
+        sparsity: final sparsity s_f in [0, 1) (fraction of zero weights per matrix); default (None)
+            PruneRecipe's 0.95, or ``1 - N/M`` with an N:M ``pattern`` (which allows no other value).
         initial_sparsity: s_0 in [0, s_f], a one-shot jump at ``prune_start`` (oBERT: 0.7); default 0.
         prune_start: t_0 as a fraction of training, in [0, prune_end); default 0.1.
         prune_end: where s_f is reached, fraction of training in (prune_start, 1]; default 0.6.
@@ -133,6 +135,8 @@ class GradualPruningCallback(TrainerCallback):
             ranking over all matrices; total sparsity s_t).
         criterion: ``"magnitude"`` (|w|, GMP), ``"movement"`` (Sanh et al. 2020), ``"taylor"``
             (PLATON, Zhang et al. 2022) or ``"obs"`` (oBERT, Kurtic et al. 2022).
+        pattern: ``"unstructured"`` (default), ``"RxC"`` blocks (``"1x4"``: int8 VNNI) or ``"N:M"``
+            (:mod:`sparsebert.pruning.patterns`); shapes are checked at ``on_train_begin``.
         min_event_lr_ratio: in [0, 1]; 0 never moves the end of pruning (the paper's reference).
         scorer_options: keyword options of the criterion's scorer (``beta1``/``beta2`` for taylor;
             ``block_size``/``num_grads``/``damp`` for obs); PruneRecipe's defaults otherwise.
@@ -146,7 +150,8 @@ class GradualPruningCallback(TrainerCallback):
         events: ``[{"step": int, "target_sparsity": float}]``, one per pruning event so far.
 
     Raises:
-        ValueError: any argument out of range (the message names it and its value); at
+        ValueError: any argument out of range (the message names it and its value; a bad ``pattern``,
+            an N:M pattern with another sparsity or with scope global: ``InputError``); at
             ``on_train_begin``, a Trainer whose total number of optimizer steps is unknown
             (``state.max_steps < 1``), no model, or a model family without known targets
             (``UnsupportedArchitectureError``).
@@ -154,7 +159,7 @@ class GradualPruningCallback(TrainerCallback):
 
     def __init__(
         self,
-        sparsity: float = _default("sparsity"),
+        sparsity: float | None = None,
         *,
         initial_sparsity: float = _default("initial_sparsity"),
         prune_start: float = _default("prune_start"),
@@ -162,10 +167,14 @@ class GradualPruningCallback(TrainerCallback):
         pruning_events: int = _default("pruning_events"),
         scope: str = _default("scope"),
         criterion: str = _default("criterion"),
+        pattern: str = _default("pattern"),
         min_event_lr_ratio: float = _default("min_event_lr_ratio"),
         scorer_options: Mapping[str, Any] | None = None,
         targets: Callable[[nn.Module], dict[str, nn.Linear]] | None = None,
     ):
+        parsed = parse_pattern(pattern)
+        if sparsity is None:
+            sparsity = parsed.final_sparsity if parsed.final_sparsity is not None else _default("sparsity")
         if not 0.0 <= sparsity < 1.0:
             raise ValueError(f"sparsity must be in [0, 1), got {sparsity}")
         if not 0.0 <= initial_sparsity <= sparsity:
@@ -179,6 +188,8 @@ class GradualPruningCallback(TrainerCallback):
             raise ValueError(f"scope must be 'per-matrix' or 'global', got {scope!r}")
         if criterion not in SCORERS:
             raise ValueError(f"unknown pruning criterion {criterion!r}; choose one of {sorted(SCORERS)}")
+        check_pattern(parsed, {}, scope)
+        check_pattern_sparsity(parsed, sparsity)
         if not 0.0 <= min_event_lr_ratio <= 1.0:
             raise ValueError(f"min_event_lr_ratio must be in [0, 1], got {min_event_lr_ratio}")
         self.sparsity = float(sparsity)
@@ -188,6 +199,7 @@ class GradualPruningCallback(TrainerCallback):
         self.pruning_events = int(pruning_events)
         self.scope = scope
         self.criterion = criterion
+        self.pattern = parsed.text
         self.min_event_lr_ratio = float(min_event_lr_ratio)
         defaults = scorer_options_for(criterion)
         unknown = sorted(set(scorer_options or {}) - set(defaults))
@@ -213,7 +225,8 @@ class GradualPruningCallback(TrainerCallback):
         kwargs = dict(sparsity=recipe.sparsity, initial_sparsity=recipe.initial_sparsity,
                       prune_start=recipe.prune_start, prune_end=recipe.prune_end,
                       pruning_events=recipe.pruning_events, scope=recipe.scope, criterion=recipe.criterion,
-                      min_event_lr_ratio=recipe.min_event_lr_ratio, scorer_options=scorer_options(recipe))
+                      pattern=recipe.pattern, min_event_lr_ratio=recipe.min_event_lr_ratio,
+                      scorer_options=scorer_options(recipe))
         kwargs.update(overrides)
         return cls(**kwargs)
 
@@ -265,7 +278,7 @@ class GradualPruningCallback(TrainerCallback):
             warnings.warn(f"the Trainer's lr scheduler ({type(lr_scheduler).__name__}) is not a LambdaLR: the end of "
                           f"pruning is not checked against min_event_lr_ratio={self.min_event_lr_ratio}", stacklevel=2)
         scorer = make_scorer(self.criterion, **self.scorer_options)
-        self.sparsifier = Sparsifier(self.targets_fn(model), self.schedule, self.scope, scorer)
+        self.sparsifier = Sparsifier(self.targets_fn(model), self.schedule, self.scope, scorer, self.pattern)
         opt = _unwrap(optimizer, "optimizer")
         if opt is not None:
             self.sparsifier.bind_optimizer(opt)
@@ -273,9 +286,9 @@ class GradualPruningCallback(TrainerCallback):
         self._observed_at = None
         if state.global_step > 0:
             self._restore(state.global_step)
-        logger.info("GradualPruningCallback: %d target matrices, %s %s to s_f=%.4g, events at steps %d..%d of %d",
-                    len(self.sparsifier.targets), self.scope, self.criterion, self.sparsity,
-                    self.schedule.event_steps[0], self.schedule.event_steps[-1], state.max_steps)
+        logger.info("GradualPruningCallback: %d target matrices, %s %s, pattern %s, to s_f=%.4g, events at steps "
+                    "%d..%d of %d", len(self.sparsifier.targets), self.scope, self.criterion, self.pattern,
+                    self.sparsity, self.schedule.event_steps[0], self.schedule.event_steps[-1], state.max_steps)
 
     def _restore(self, step: int) -> None:
         """Masks of a resumed run: the exact zeros of the restored weights; sparsity from the schedule."""
@@ -288,7 +301,8 @@ class GradualPruningCallback(TrainerCallback):
         masks = {n: lin.weight.detach() != 0 for n, lin in sp.targets.items()}
         sp.load_state_dict({"masks": masks, "current_sparsity": target, "scorer": sp.scorer.state_dict()})
         if self.scope == "per-matrix":
-            short = [n for n, m in masks.items() if int((~m).sum()) < round(target * m.numel())]
+            unit = sp.pattern.rows * sp.pattern.cols  # blocks prune round(s * n_blocks) whole blocks
+            short = [n for n, m in masks.items() if int((~m).sum()) < round(target * m.numel() // unit) * unit]
             if short:
                 warnings.warn(f"resumed at step {step}: {len(short)} target matrices (e.g. {short[0]}) have "
                               f"fewer zeros than the schedule's sparsity {target:.4g}; is the checkpoint from "
