@@ -67,6 +67,8 @@ class SparseBertArguments:
     pruning_events: int = field(default=_default("pruning_events"), metadata={"help": "mask updates"})
     criterion: str = field(default=_default("criterion"), metadata={"help": "magnitude, movement, taylor or obs"})
     scope: str = field(default=_default("scope"), metadata={"help": "per-matrix or global"})
+    pattern: str = field(default=_default("pattern"), metadata={
+        "help": "unstructured, RxC blocks (1x4: int8 VNNI) or N:M (2:4, with --sparsity 0.5)"})
     temperature: float = field(default=_default("temperature"), metadata={"help": "softmax temperature T"})
     hardness: float = field(default=_default("hardness"), metadata={"help": "weight h of the gold labels"})
     attention_weight: float = field(default=_default("attention_weight"), metadata={"help": "attention term"})
@@ -101,7 +103,7 @@ def main(argv: list[str] | None = None) -> dict:
     pruning = GradualPruningCallback(  # SparseBERT: cubic gradual pruning, masks enforced
         sb_args.sparsity, initial_sparsity=sb_args.initial_sparsity, prune_start=sb_args.prune_start,
         prune_end=sb_args.prune_end, pruning_events=sb_args.pruning_events, criterion=sb_args.criterion,
-        scope=sb_args.scope)
+        scope=sb_args.scope, pattern=sb_args.pattern)
     if model_args.teacher:
         teacher = AutoModelForSequenceClassification.from_pretrained(model_args.teacher)
         check_head_labels(model_args.teacher, teacher.config, task)
