@@ -15,13 +15,16 @@ from collections.abc import Callable, Mapping
 
 def time_calls(calls: Mapping[str, Callable[[], object]], *, warmup: int, min_iters: int, max_iters: int,
                budget_s: float, sync: Callable[[], None] = lambda: None,
-               clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+               clock: Callable[[], float] = time.perf_counter, rotate: bool = False) -> dict[str, list[float]]:
     """Seconds per call of every callable in ``calls``, measured round-robin.
 
     Each callable is first called ``warmup`` times, untimed. Then come rounds of one timed call
     of each callable in turn (so that drift in machine load hits all of them alike), until
     ``max_iters`` rounds are done or, once ``min_iters`` rounds are done, ``budget_s`` seconds
-    have passed since the first timed round began.
+    have passed since the first timed round began. With ``rotate``, round ``r`` starts at the
+    ``r``-th callable (mod their count) and wraps around, so that every callable takes every
+    position in a round in turn and none is always the first (or last) after a pause
+    (``sparsebert bench`` times all paths of a batch size this way).
 
     Args:
         calls: label -> a callable without arguments (its result is ignored).
@@ -31,6 +34,7 @@ def time_calls(calls: Mapping[str, Callable[[], object]], *, warmup: int, min_it
         budget_s: seconds after which no round is started once ``min_iters`` are done (>= 0).
         sync: called after every call, before the clock is read (e.g. ``torch.cuda.synchronize``).
         clock: seconds, monotonic (``time.perf_counter``; tests pass a fake one).
+        rotate: rotate the order of the callables from round to round (default: the same order).
     Returns:
         label -> seconds of each timed call, in order (the same count for every label).
     Raises:
@@ -46,8 +50,10 @@ def time_calls(calls: Mapping[str, Callable[[], object]], *, warmup: int, min_it
     times: dict[str, list[float]] = {label: [] for label in calls}
     start = clock()
     rounds = 0
+    items = list(calls.items())
     while rounds < max_iters and (rounds < min_iters or clock() - start < budget_s):
-        for label, fn in calls.items():
+        k = rounds % len(items) if rotate and items else 0
+        for label, fn in items[k:] + items[:k]:
             t0 = clock()
             fn()
             sync()
