@@ -8,15 +8,19 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from sparsebert.bench.run import _ratios, PathResult
+import sparsebert.bench.run as bench_run
+from sparsebert.bench.render import markdown
+from sparsebert.bench.run import PathResult, _ratios
 from sparsebert.bench.synthetic import magnitude_prune_, synthetic_model
 from sparsebert.cli import app
+from sparsebert.errors import InputError
 from sparsebert.targets import prunable_linears
+from sparsebert.timing import time_calls
 
 runner = CliRunner()
 
 
-def test_bench_cli_writes_json_and_markdown(tiny_bert, tmp_path):
+def test_bench_cli_writes_json_and_markdown(tiny_bert, tmp_path, monkeypatch):
     from transformers import AutoModelForSequenceClassification
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
@@ -26,8 +30,21 @@ def test_bench_cli_writes_json_and_markdown(tiny_bert, tmp_path):
             "--min-iters", "2", "--max-iters", "2", "--threads", "1", "--out", str(tmp_path / "res" / "tiny")]
     for p in ("dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-fp32", "sparse-runtime"):
         args += ["--path", p]
+    groups = []
+
+    def spy(calls, **kw):  # the real timing loop, recording what was timed together
+        groups.append((list(calls), kw))
+        return time_calls(calls, **kw)
+
+    monkeypatch.setattr(bench_run, "time_calls", spy)
     r = runner.invoke(app, args, env={"SPARSEBERT_KERNEL_CACHE": str(tmp_path / "choices.json")})
     assert r.exit_code == 0, r.output
+    # one interleaved group per batch size: every path plus the linears-free model, rotating order,
+    # budget per path x callables
+    assert len(groups) == 2
+    for labels, kw in groups:
+        assert labels == ["dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-fp32", "sparse-runtime", "linears-free"]
+        assert kw["rotate"] is True and kw["min_iters"] == 2 and kw["budget_s"] == 20.0 * 6
     res = json.loads((tmp_path / "res" / "tiny.json").read_text())
     md = (tmp_path / "res" / "tiny.md").read_text()
     assert res["command"].startswith(f"sparsebert bench {tmp_path / 'run'} ") and "--batch 3" in res["command"]
@@ -36,9 +53,18 @@ def test_bench_cli_writes_json_and_markdown(tiny_bert, tmp_path):
         by = {row["path"]: row for row in rows}
         assert set(by) == {"dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-fp32", "sparse-runtime"}
         for row in rows:
-            assert row["skipped"] is None, row
+            assert row["skipped"] is None and row["status"] == "ok", row
             assert len(row["times_ms"]) == 2 and row["median_ms"] > 0 and row["vs_best_dense"] > 0
-        assert by["dense-fp32"]["vs_dense_fp32"] == 1.0
+            assert row["p10_ms"] <= row["median_ms"] <= row["p90_ms"] and row["timing"].startswith("interleaved")
+            assert row["x_linears_free"] == pytest.approx(row["median_ms"] / res["summary"][str(rows[0]["batch"])]["limit"]["nonlinear_ms"])
+        assert by["dense-fp32"]["vs_torch_fp32"] == 1.0
+        summ = res["summary"][str(rows[0]["batch"])]
+        fastest_fp32 = min((by[p] for p in ("dense-fp32", "onnxruntime-fp32")), key=lambda x: x["median_ms"])
+        fastest_dense = min((row for row in rows if not row["uses_sparsity"]), key=lambda x: x["median_ms"])
+        assert summ["reference_fp32"]["path"] == fastest_fp32["path"] and fastest_fp32["vs_fp32"] == 1.0
+        assert summ["reference_best_dense"]["path"] == fastest_dense["path"] and fastest_dense["vs_best_dense"] == 1.0
+        assert summ["dense_not_measured"] == [] and summ["timing"]["rounds"] == 2
+        assert f"vs fp32 ({fastest_fp32['path']})" in md and f"best dense = **{fastest_dense['path']}**" in md
         assert by["sparse-runtime"]["max_abs_diff"] < 1e-4 and by["onnxruntime-fp32"]["max_abs_diff"] < 1e-4
         assert by["sparse-runtime"]["uses_sparsity"] and not by["dense-bf16"]["uses_sparsity"]
     assert any("ignore sparsity" in w or "ignores sparsity" in w for w in res["warnings"])
@@ -67,12 +93,122 @@ def test_synthetic_model_is_pruned_exactly():
         magnitude_prune_(m, 1.0)
 
 
-def test_ratios_against_dense_and_best_dense():
-    rows = [PathResult("dense-fp32", 1, 8, False, median_ms=100.0), PathResult("dense-bf16", 1, 8, False, median_ms=40.0),
-            PathResult("sparse-runtime", 1, 8, True, median_ms=20.0), PathResult("deepsparse", 1, 8, True, skipped="x")]
-    _ratios(rows)
-    assert rows[2].vs_dense_fp32 == 5.0 and rows[2].vs_best_dense == 2.0 and rows[2].extra["best_dense"] == "dense-bf16"
-    assert rows[1].vs_best_dense == 1.0 and rows[3].vs_best_dense is None
+def test_ratios_reference_the_fastest_fp32_and_the_best_dense_path():
+    """"vs fp32" is against the fastest fp32 path (not torch eager), "vs best dense" against the fastest
+    dense path of any precision; a requested dense path that failed is listed, a sparse one is not."""
+    rows = [PathResult("dense-fp32", 1, 8, False, median_ms=100.0),
+            PathResult("onnxruntime-opt-fp32", 1, 8, False, median_ms=50.0),
+            PathResult("openvino-fp32", 1, 8, False, status="failed", skipped="failed: RuntimeError: boom"),
+            PathResult("onnxruntime-int8", 1, 8, False, median_ms=40.0),
+            PathResult("sparse-runtime", 1, 8, True, median_ms=20.0),
+            PathResult("deepsparse", 1, 8, True, status="skipped", skipped="not installed: DeepSparse")]
+    refs = _ratios(rows)
+    assert refs["reference_fp32"] == {"path": "onnxruntime-opt-fp32", "median_ms": 50.0}
+    assert refs["reference_best_dense"] == {"path": "onnxruntime-int8", "median_ms": 40.0}
+    assert refs["dense_not_measured"] == [{"path": "openvino-fp32", "reason": "failed: RuntimeError: boom"}]
+    sp = rows[4]
+    assert (sp.vs_fp32, sp.vs_best_dense, sp.vs_torch_fp32) == (2.5, 2.0, 5.0)
+    assert rows[1].vs_fp32 == 1.0 and rows[0].vs_fp32 == 0.5 and rows[3].vs_best_dense == 1.0
+    assert rows[2].vs_fp32 is None and rows[5].vs_best_dense is None
+    assert "cuda_reference_fp32" not in refs  # no CUDA rows, no CUDA references
+    warns = bench_run._warnings(rows, refs, 1, 8, None)
+    assert any("best dense = onnxruntime-int8 among the dense paths measured" in w and "openvino-fp32" in w
+               for w in warns)
+
+
+def test_time_calls_rotates_the_order_when_asked():
+    now, order = [0.0], []
+
+    def call(label):
+        def fn():
+            order.append(label)
+            now[0] += 1.0
+        return fn
+
+    calls = {k: call(k) for k in "abc"}
+    times = time_calls(calls, warmup=0, min_iters=4, max_iters=4, budget_s=0.0, clock=lambda: now[0], rotate=True)
+    assert "".join(order) == "abc" "bca" "cab" "abc"  # every label takes every position in a round in turn
+    assert times == {k: [1.0] * 4 for k in "abc"}
+
+
+def test_bench_rejects_bad_settings(tiny_bert):
+    from transformers import AutoModelForSequenceClassification
+
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
+    with pytest.raises(InputError, match=r"\[0\]"):
+        bench_run.bench_model(model, batches=(0,), seq=8)
+    with pytest.raises(InputError, match="seq must be >= 1; got 0"):
+        bench_run.bench_model(model, batches=(1,), seq=0)
+    with pytest.raises(InputError, match="min_iters=3, max_iters=2"):
+        bench_run.bench_model(model, batches=(1,), seq=8, min_iters=3, max_iters=2)
+    with pytest.raises(InputError, match="openvino-fp64"):
+        bench_run.bench_model(model, batches=(1,), seq=8, paths=("openvino-fp64",))
+
+
+def test_missing_packages_are_skipped_with_warnings(tiny_bert, tmp_path, monkeypatch):
+    """No openvino / nncf: both OpenVINO paths are ⚠ rows with what to install, they are in the
+    warnings, and "best dense" says it was computed without them."""
+    import sys
+
+    from transformers import AutoModelForSequenceClassification
+
+    monkeypatch.setitem(sys.modules, "openvino", None)  # `import openvino` raises ImportError
+    monkeypatch.setitem(sys.modules, "nncf", None)
+    monkeypatch.setattr(bench_run, "find_deepsparse_python", lambda explicit=None: None)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
+    res = bench_run.bench_model(model, batches=(1,), seq=8, threads=1, warmup=0, min_iters=2, max_iters=2,
+                                budget_s=0.0, paths=("dense-fp32", "openvino-fp32", "openvino-int8", "deepsparse"))
+    by = {r["path"]: r for r in res["results"]["1"]}
+    for p in ("openvino-fp32", "openvino-int8"):
+        assert by[p]["status"] == "skipped" and by[p]["median_ms"] is None
+        assert "not installed: openvino" in by[p]["skipped"] and "sparsebert[bench]" in by[p]["skipped"]
+        assert any(w.startswith(f"{p} skipped (batch 1): not installed: openvino") for w in res["warnings"])
+    assert by["deepsparse"]["status"] == "skipped" and any(w.startswith("deepsparse skipped") for w in res["warnings"])
+    summ = res["summary"]["1"]
+    assert summ["reference_best_dense"]["path"] == "dense-fp32"
+    assert [m["path"] for m in summ["dense_not_measured"]] == ["openvino-fp32", "openvino-int8"]
+    md = markdown({"command": "c", **res})
+    assert "| ⚠ openvino-fp32 | — |" in md and "| ⚠ openvino-int8 | — |" in md and "| ⚠ deepsparse | — |" in md
+    assert "⚠ best dense is the best of the dense paths *measured*; requested but not measured: openvino-fp32" in md
+    assert "- ⚠ openvino-fp32 skipped (batch 1)" in md
+
+
+def test_failing_paths_are_reported_and_the_others_timed(tiny_bert, monkeypatch):
+    """A path that raises while built and one that raises in the middle of the interleaved timing are
+    both FAILED rows and warnings; the other paths keep their rounds."""
+    from transformers import AutoModelForSequenceClassification
+
+    real = bench_run._Paths.runner
+
+    def runner(self, path, inputs):
+        if path == "dense-bf16":
+            raise RuntimeError("no bf16 today")
+        call, logits_of, note = real(self, path, inputs)
+        if path != "dynamic-int8":
+            return call, logits_of, note
+        n = [0]
+
+        def flaky():  # the check call passes, the 3rd call (2nd timed round) raises
+            n[0] += 1
+            if n[0] == 3:
+                raise RuntimeError("lost the kernel")
+            return call()
+        return flaky, logits_of, note
+
+    monkeypatch.setattr(bench_run._Paths, "runner", runner)
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
+    res = bench_run.bench_model(model, batches=(2,), seq=8, threads=1, warmup=0, min_iters=3, max_iters=3,
+                                budget_s=0.0, paths=("dense-fp32", "dense-bf16", "dynamic-int8"))
+    by = {r["path"]: r for r in res["results"]["2"]}
+    assert by["dense-bf16"]["status"] == "failed" and "no bf16 today" in by["dense-bf16"]["skipped"]
+    assert by["dynamic-int8"]["status"] == "failed" and by["dynamic-int8"]["times_ms"] == []
+    assert "failed while timed: RuntimeError: lost the kernel" in by["dynamic-int8"]["skipped"]
+    assert len(by["dense-fp32"]["times_ms"]) == 3 and by["dense-fp32"]["vs_best_dense"] == 1.0
+    assert any(w.startswith("dense-bf16 FAILED (batch 2): RuntimeError: no bf16 today") for w in res["warnings"])
+    assert any(w.startswith("dynamic-int8 FAILED (batch 2)") for w in res["warnings"])
+    assert any("requested but not measured: dense-bf16, dynamic-int8" in w for w in res["warnings"])
+    md = markdown({"command": "c", **res})
+    assert "| ⚠ dense-bf16 | — |" in md and "⚠ failed: RuntimeError: no bf16 today" in md
 
 
 def test_bench_sparse_runtime_runs_sparse_kernels(tiny_bert, tmp_path, monkeypatch):

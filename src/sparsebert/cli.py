@@ -378,17 +378,21 @@ def bench(
     batch: Annotated[Optional[list[int]], typer.Option(help="batch size(s) (default 1 and 32)")] = None,
     seq: Annotated[int, typer.Option(help="sequence length")] = 128,
     threads: Threads = None,
-    path: Annotated[Optional[list[str]], typer.Option("--path", help="only these paths (repeatable)")] = None,
+    path: Annotated[Optional[list[str]], typer.Option("--path", help=(
+        "only these paths (repeatable): dense-fp32, dense-bf16, dynamic-int8, onnxruntime-fp32, "
+        "onnxruntime-opt-fp32, onnxruntime-int8, openvino-fp32, openvino-int8, sparse-runtime, deepsparse"))] = None,
     kernels: Annotated[Optional[list[str]], typer.Option("--kernel", help="sparse kernel families to consider")] = None,
     deepsparse_python: Annotated[Optional[Path], typer.Option(help="python of a DeepSparse venv (default .cache/venv-deepsparse)")] = None,
     warmup: Annotated[int, typer.Option(help="untimed calls per path")] = 3,
-    min_iters: Annotated[int, typer.Option(help="timed calls per path, at least")] = 10,
-    max_iters: Annotated[int, typer.Option(help="timed calls per path, at most")] = 50,
-    budget: Annotated[float, typer.Option(help="seconds per path once --min-iters are done")] = 20.0,
+    min_iters: Annotated[int, typer.Option(help="timed calls per path (interleaved rounds), at least")] = 10,
+    max_iters: Annotated[int, typer.Option(help="timed calls per path (interleaved rounds), at most")] = 50,
+    budget: Annotated[float, typer.Option(help="seconds per path once --min-iters are done (the interleaved "
+                                                "group gets this x its number of paths)")] = 20.0,
     out: Annotated[Optional[Path], typer.Option(help="write OUT.json and OUT.md")] = None,
     sizes: Annotated[bool, typer.Option("--sizes/--no-sizes", help="also export to a temp dir and report bytes on disk")] = True,
 ):
-    """Latency and throughput: dense fp32/bf16/int8/ONNX Runtime vs the sparse runtime (and DeepSparse)."""
+    """Latency and throughput: dense baselines (torch fp32/bf16/int8, ONNX Runtime plain/optimised/int8,
+    OpenVINO fp32/int8) vs the sparse runtime (and DeepSparse), timed interleaved, with the physical limit."""
     from sparsebert.bench.render import batch_table
     from sparsebert.bench.run import bench_model, command_line, describe_model, write_outputs
 
@@ -419,7 +423,7 @@ def bench(
         result["sizes"] = export_sizes(m, source)
     for b, rows_ in result["results"].items():
         console.print(f"\nbatch {b} x {seq}")
-        console.print(batch_table(rows_), markup=False)
+        console.print(batch_table(rows_, result.get("summary", {}).get(b)), markup=False)
     for w in result["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {w}")
     if out:

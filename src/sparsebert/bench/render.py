@@ -1,41 +1,131 @@
-"""Markdown tables of a benchmark result (what ``sparsebert bench`` writes beside the JSON)."""
+"""Markdown tables of a benchmark result (what ``sparsebert bench`` writes beside the JSON).
+
+Each batch size gets a table with a row per path (a skipped or failed path is a ⚠ row with its
+reason), the two reference paths by name (fastest fp32, best dense), how the paths were timed,
+and the physical limit (FLOP reduction, the non-linear part's time, each path over it).
+"""
 
 from __future__ import annotations
 
 from typing import Any
+
+WARN = "⚠"
 
 
 def _f(x: float | None, fmt: str) -> str:
     return "—" if x is None else format(x, fmt)
 
 
-def batch_table(rows: list[dict[str, Any]]) -> str:
-    """One Markdown table: a row per path."""
-    head = ("| path | median ms | p90 ms | seq/s | vs dense fp32 | vs best dense | max abs Δ logits | uses sparsity | note |\n"
-            "|---|---:|---:|---:|---:|---:|---:|:---:|---|")
+def _ratio(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2f}x"
+
+
+def _ref_name(ref: dict | None) -> str:
+    return ref["path"] if ref else "none measured"
+
+
+def batch_table(rows: list[dict[str, Any]], summary: dict[str, Any] | None = None) -> str:
+    """One Markdown table: a row per path; the ratio columns name their reference paths.
+
+    Args:
+        rows: the :class:`sparsebert.bench.run.PathResult` dicts of one batch size.
+        summary: that batch size's ``summary`` entry (reference paths); without it the headers
+            say only "fastest fp32" / "best dense".
+    """
+    summary = summary or {}
+    fp32 = _ref_name(summary.get("reference_fp32")) if summary else "fastest fp32"
+    best = _ref_name(summary.get("reference_best_dense")) if summary else "best dense"
+    head = (f"| path | median ms | p10–p90 ms | seq/s | vs fp32 ({fp32}) | vs best dense ({best}) | "
+            f"vs torch eager fp32 | × linears-free | max abs Δ logits | uses sparsity | note |\n"
+            "|---|---:|---:|---:|---:|---:|---:|---:|---:|:---:|---|")
     lines = [head]
     for r in rows:
-        if r.get("skipped"):
-            lines.append(f"| {r['path']} | — | — | — | — | — | — | {'yes' if r['uses_sparsity'] else 'no'} | {r['skipped']} |")
+        sparse = "yes" if r["uses_sparsity"] else "no"
+        if r.get("skipped") or not r.get("median_ms"):
+            status = r.get("status") or "skipped"
+            reason = r.get("skipped") or "no time"
+            if not reason.startswith(status):
+                reason = f"{status}: {reason}"
+            lines.append(f"| {WARN} {r['path']} | — | — | — | — | — | — | — | — | {sparse} | {WARN} {reason} |")
             continue
-        ratio = lambda v: "—" if v is None else f"{v:.2f}x"  # noqa: E731
         diff = "ref" if r["path"] == "dense-fp32" else _f(r.get("max_abs_diff"), ".1e")
+        spread = f"{r['p10_ms']:.2f}–{r['p90_ms']:.2f}"
+        note = r.get("note", "")
+        if r.get("timing", "").startswith("own block"):
+            note = f"{note}; timed in its own block (separate process), not interleaved".lstrip("; ")
         lines.append(
-            f"| {r['path']} | {_f(r['median_ms'], '.2f')} | {_f(r['p90_ms'], '.2f')} | {_f(r['seq_per_s'], '.1f')} | "
-            f"{ratio(r['vs_dense_fp32'])} | {ratio(r['vs_best_dense'])} | {diff} | "
-            f"{'yes' if r['uses_sparsity'] else 'no'} | {r.get('note', '')} |")
+            f"| {r['path']} | {r['median_ms']:.2f} | {spread} | {_f(r['seq_per_s'], '.1f')} | "
+            f"{_ratio(r.get('vs_fp32'))} | {_ratio(r.get('vs_best_dense'))} | {_ratio(r.get('vs_torch_fp32'))} | "
+            f"{_ratio(r.get('x_linears_free'))} | {diff} | {sparse} | {note} |")
     return "\n".join(lines)
 
 
-def _summary(rows: list[dict[str, Any]]) -> list[str]:
-    """One line: the sparse runtime against dense fp32, the best dense path and DeepSparse."""
+def _references(summary: dict[str, Any]) -> list[str]:
+    """The reference paths of the ratios, and the dense paths that are missing from "best dense"."""
+    out = []
+    for prefix, dev in (("", ""), ("cuda_", "CUDA ")):
+        if f"{prefix}reference_fp32" not in summary:
+            continue
+        fp32, best = summary.get(f"{prefix}reference_fp32"), summary.get(f"{prefix}reference_best_dense")
+        line = (f"{dev}References: fastest fp32 = **{_ref_name(fp32)}**"
+                + (f" ({fp32['median_ms']:.2f} ms)" if fp32 else "")
+                + f"; best dense = **{_ref_name(best)}**" + (f" ({best['median_ms']:.2f} ms)" if best else "") + ".")
+        missing = summary.get(f"{prefix}dense_not_measured") or []
+        if missing:
+            line += (f" {WARN} best dense is the best of the dense paths *measured*; requested but not measured: "
+                     + "; ".join(f"{m['path']} ({m['reason']})" for m in missing) + ".")
+        out.append(line)
+    return out
+
+
+def _timing(summary: dict[str, Any]) -> list[str]:
+    t = summary.get("timing")
+    if not t:
+        return []
+    line = (f"Timing: {', '.join(t['interleaved'])} interleaved over {t['rounds']} rounds, one call each per round "
+            f"in {t.get('order', 'rotating')} order")
+    if t.get("cuda_interleaved"):
+        line += f"; CUDA paths {', '.join(t['cuda_interleaved'])} interleaved among themselves"
+    if t.get("own_block"):
+        line += f"; {', '.join(t['own_block'])} timed in its own block (separate process, after the others)"
+    return [line + "."]
+
+
+def _limit(summary: dict[str, Any]) -> list[str]:
+    lim = summary.get("limit")
+    if not lim:
+        return []
+    fl = lim["flops"]
+    out = [f"Physical limit: FLOP reduction {fl['linear_reduction']:.1f}x on the target linears, "
+           f"{fl['total_reduction']:.1f}x on the whole encoder incl. attention's matmuls (seq {fl['seq_len']}). "
+           f"Non-linear part alone: {lim['nonlinear_ms']:.2f} ms (p10–p90 {lim['nonlinear_p10_ms']:.2f}–"
+           f"{lim['nonlinear_p90_ms']:.2f})"]
+    if lim.get("nonlinear_share_of_torch_fp32") is not None:
+        out[0] += (f" = {lim['nonlinear_share_of_torch_fp32']:.0%} of torch fp32; torch fp32 with its linears "
+                   f"{fl['linear_reduction']:.1f}x cheaper would take {lim['ideal_sparse_ms_torch']:.2f} ms")
+    out[0] += (f". Method: {lim['method']}. *× linears-free* = a path's median / the non-linear part "
+               f"(1.00x = as if its linears cost nothing in torch eager; < 1 where its other operators are faster "
+               f"than torch eager's).")
+    return out
+
+
+def _sparse_line(rows: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
+    """One line: the sparse runtime against the fastest fp32 path, the best dense path and DeepSparse."""
     by = {r["path"]: r for r in rows if r.get("median_ms")}
     sp = by.get("sparse-runtime")
     if not sp:
         return []
-    line = f"**sparse runtime: {sp['vs_dense_fp32']:.2f}x dense fp32"
+    parts = []
+    if sp.get("vs_fp32") is not None:
+        parts.append(f"{sp['vs_fp32']:.2f}x the fastest fp32 path ({_ref_name(summary.get('reference_fp32'))})")
     if sp.get("vs_best_dense") is not None:
-        line += f", {sp['vs_best_dense']:.2f}x the best dense path ({sp['extra'].get('best_dense')})"
+        best = _ref_name(summary.get("reference_best_dense"))
+        if summary.get("dense_not_measured"):
+            best += f"; {WARN} without {', '.join(m['path'] for m in summary['dense_not_measured'])}"
+        parts.append(f"{sp['vs_best_dense']:.2f}x the best dense path ({best})")
+    if sp.get("x_linears_free") is not None:
+        parts.append(f"{sp['x_linears_free']:.2f}x the linears-free time")
+    line = "**sparse runtime: " + ", ".join(parts)
     ds = by.get("deepsparse")
     if ds:
         line += f"; DeepSparse / sparse runtime latency = {ds['median_ms'] / sp['median_ms']:.2f}"
@@ -43,23 +133,30 @@ def _summary(rows: list[dict[str, Any]]) -> list[str]:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    """The whole report: title, command, environment, one table per batch size, warnings."""
+    """The whole report: title, command, environment, one table per batch size (with references,
+    timing and physical limit), sizes, warnings."""
     env, st = result["environment"], result["settings"]
     out = [f"# {result.get('title', 'sparsebert bench')}", "", "```", result.get("command", ""), "```", ""]
-    versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "transformers", "onnxruntime", "deepsparse", "sparsebert")
-                         if env.get(k))
+    versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "transformers", "onnxruntime", "openvino", "nncf",
+                                                    "deepsparse", "sparsebert") if env.get(k))
     out += [f"- CPU: {env['cpu_model']}, {env['cpu_count']} cores; flags: {' '.join(env['cpu_flags'])}; "
             f"torch CPU capability {env.get('torch_cpu_capability')}",
             f"- threads: {st['threads']}; sequence length {st['seq']}; warm-up {st['warmup']}, "
-            f"{st['min_iters']}-{st['max_iters']} timed calls per path (budget {st['budget_s']} s)",
+            f"{st['min_iters']}-{st['max_iters']} timed calls per path (budget {st['budget_s']} s per path)",
+            f"- timing: {st.get('timing', 'one path after the other')}",
             f"- versions: {versions}; Python {env['python']}",
             f"- load average at start / end: {env.get('loadavg_start')} / {env.get('loadavg_end')}",
             f"- sparse kernel: {env.get('sparse_kernel')}", ""]
     if result.get("model_info"):
         out += [f"- model: {result['model_info']}", ""]
+    summaries = result.get("summary", {})
     for batch, rows in result["results"].items():
-        out += [f"## batch {batch} x {st['seq']} tokens", "", batch_table(rows), ""]
-        out += _summary(rows)
+        summ = summaries.get(batch, {})
+        out += [f"## batch {batch} x {st['seq']} tokens", "", batch_table(rows, summ), ""]
+        for extra in (_references(summ), _timing(summ), _limit(summ)):
+            if extra:
+                out += extra + [""]
+        out += _sparse_line(rows, summ)
         conv = result.get("conversions", {}).get(str(int(batch) * st["seq"]))
         if conv:
             out += [f"Sparse runtime conversion: {conv['seconds']} s; kernels per matrix: "
@@ -71,7 +168,9 @@ def markdown(result: dict[str, Any]) -> str:
             out.append(f"| {row['what']} | {row['dense_mb']:.2f} MB | {row['compressed_mb']:.2f} MB | {row['ratio']:.1f}x |")
         out.append("")
     if result.get("warnings"):
-        out += ["## warnings", ""] + [f"- {w}" for w in result["warnings"]] + [""]
-    out += ["Ratios are speed-ups (> 1 = faster than the reference path). *best dense* = the fastest path that "
-            "ignores sparsity in the same run. max abs Δ logits is against dense fp32 on the same inputs.", ""]
+        out += ["## warnings", ""] + [f"- {WARN} {w}" for w in result["warnings"]] + [""]
+    out += ["Ratios are speed-ups (> 1 = faster than the reference path). *vs fp32* is against the fastest fp32 "
+            "path of the batch size (torch eager, ONNX Runtime plain or optimised, OpenVINO), *vs best dense* against "
+            "the fastest path that ignores sparsity, *vs torch eager fp32* against `dense-fp32`. max abs Δ logits is "
+            "against torch eager fp32 on the same inputs.", ""]
     return "\n".join(out)

@@ -1,24 +1,44 @@
-"""Side-by-side inference benchmark of a pruned model: dense paths vs the sparse runtime.
+"""Side-by-side inference benchmark of a pruned model: the dense baselines a user would pick vs
+the sparse runtime.
 
-Paths, all measured in one process, one after the other, on the same inputs:
+CPU paths, all in one process (DeepSparse in its own), same threads, same inputs:
 
-========================  =====================================================================
-``dense-fp32``            the model as it is (torch, fp32) — the reference for outputs
-``dense-bf16``            the model cast to bf16 (torch; oneDNN AVX512-BF16 / AMX where present)
-``dynamic-int8``          ``torch.ao.quantization.quantize_dynamic`` on every ``nn.Linear``
-``onnxruntime-fp32``      the dense ONNX graph (:mod:`sparsebert.export.onnx`) in ONNX Runtime
-``sparse-runtime``        :func:`sparsebert.runtime.convert` (kernel per matrix by measurement)
-``deepsparse``            optional: DeepSparse on the same ONNX file, in its own venv
-========================  =====================================================================
+==========================  ===================================================================
+``dense-fp32``              the model as it is (torch eager, fp32) — the reference for outputs
+``dense-bf16``              the model cast to bf16 (torch; oneDNN AVX512-BF16 / AMX where present)
+``dynamic-int8``            ``torch.ao.quantization.quantize_dynamic`` on every ``nn.Linear``
+``onnxruntime-fp32``        the dense ONNX graph (:mod:`sparsebert.export.onnx`) in ONNX Runtime
+``onnxruntime-opt-fp32``    the graph after ORT's BERT transformer optimiser (fused attention,
+                            SkipLayerNormalization, BiasGelu; :func:`.engines.ort_optimize`)
+``onnxruntime-int8``        ``onnxruntime.quantization.quantize_dynamic`` (QInt8 weights) of the
+                            optimised graph (:func:`.engines.ort_quantize`)
+``openvino-fp32``           OpenVINO on the ONNX file, static shapes, inference precision f32
+``openvino-int8``           the OpenVINO model quantised by NNCF (:func:`.engines.openvino_int8`)
+``sparse-runtime``          :func:`sparsebert.runtime.convert` (kernel per matrix by measurement)
+``deepsparse``              optional: DeepSparse on the same ONNX file, in its own venv
+==========================  ===================================================================
 
 and on CUDA, when a GPU is present: ``cuda-dense-fp32``, ``cuda-dense-fp16``,
 ``cuda-sparse-runtime`` (torch CSR/BSR and 2:4 semi-structured where the pattern allows, fp16).
+A path whose package is missing is reported as skipped (with what to install), one that raises
+as failed; both appear in the ``warnings`` and as a ⚠ row, and never stop the other paths.
 
 For every batch size the inputs are ``batch x seq`` random token ids with a full attention
-mask. Each path: ``warmup`` untimed calls, then timed calls until ``max_iters`` or, once
-``min_iters`` are done, ``budget_s`` seconds. Reported: median and p90 latency, sequences/s,
-the ratio to dense fp32 and to the best path that ignores sparsity, and the max |logit
-difference| to dense fp32.
+mask. Every path is built and called once (its logits are compared with torch fp32: max abs
+difference), then all in-process paths of the batch size, plus the linears-free model
+(:mod:`sparsebert.bench.limits`), are timed *interleaved* by
+:func:`sparsebert.timing.time_calls` with ``rotate=True``: ``warmup`` untimed calls of each,
+then rounds of one call of each in rotating order, until ``max_iters`` rounds or, once
+``min_iters`` are done, ``budget_s`` seconds per path (the group's budget is ``budget_s`` x the
+number of callables). A drift in machine load thus hits every path alike. DeepSparse runs in a
+subprocess and is timed in its own block after them; CUDA paths are interleaved among
+themselves (with ``torch.cuda.synchronize``).
+
+Reported per path: median, p10 and p90 latency (ms), sequences/s, and the speed-up over the
+*fastest fp32 path* (of torch fp32, ORT fp32, ORT optimised fp32, OpenVINO fp32), over the
+*best dense path* (the fastest path that ignores sparsity) and over torch eager fp32; per batch
+size the two reference paths by name, the requested dense paths that were not measured, and the
+physical limit (FLOP reduction, time of the non-linear part alone, each path's time over it).
 """
 
 from __future__ import annotations
@@ -39,32 +59,53 @@ import numpy as np
 import torch
 from torch import nn
 
+from sparsebert.bench.engines import NotInstalled
 from sparsebert.errors import InputError
 from sparsebert.timing import time_calls
 
-CPU_PATHS = ("dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-fp32", "sparse-runtime", "deepsparse")
+CPU_PATHS = ("dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-fp32", "onnxruntime-opt-fp32",
+             "onnxruntime-int8", "openvino-fp32", "openvino-int8", "sparse-runtime", "deepsparse")
 CUDA_PATHS = ("cuda-dense-fp32", "cuda-dense-fp16", "cuda-sparse-runtime")
-DENSE_PATHS = {"dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-fp32", "cuda-dense-fp32", "cuda-dense-fp16"}
+# fp32 paths: "vs fp32" is against the fastest of these (per device).
+FP32_PATHS = ("dense-fp32", "onnxruntime-fp32", "onnxruntime-opt-fp32", "openvino-fp32")
+CUDA_FP32_PATHS = ("cuda-dense-fp32",)
+# Paths that ignore sparsity: "vs best dense" is against the fastest of these (per device).
+DENSE_PATHS = {"dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-fp32", "onnxruntime-opt-fp32",
+               "onnxruntime-int8", "openvino-fp32", "openvino-int8", "cuda-dense-fp32", "cuda-dense-fp16"}
+LINEARS_FREE = "linears-free"  # label of the non-linear-part model in the interleaved group (not a path)
 FLAGS_OF_INTEREST = ("avx2", "fma", "avx512f", "avx512bw", "avx512vl", "avx512_vnni", "avx512_bf16", "avx_vnni",
                      "amx_tile", "amx_bf16", "amx_int8")
 DEFAULT_DEEPSPARSE_VENV = Path(".cache/venv-deepsparse")
+CALIBRATION_INPUTS = 8  # synthetic calibration inputs (batch 1 x seq) of openvino-int8
 
 
 @dataclass
 class PathResult:
-    """Timings of one path at one batch size."""
+    """Timings of one path at one batch size (times in ms; ratios are speed-ups, > 1 = faster).
+
+    ``status`` is ``"ok"``, ``"skipped"`` (a package is not installed, or no device) or
+    ``"failed"`` (it raised); ``skipped`` then holds the reason and nothing is timed.
+    ``vs_fp32`` is against the fastest fp32 path of the batch size, ``vs_best_dense`` against the
+    fastest dense path, ``vs_torch_fp32`` against torch eager fp32 (``dense-fp32``); their names
+    are in the result's ``summary``. ``x_linears_free`` = ``median_ms`` / the non-linear part's ms.
+    """
 
     path: str
     batch: int
     seq: int
     uses_sparsity: bool
+    status: str = "ok"
     times_ms: list[float] = field(default_factory=list)
     median_ms: float | None = None
+    p10_ms: float | None = None
     p90_ms: float | None = None
     seq_per_s: float | None = None
-    vs_dense_fp32: float | None = None
+    vs_fp32: float | None = None
     vs_best_dense: float | None = None
+    vs_torch_fp32: float | None = None
+    x_linears_free: float | None = None
     max_abs_diff: float | None = None
+    timing: str = ""
     note: str = ""
     skipped: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
@@ -95,7 +136,7 @@ def _logits(out) -> torch.Tensor:
 
 def bench_environment(threads: int) -> dict[str, Any]:
     """What :func:`sparsebert.io.environment` records (versions, platform, threads, cores), plus CPU
-    model and flags, the sparse kernel's build state, ONNX versions and load: recorded with every
+    model and flags, the sparse kernel's build state, ONNX / OpenVINO versions and load: recorded with every
     benchmark."""
     from sparsebert.io import environment
     from sparsebert.runtime.build import build_error, cpu_flags, cpu_model, load_kernel
@@ -109,11 +150,13 @@ def bench_environment(threads: int) -> dict[str, Any]:
         "loadavg_start": [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
     }
-    for mod in ("onnxruntime", "onnx"):
+    from importlib.metadata import PackageNotFoundError, version
+
+    for dist in ("onnxruntime", "onnx", "openvino", "nncf"):  # installed versions, without importing them
         try:
-            env[mod] = __import__(mod).__version__
-        except Exception:
-            env[mod] = None
+            env[dist] = version(dist)
+        except PackageNotFoundError:
+            env[dist] = None
     return env
 
 
@@ -139,21 +182,34 @@ def find_deepsparse_python(explicit: str | Path | None = None) -> Path | None:
     return None
 
 
+
+def _error_line(err: BaseException) -> str:
+    text = str(err).strip()
+    return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
+
+
 class _Paths:
     """Builds each path's callable once per model (per batch where it must)."""
 
     def __init__(self, model: nn.Module, threads: int, workdir: Path, log: Callable[[str], None],
-                 families: tuple[str, ...] | None):
+                 families: tuple[str, ...] | None, cpu_flags: list[str] | None = None):
         self.model = model
         self.threads = threads
         self.workdir = workdir
         self.log = log
         self.families = families
+        self.cpu_flags = list(cpu_flags or [])
         self._bf16 = None
         self._int8 = None
         self._onnx: Path | None = None
         self._ort = None
+        self._ort_opt: tuple[Any, dict[str, int]] | None = None
+        self._ort_int8: tuple[Any, dict[str, int]] | None = None
+        self._ov = None
+        self._ov_int8: tuple[Any, str] | None = None
+        self._linears_free = None
         self.conversions: dict[int, dict] = {}
+        self.warnings: list[str] = []
 
     def onnx_file(self) -> Path:
         if self._onnx is None:
@@ -163,12 +219,74 @@ class _Paths:
             self._onnx = export_onnx(self.model, self.workdir / "model.onnx")
         return self._onnx
 
+    def _ort_optimised(self) -> tuple[Any, dict[str, int]]:
+        """The optimised graph's session and its fusion counts (built once)."""
+        if self._ort_opt is None:
+            from sparsebert.bench.engines import eager_copy, ort_optimize, require
+            from sparsebert.export.onnx import export_onnx, ort_session
+
+            require("onnx", "onnxruntime")
+            self.log("exporting ONNX with eager attention and running ORT's transformer optimiser ...")
+            eager = export_onnx(eager_copy(self.model), self.workdir / "model-eager.onnx")
+            fused = ort_optimize(eager, self.workdir / "model-ort-opt.onnx", self.model.config)
+            missing = [op for op, alts in (("Attention", ("Attention", "MultiHeadAttention")),
+                                           ("SkipLayerNormalization", ("SkipLayerNormalization",)),
+                                           ("Gelu", ("BiasGelu", "FastGelu", "Gelu")))
+                       if not any(fused.get(a) for a in alts)]
+            if missing:
+                self.warnings.append(f"onnxruntime-opt-fp32: ORT's optimiser fused no {', '.join(missing)} "
+                                     f"(fused: {_counts(fused) or 'nothing'}): not the fully optimised graph")
+            self._ort_opt = (ort_session(self.workdir / "model-ort-opt.onnx", threads=self.threads), fused)
+        return self._ort_opt
+
+    def _ort_quantised(self) -> tuple[Any, dict[str, int]]:
+        if self._ort_int8 is None:
+            from sparsebert.bench.engines import ort_quantize
+            from sparsebert.export.onnx import ort_session
+
+            self._ort_optimised()
+            self.log("quantising the optimised graph (ORT quantize_dynamic, QInt8) ...")
+            ops = ort_quantize(self.workdir / "model-ort-opt.onnx", self.workdir / "model-ort-int8.onnx")
+            self._ort_int8 = (ort_session(self.workdir / "model-ort-int8.onnx", threads=self.threads), ops)
+        return self._ort_int8
+
+    def _openvino(self, int8: bool, seq: int):
+        from sparsebert.bench.engines import openvino_int8, openvino_read, require
+
+        require("openvino")
+        if self._ov is None:
+            self.log("reading the ONNX file into OpenVINO ...")
+            self._ov = openvino_read(self.onnx_file())
+        if not int8:
+            return self._ov, ""
+        if self._ov_int8 is None:
+            require("nncf")
+            self.log(f"quantising for OpenVINO with NNCF ({CALIBRATION_INPUTS} calibration inputs) ...")
+            names = [i.get_any_name() for i in self._ov.inputs]
+            calib = [{n: v.numpy() for n, v in make_inputs(self.model, 1, seq, seed=1000 + i).items() if n in names}
+                     for i in range(CALIBRATION_INPUTS)]
+            self._ov_int8 = openvino_int8(self._ov, calib)
+        return self._ov_int8
+
+    def linears_free(self, inputs: dict[str, torch.Tensor]) -> Callable[[], Any]:
+        """One call of the model with its target linears stubbed out (:mod:`sparsebert.bench.limits`)."""
+        if self._linears_free is None:
+            from sparsebert.bench.limits import linears_free_model
+
+            self._linears_free = linears_free_model(self.model)
+        m = self._linears_free
+        return lambda: m(**inputs)
+
     def runner(self, path: str, inputs: dict[str, torch.Tensor]) -> tuple[Callable[[], Any], Callable[[], torch.Tensor], str]:
-        """``(call, logits_of_last_call, note)``."""
+        """``(call, logits_of_last_call, note)``.
+
+        Raises:
+            NotInstalled: the path's package is missing. InputError: unknown path.
+        """
         last: dict[str, Any] = {}
         if path == "dense-fp32":
             m = self.model
-            return (lambda: last.__setitem__("o", m(**inputs))), (lambda: _logits(last["o"]).float()), ""
+            return (lambda: last.__setitem__("o", m(**inputs))), (lambda: _logits(last["o"]).float()), "torch eager"
         if path == "dense-bf16":
             if self._bf16 is None:
                 self._bf16 = copy.deepcopy(self.model).to(torch.bfloat16).eval()
@@ -187,15 +305,41 @@ class _Paths:
             m = self._int8
             return (lambda: last.__setitem__("o", m(**inputs))), (lambda: _logits(last["o"]).float()), \
                 "int8 weights, activations quantised per call"
-        if path == "onnxruntime-fp32":
-            if self._ort is None:
-                from sparsebert.export.onnx import ort_session
+        if path in ("onnxruntime-fp32", "onnxruntime-opt-fp32", "onnxruntime-int8"):
+            from sparsebert.bench.engines import int8_kernel_note, require
 
-                self._ort = ort_session(self.onnx_file(), threads=self.threads)
-            sess = self._ort
+            require("onnx", "onnxruntime")
+            if path == "onnxruntime-fp32":
+                if self._ort is None:
+                    from sparsebert.export.onnx import ort_session
+
+                    self._ort = ort_session(self.onnx_file(), threads=self.threads)
+                sess, note = self._ort, "dense graph, ORT_ENABLE_ALL"
+            elif path == "onnxruntime-opt-fp32":
+                sess, fused = self._ort_optimised()
+                note = f"ORT transformer optimiser (bert); fused: {_counts(fused) or 'nothing'}"
+            else:
+                sess, ops = self._ort_quantised()
+                note = (f"quantize_dynamic QInt8 of the optimised graph: {_counts(ops)}; "
+                        f"{int8_kernel_note(self.cpu_flags)}")
             feeds = {i.name: inputs[i.name].numpy() for i in sess.get_inputs()}
             return (lambda: last.__setitem__("o", sess.run(None, feeds))), \
-                (lambda: torch.from_numpy(last["o"][0]).float()), "dense graph, ORT_ENABLE_ALL"
+                (lambda: torch.from_numpy(np.array(last["o"][0])).float()), note
+        if path in ("openvino-fp32", "openvino-int8"):
+            from sparsebert.bench.engines import int8_kernel_note, openvino_compile
+
+            int8 = path == "openvino-int8"
+            ov_model, method = self._openvino(int8, int(inputs["input_ids"].shape[1]))
+            import openvino
+            names = [i.get_any_name() for i in ov_model.inputs]
+            feeds = {n: inputs[n].numpy() for n in names}
+            req, precision = openvino_compile(ov_model, {n: tuple(v.shape) for n, v in feeds.items()}, self.threads,
+                                              None if int8 else "f32")
+            note = f"OpenVINO {openvino.get_version().split('-')[0]}, static shapes, inference precision {precision}"
+            if int8:
+                note = f"{method}; {note}; {int8_kernel_note(self.cpu_flags)}"
+            return (lambda: req.infer(feeds)), \
+                (lambda: torch.from_numpy(np.array(req.get_output_tensor(0).data)).float()), note
         if path == "sparse-runtime":
             from sparsebert.runtime import convert
 
@@ -210,6 +354,36 @@ class _Paths:
             return (lambda: last.__setitem__("o", m(**inputs))), (lambda: _logits(last["o"]).float()), \
                 f"kernels: {counts}"
         raise InputError(f"unknown path {path!r}; known: {list(CPU_PATHS + CUDA_PATHS)}")
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()) if v)
+
+
+def _cuda_runner(path: str, model: nn.Module, inputs: dict[str, torch.Tensor],
+                 families: tuple[str, ...] | None) -> tuple[Callable[[], Any], Callable[[], torch.Tensor], str]:
+    """CUDA paths (only when a GPU is present); ``(call, logits_of_last_call, note)``.
+
+    Raises:
+        NotInstalled: no CUDA device.
+    """
+    if not torch.cuda.is_available():
+        raise NotInstalled("no CUDA device")
+    dev = torch.device("cuda")
+    feeds = {k: v.to(dev) for k, v in inputs.items()}
+    m = copy.deepcopy(model).to(dev)
+    note = "fp32"
+    if path == "cuda-dense-fp16" or path == "cuda-sparse-runtime":
+        m = m.half()
+        note = "fp16"
+    if path == "cuda-sparse-runtime":
+        from sparsebert.runtime import convert
+
+        fams = families or ("torch-csr", "torch-bsr", "2:4")
+        rep = convert(m, tokens=int(inputs["input_ids"].numel()), families=fams)
+        note = "fp16; kernels: " + ", ".join(f"{k} x{v}" for k, v in sorted(rep.counts().items()))
+    last: dict[str, Any] = {}
+    return (lambda: last.__setitem__("o", m(**feeds))), (lambda: _logits(last["o"]).float().cpu()), note
 
 
 def _deepsparse(python: Path, onnx_file: Path, inputs: dict[str, torch.Tensor], threads: int, warmup: int,
@@ -235,26 +409,94 @@ def _deepsparse(python: Path, onnx_file: Path, inputs: dict[str, torch.Tensor], 
     return res["times_s"], logits, {"deepsparse": res["version"], "compile_s": round(res["compile_s"], 2)}
 
 
+class _Guard:
+    """Wraps a timed callable: the first exception is kept (and later calls skipped), so that one
+    path failing mid-timing does not lose the others' rounds."""
+
+    def __init__(self, fn: Callable[[], Any]):
+        self.fn = fn
+        self.error: BaseException | None = None
+
+    def __call__(self) -> None:
+        if self.error is None:
+            try:
+                self.fn()
+            except Exception as err:
+                self.error = err
+
+
+def _time_group(rows: dict[str, PathResult], calls: dict[str, Callable[[], Any]], *, warmup: int, min_iters: int,
+                max_iters: int, budget_s: float, timing: str, sync: Callable[[], None] = lambda: None
+                ) -> dict[str, list[float]]:
+    """Time ``calls`` interleaved (rotating order); fill the rows' times; returns label -> ms."""
+    if not calls:
+        return {}
+    guarded = {label: _Guard(fn) for label, fn in calls.items()}
+    times = time_calls(guarded, warmup=warmup, min_iters=min_iters, max_iters=max_iters,
+                       budget_s=budget_s * len(guarded), sync=sync, rotate=True)
+    out: dict[str, list[float]] = {}
+    for label, g in guarded.items():
+        if g.error is not None:
+            if label in rows:
+                rows[label].status, rows[label].skipped = "failed", f"failed while timed: {_error_line(g.error)}"
+            continue
+        out[label] = [t * 1e3 for t in times[label]]
+        if label in rows:
+            rows[label].times_ms = out[label]
+            rows[label].timing = timing
+    return out
+
+
+def _fill_stats(r: PathResult) -> None:
+    if r.times_ms:
+        r.median_ms = statistics.median(r.times_ms)
+        r.p10_ms = _percentile(r.times_ms, 10)
+        r.p90_ms = _percentile(r.times_ms, 90)
+        r.seq_per_s = r.batch / (r.median_ms / 1e3)
+
+
 @torch.inference_mode()
 def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: int = 128, threads: int | None = None,
                 paths: tuple[str, ...] | None = None, deepsparse_python: str | Path | None = None,
                 warmup: int = 3, min_iters: int = 10, max_iters: int = 50, budget_s: float = 20.0,
                 families: tuple[str, ...] | None = None, cuda: bool | None = None, workdir: str | Path | None = None,
-                log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+                limit: bool = True, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Measure every path at every batch size; see the module docstring.
 
+    Args:
+        model: a (pruned) supported encoder; benchmarked in fp32 on the CPU.
+        batches: batch sizes (sequences per call).
+        seq: tokens per sequence.
+        threads: intra-op threads of every path (default: torch's current count).
+        paths: paths to run (default: every CPU path, plus the CUDA paths on a GPU); ``dense-fp32``
+            is always run (the reference for logits).
+        warmup / min_iters / max_iters: untimed calls, and timed rounds at least / at most, per path.
+        budget_s: seconds per path after which no round starts once ``min_iters`` are done.
+        limit: also time the linears-free model and report the physical limit.
     Returns:
-        A JSON-able dict: ``environment``, ``settings``, ``results`` (one list of
-        :class:`PathResult` dicts per batch), ``warnings``, ``conversions`` (kernel choices).
+        A JSON-able dict: ``environment``, ``settings``, ``results`` (batch -> list of
+        :class:`PathResult` dicts), ``summary`` (batch -> ``reference_fp32`` and
+        ``reference_best_dense`` (``{"path", "median_ms"}`` or None), ``dense_not_measured``
+        (requested dense paths that were skipped or failed, with the reason), ``timing`` (which
+        labels were interleaved, rounds) and ``limit`` (:func:`sparsebert.bench.limits.physical_limit`)),
+        ``warnings`` and ``conversions`` (the sparse runtime's kernel choices).
     Raises:
-        InputError: an unknown path or kernel family (a ``ValueError``). A path that fails while
-            running is reported as skipped, with the error, and does not stop the others.
+        InputError: an unknown path or kernel family (a ``ValueError``), a batch size or ``seq``
+            < 1, or bad timing settings. A path that fails while running is reported as failed,
+            with the error, and does not stop the others.
     """
+    if not batches or any(int(b) < 1 for b in batches):
+        raise InputError(f"batch sizes must be >= 1; got {list(batches)}")
+    if seq < 1:
+        raise InputError(f"seq must be >= 1; got {seq}")
+    if warmup < 0 or min_iters < 1 or max_iters < min_iters or budget_s < 0:
+        raise InputError(f"bench needs warmup >= 0, 1 <= min_iters <= max_iters and budget >= 0; got "
+                         f"warmup={warmup}, min_iters={min_iters}, max_iters={max_iters}, budget={budget_s}")
     if threads:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     model = model.float().eval()
-    wanted = tuple(paths) if paths else CPU_PATHS
+    wanted = tuple(dict.fromkeys(paths)) if paths else CPU_PATHS
     unknown = set(wanted) - set(CPU_PATHS + CUDA_PATHS)
     if unknown:
         raise InputError(f"unknown path(s) {sorted(unknown)}; known: {list(CPU_PATHS + CUDA_PATHS)}")
@@ -273,126 +515,192 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
     tmp = tempfile.TemporaryDirectory(prefix="sparsebert-bench-") if workdir is None else None
     work = Path(workdir) if workdir is not None else Path(tmp.name)
     work.mkdir(parents=True, exist_ok=True)
-    builder = _Paths(model, threads, work, log, families)
+    builder = _Paths(model, threads, work, log, families, env.get("cpu_flags"))
     results: dict[str, list[dict]] = {}
+    summary: dict[str, dict] = {}
+    problems: dict[tuple[str, str], list[int]] = {}
+    timing_kw = dict(warmup=warmup, min_iters=min_iters, max_iters=max_iters, budget_s=budget_s)
     try:
         for batch in batches:
             inputs = make_inputs(model, batch, seq)
-            rows: list[PathResult] = []
+            rows = {p: PathResult(path=p, batch=batch, seq=seq, uses_sparsity=p not in DENSE_PATHS) for p in wanted}
+            cpu_calls: dict[str, Callable[[], Any]] = {}
+            cuda_calls: dict[str, Callable[[], Any]] = {}
             ref: torch.Tensor | None = None
             for path in wanted:
-                r = PathResult(path=path, batch=batch, seq=seq, uses_sparsity=path not in DENSE_PATHS)
-                log(f"batch {batch} x {seq}: {path} ...")
+                if path == "deepsparse":
+                    continue
+                r = rows[path]
+                log(f"batch {batch} x {seq}: building {path} ...")
                 try:
-                    if path == "deepsparse":
-                        if ds_python is None:
-                            r.skipped = ("DeepSparse not installed: `make deepsparse` (own venv in .cache/venv-deepsparse) "
-                                         "or --deepsparse-python")
-                        else:
-                            times, logits, extra = _deepsparse(ds_python, builder.onnx_file(), inputs, threads, warmup,
-                                                               min_iters, max_iters, budget_s, work)
-                            r.times_ms = [t * 1e3 for t in times]
-                            r.extra.update(extra)
-                            env["deepsparse"] = extra["deepsparse"]
-                            r.note = f"DeepSparse {extra['deepsparse']} on the ONNX file, num_cores={threads}"
-                            if ref is not None:
-                                r.max_abs_diff = float((torch.from_numpy(logits).float() - ref).abs().max())
-                    elif path.startswith("cuda-"):
-                        _cuda_path(path, model, inputs, r, warmup, min_iters, max_iters, budget_s, families, ref)
+                    if path.startswith("cuda-"):
+                        call, logits_of, r.note = _cuda_runner(path, model, inputs, families)
                     else:
-                        call, logits_of, note = builder.runner(path, inputs)
-                        r.note = note
-                        r.times_ms = [t * 1e3 for t in time_calls({path: call}, warmup=warmup, min_iters=min_iters,
-                                                                  max_iters=max_iters, budget_s=budget_s)[path]]
-                        out = logits_of()
-                        if path == "dense-fp32":
-                            ref = out
-                        elif ref is not None:
-                            r.max_abs_diff = float((out - ref).abs().max())
+                        call, logits_of, r.note = builder.runner(path, inputs)
+                    call()  # the untimed check call: its logits against torch fp32
+                    out = logits_of()
+                    if path == "dense-fp32":
+                        ref = out
+                    elif ref is not None:
+                        r.max_abs_diff = float((out.cpu() - ref).abs().max())
+                    (cuda_calls if path.startswith("cuda-") else cpu_calls)[path] = call
+                except NotInstalled as err:
+                    r.status, r.skipped = "skipped", str(err)
                 except Exception as err:  # one broken path must not lose the others' numbers
-                    r.skipped = f"failed: {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                    r.status, r.skipped = "failed", f"failed: {_error_line(err)}"
+                if r.skipped:
                     log(f"  {path}: {r.skipped}")
-                if r.times_ms:
-                    r.median_ms = statistics.median(r.times_ms)
-                    r.p90_ms = _percentile(r.times_ms, 90)
-                    r.seq_per_s = batch / (r.median_ms / 1e3)
-                    log(f"  {path}: median {r.median_ms:.2f} ms, p90 {r.p90_ms:.2f} ms ({len(r.times_ms)} calls)")
-                rows.append(r)
-            _ratios(rows)
-            warnings_ += _warnings(rows, batch, seq, builder.conversions.get(batch * seq))
-            results[str(batch)] = [asdict(r) for r in rows]
+            lin_label = None
+            if limit:
+                try:
+                    lin = builder.linears_free(inputs)
+                    lin()
+                    cpu_calls[LINEARS_FREE] = lin
+                    lin_label = LINEARS_FREE
+                except Exception as err:
+                    warnings_.append(f"batch {batch}: the linears-free model failed ({_error_line(err)}); "
+                                     f"no physical limit")
+            interleaved = list(cpu_calls)
+            log(f"batch {batch} x {seq}: timing {', '.join(interleaved)} interleaved ...")
+            cpu_times = _time_group(rows, cpu_calls, timing=f"interleaved ({len(interleaved)} callables, "
+                                    "rotating order)", **timing_kw)
+            cuda_times = _time_group(rows, cuda_calls, timing=f"interleaved with the other CUDA paths "
+                                     f"({len(cuda_calls)}, rotating order)", sync=torch.cuda.synchronize
+                                     if cuda_calls else (lambda: None), **timing_kw)
+            if "deepsparse" in rows:
+                r = rows["deepsparse"]
+                try:
+                    if ds_python is None:
+                        raise NotInstalled("not installed: DeepSparse (`make deepsparse`, own venv in "
+                                           ".cache/venv-deepsparse, or --deepsparse-python)")
+                    log(f"batch {batch} x {seq}: deepsparse (own process, own block) ...")
+                    times, logits, extra = _deepsparse(ds_python, builder.onnx_file(), inputs, threads, warmup,
+                                                       min_iters, max_iters, budget_s, work)
+                    r.times_ms = [t * 1e3 for t in times]
+                    r.timing = "own block (separate process, after the interleaved paths)"
+                    r.extra.update(extra)
+                    env["deepsparse"] = extra["deepsparse"]
+                    r.note = f"DeepSparse {extra['deepsparse']} on the ONNX file, num_cores={threads}"
+                    if ref is not None:
+                        r.max_abs_diff = float((torch.from_numpy(logits).float() - ref).abs().max())
+                except NotInstalled as err:
+                    r.status, r.skipped = "skipped", str(err)
+                except Exception as err:
+                    r.status, r.skipped = "failed", f"failed: {_error_line(err)}"
+            for r in rows.values():
+                _fill_stats(r)
+                if r.median_ms:
+                    log(f"  {r.path}: median {r.median_ms:.2f} ms, p10-p90 {r.p10_ms:.2f}-{r.p90_ms:.2f} ms "
+                        f"({len(r.times_ms)} calls)")
+                if r.skipped:
+                    problems.setdefault((r.path, r.skipped), []).append(batch)
+            row_list = list(rows.values())
+            refs = _ratios(row_list)
+            lim = None
+            if lin_label and lin_label in cpu_times:
+                from sparsebert.bench.limits import physical_limit
+
+                lim = physical_limit(model, seq, cpu_times[lin_label], rows["dense-fp32"].median_ms,
+                                     {r.path: r.median_ms for r in row_list if r.median_ms and not r.path.startswith("cuda-")})
+                for r in row_list:
+                    r.x_linears_free = lim["x_linears_free"].get(r.path)
+            rounds = len(next(iter(cpu_times.values()))) if cpu_times else 0
+            summary[str(batch)] = {
+                **refs,
+                "timing": {"interleaved": interleaved, "rounds": rounds, "order": "rotating",
+                           "cuda_interleaved": list(cuda_calls),
+                           "own_block": ["deepsparse"] if rows.get("deepsparse") and rows["deepsparse"].times_ms else []},
+                "limit": lim,
+            }
+            warnings_ += _warnings(row_list, refs, batch, seq, builder.conversions.get(batch * seq))
+            results[str(batch)] = [asdict(r) for r in row_list]
     finally:
         if tmp is not None:
             tmp.cleanup()
+    warnings_ = _problem_warnings(problems) + list(dict.fromkeys(builder.warnings)) + warnings_
     env["loadavg_end"] = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
     return {
         "environment": env,
         "settings": {"batches": list(batches), "seq": seq, "threads": threads, "warmup": warmup, "min_iters": min_iters,
                      "max_iters": max_iters, "budget_s": budget_s, "paths": list(wanted),
+                     "timing": "all in-process paths of a batch size (and the linears-free model) interleaved, "
+                               "one call each per round in rotating order; deepsparse in its own block",
                      "kernel_families": list(families) if families else "all"},
         "results": results,
+        "summary": summary,
         "warnings": warnings_,
         "conversions": {str(k): v for k, v in builder.conversions.items()},
     }
 
 
-def _ratios(rows: list[PathResult]) -> None:
-    timed = {r.path: r for r in rows if r.median_ms}
-    base = timed.get("dense-fp32")
-    dense = [r for r in timed.values() if r.path in DENSE_PATHS and not r.path.startswith("cuda-")]
-    best = min(dense, key=lambda r: r.median_ms) if dense else None
-    cuda_dense = [r for r in timed.values() if r.path in DENSE_PATHS and r.path.startswith("cuda-")]
-    best_cuda = min(cuda_dense, key=lambda r: r.median_ms) if cuda_dense else None
-    for r in timed.values():
-        if base:
-            r.vs_dense_fp32 = base.median_ms / r.median_ms
-        ref = best_cuda if r.path.startswith("cuda-") else best
-        if ref:
-            r.vs_best_dense = ref.median_ms / r.median_ms
-            r.extra["best_dense"] = ref.path
+def _ref(rows: list[PathResult]) -> dict[str, Any] | None:
+    best = min(rows, key=lambda r: r.median_ms) if rows else None
+    return {"path": best.path, "median_ms": best.median_ms} if best else None
 
 
-def _warnings(rows: list[PathResult], batch: int, seq: int, conversion: dict | None) -> list[str]:
+def _ratios(rows: list[PathResult]) -> dict[str, Any]:
+    """Fill each timed row's ``vs_fp32`` / ``vs_best_dense`` / ``vs_torch_fp32`` (per device) and
+    return the references: ``reference_fp32`` (fastest of :data:`FP32_PATHS`), ``reference_best_dense``
+    (fastest of :data:`DENSE_PATHS`), ``dense_not_measured`` (``[{"path", "reason"}]``: requested dense
+    paths without a time) and, where CUDA paths ran, the same three with a ``cuda_`` prefix."""
+    out: dict[str, Any] = {}
+    timed = [r for r in rows if r.median_ms]
+    for prefix, on_dev, fp32_paths, torch_fp32 in (("", lambda p: not p.startswith("cuda-"), FP32_PATHS, "dense-fp32"),
+                                                   ("cuda_", lambda p: p.startswith("cuda-"), CUDA_FP32_PATHS,
+                                                    "cuda-dense-fp32")):
+        dev_rows = [r for r in rows if on_dev(r.path)]
+        if prefix and not dev_rows:
+            continue
+        fp32 = _ref([r for r in timed if r.path in fp32_paths])
+        best = _ref([r for r in timed if r.path in DENSE_PATHS and on_dev(r.path)])
+        base = next((r for r in timed if r.path == torch_fp32), None)
+        for r in timed:
+            if not on_dev(r.path):
+                continue
+            r.vs_fp32 = fp32["median_ms"] / r.median_ms if fp32 else None
+            r.vs_best_dense = best["median_ms"] / r.median_ms if best else None
+            r.vs_torch_fp32 = base.median_ms / r.median_ms if base else None
+        out[f"{prefix}reference_fp32"] = fp32
+        out[f"{prefix}reference_best_dense"] = best
+        out[f"{prefix}dense_not_measured"] = [{"path": r.path, "reason": r.skipped} for r in dev_rows
+                                              if r.path in DENSE_PATHS and not r.median_ms]
+    return out
+
+
+def _problem_warnings(problems: dict[tuple[str, str], list[int]]) -> list[str]:
+    """One warning per (path, reason) of a skipped or failed path, with its batch sizes."""
     out = []
-    dense = [r.path for r in rows if not r.skipped and r.path in DENSE_PATHS]
+    for (path, reason), batches in problems.items():
+        what = "skipped" if not reason.startswith("failed") else "FAILED"
+        reason = reason.removeprefix("failed: ").removeprefix("failed ")
+        out.append(f"{path} {what} (batch {', '.join(map(str, batches))}): {reason}")
+    return out
+
+
+def _warnings(rows: list[PathResult], refs: dict[str, Any], batch: int, seq: int,
+              conversion: dict | None) -> list[str]:
+    out = []
+    dense = [r.path for r in rows if r.median_ms and r.path in DENSE_PATHS]
     if dense:
         out.append(f"batch {batch}: {', '.join(dense)} ignore sparsity: they multiply every pruned (zero) weight")
+    for prefix in ("", "cuda_"):
+        missing = refs.get(f"{prefix}dense_not_measured")
+        best = refs.get(f"{prefix}reference_best_dense")
+        if missing:
+            names = ", ".join(m["path"] for m in missing)
+            out.append(f"batch {batch}: best dense = {best['path'] if best else 'none'} among the dense paths measured; "
+                       f"requested but not measured: {names} (the ratio does not include them)")
     sparse = next((r for r in rows if r.path == "sparse-runtime" and r.median_ms), None)
-    if sparse and sparse.extra.get("best_dense") and sparse.vs_best_dense is not None and sparse.vs_best_dense < 1.0:
+    best = refs.get("reference_best_dense")
+    if sparse and best and sparse.vs_best_dense is not None and sparse.vs_best_dense < 1.0:
         out.append(f"batch {batch} x {seq}: sparsity does NOT pay: the sparse runtime is {1 / sparse.vs_best_dense:.2f}x "
-                   f"slower than {sparse.extra['best_dense']}")
+                   f"slower than {best['path']}")
     if conversion:
         dense_left = conversion["counts"].get("dense", 0)
         if dense_left:
             out.append(f"batch {batch}: {dense_left} of {len(conversion['matrices'])} matrices stayed dense "
                        f"(no sparse kernel measured faster)")
     return out
-
-
-def _cuda_path(path: str, model: nn.Module, inputs: dict[str, torch.Tensor], r: PathResult, warmup: int,
-               min_iters: int, max_iters: int, budget_s: float, families: tuple[str, ...] | None,
-               ref: torch.Tensor | None) -> None:
-    """CUDA paths (only when a GPU is present)."""
-    if not torch.cuda.is_available():
-        r.skipped = "no CUDA device"
-        return
-    dev = torch.device("cuda")
-    feeds = {k: v.to(dev) for k, v in inputs.items()}
-    m = copy.deepcopy(model).to(dev)
-    if path == "cuda-dense-fp16" or path == "cuda-sparse-runtime":
-        m = m.half()
-    if path == "cuda-sparse-runtime":
-        from sparsebert.runtime import convert
-
-        fams = families or ("torch-csr", "torch-bsr", "2:4")
-        rep = convert(m, tokens=int(inputs["input_ids"].numel()), families=fams)
-        r.note = "fp16; kernels: " + ", ".join(f"{k} x{v}" for k, v in sorted(rep.counts().items()))
-    last: dict[str, Any] = {}
-    times = time_calls({path: lambda: last.__setitem__("o", m(**feeds))}, warmup=warmup, min_iters=min_iters,
-                       max_iters=max_iters, budget_s=budget_s, sync=torch.cuda.synchronize)[path]
-    r.times_ms = [t * 1e3 for t in times]
-    if ref is not None:
-        r.max_abs_diff = float((_logits(last["o"]).float().cpu() - ref).abs().max())
 
 
 def write_outputs(result: dict[str, Any], out: str | Path, command: str, title: str) -> tuple[Path, Path]:
