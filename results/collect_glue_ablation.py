@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "glue"
 FLAGS = {"default": "(prune defaults = recipes/sparsebert-default.yaml)",
          "issue-flags": "--hardness 0 --label-weight 1",
-         "paper": "--recipe recipes/sparsebert-paper.yaml"}
+         "paper": "--recipe recipes/sparsebert-paper.yaml",
+         "lr5e-5": "--lr 5e-5"}
 
 
 def cells() -> list[tuple[str, str, str, Path, Path]]:

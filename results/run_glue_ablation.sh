@@ -4,7 +4,8 @@
 # seed from SEED, one thread per run.
 # Variants: `default` (prune's defaults = recipes/sparsebert-default.yaml), `issue-flags` (the
 # default without the gold-label mix: hardness 0, label weight 1, as first measured in the issue),
-# `paper` (recipes/sparsebert-paper.yaml: all three KD terms, T 1, lr 3e-5, pruning to the last step).
+# `paper` (recipes/sparsebert-paper.yaml: all three KD terms, T 1, lr 3e-5, pruning to the last step),
+# `lr5e-5` (the default at half its peak learning rate: the long default runs diverged near 75 % sparsity).
 # Teachers: fine-tuned from the same encoder, 3 epochs, lr 5e-5, length-grouped batches.
 # Teachers first, then the cells in the order given; PAR runs at a time (default 2).
 # Usage: [EPOCHS=N] [SEED=S] bash results/run_glue_ablation.sh [TASK:VARIANT ...]   (default: every task, every variant)
@@ -22,6 +23,7 @@ declare -A V=(
   [default]=""
   [issue-flags]="--hardness 0 --label-weight 1"
   [paper]="--recipe recipes/sparsebert-paper.yaml"
+  [lr5e-5]="--lr 5e-5"
 )
 cells=("$@")
 [ ${#cells[@]} -gt 0 ] || for v in default paper issue-flags; do for t in mrpc stsb cola; do cells+=("$t:$v"); done; done
