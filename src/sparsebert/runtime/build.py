@@ -1,6 +1,8 @@
-"""Just-in-time build of the C++ sparse kernel (``csrc/spmm.cpp``) with torch's extension loader.
+"""Just-in-time build of the C++ sparse kernels (``csrc/``) with torch's extension loader.
 
-The shared library is compiled once per (source, compiler flags, CPU flags, torch version) with
+One extension module from ``csrc/spmm.cpp`` (fp32 CSR, and the Python bindings),
+``csrc/spmm_int8.cpp`` (sparse int8) and ``csrc/common.h``. The shared library is compiled once per
+(every source and header, compiler flags, CPU flags, torch version) with
 ``-O3 -march=native`` and cached under ``$SPARSEBERT_CACHE/torch_extensions`` (default
 ``~/.cache/sparsebert``). When compilation is impossible (no compiler, no ninja, an unusual
 platform) :func:`load_kernel` returns ``None`` with the reason in :func:`build_error`, and the
@@ -15,7 +17,9 @@ import platform
 import threading
 from pathlib import Path
 
-_SOURCE = Path(__file__).parent / "csrc" / "spmm.cpp"
+_CSRC = Path(__file__).parent / "csrc"
+#: compiled translation units (spmm.cpp holds the PYBIND11 module)
+_SOURCES = (_CSRC / "spmm.cpp", _CSRC / "spmm_int8.cpp")
 CFLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-DNDEBUG"]
 _lock = threading.Lock()
 _state: dict = {}
@@ -49,11 +53,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def source_files() -> list[Path]:
+    """Every file the extension is built from (``csrc/*.cpp`` and ``csrc/*.h``), sorted: all of them
+    are part of the build key, so editing any one (a header included) rebuilds."""
+    return sorted(p for p in _CSRC.iterdir() if p.suffix in (".cpp", ".h"))
+
+
 def _build_key() -> str:
     import torch
 
     h = hashlib.sha256()
-    h.update(_SOURCE.read_bytes())
+    for f in source_files():
+        h.update(f.name.encode())
+        h.update(f.read_bytes())
     h.update(" ".join(CFLAGS).encode())
     h.update(" ".join(cpu_flags()).encode())
     h.update(torch.__version__.encode())
@@ -61,7 +73,8 @@ def _build_key() -> str:
 
 
 def load_kernel(verbose: bool = False):
-    """The compiled extension module (with ``csr_linear``), or ``None`` if it cannot be built.
+    """The compiled extension module (``csr_linear``, ``int8_block_linear``, ``int8_quantize_tokens``,
+    ``int8_isa``), or ``None`` if it cannot be built.
 
     Disabled with ``SPARSEBERT_NO_EXTENSION=1``.
     """
@@ -80,7 +93,7 @@ def load_kernel(verbose: bool = False):
                 key = _build_key()
                 build_dir = cache_dir() / "torch_extensions" / f"spmm_{key}"
                 build_dir.mkdir(parents=True, exist_ok=True)
-                module = load(name=f"sparsebert_spmm_{key}", sources=[str(_SOURCE)], extra_cflags=CFLAGS,
+                module = load(name=f"sparsebert_spmm_{key}", sources=[str(s) for s in _SOURCES], extra_cflags=CFLAGS,
                               extra_ldflags=["-fopenmp"], build_directory=str(build_dir), verbose=verbose)
             except Exception as err:  # compiler missing, ninja missing, headers missing, ...
                 _state["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"

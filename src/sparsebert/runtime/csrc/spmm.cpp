@@ -12,8 +12,12 @@
 //
 // Written with GCC vector extensions: compiled with -march=native they become AVX-512 (zmm)
 // FMAs where the CPU has them, AVX2 pairs otherwise.
+//
+// The module also binds the sparse-int8 kernel of spmm_int8.cpp; helpers shared by both are in common.h.
 #include <torch/extension.h>
 #include <ATen/Parallel.h>
+
+#include "common.h"
 
 #include <algorithm>
 #include <cstdint>
@@ -23,11 +27,10 @@
 #include <unordered_map>
 #include <vector>
 
-#if defined(__AVX512F__)
-#include <immintrin.h>
-#endif
-
 namespace {
+
+using sparsebert::pooled_empty;
+using sparsebert::transpose_block;
 
 typedef float vf __attribute__((vector_size(64)));
 
@@ -38,54 +41,6 @@ inline vf vload(const float* p) {
 }
 
 constexpr int kRowsPerStore = 16;
-
-#if defined(__AVX512F__)
-// In-register transpose of a 16 x 16 fp32 block: on return r[c] holds column c.
-inline void transpose16(__m512 r[16]) {
-  __m512 t[16];
-  for (int i = 0; i < 8; ++i) {
-    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
-    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
-  }
-  for (int g = 0; g < 4; ++g) {
-    r[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
-    r[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
-    r[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
-    r[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
-  }
-  for (int i = 0; i < 2; ++i)
-    for (int j = 0; j < 4; ++j) {
-      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
-      t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xDD);
-    }
-  for (int j = 0; j < 8; ++j) {
-    r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
-    r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
-  }
-}
-#endif
-
-// dst[c * dst_stride + i] = src[i * src_stride + c] for a rows x cols block (rows, cols <= 16).
-// With ``stream`` (and 64-byte aligned destination rows) the block is written with non-temporal
-// stores: no read-for-ownership of output lines that are not in cache (large outputs).
-inline void transpose_block(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
-                            int64_t cols, bool stream = false) {
-#if defined(__AVX512F__)
-  if (rows == 16 && cols == 16) {
-    __m512 r[16];
-    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * src_stride);
-    transpose16(r);
-    if (stream && (reinterpret_cast<uintptr_t>(dst) % 64) == 0 && dst_stride % 16 == 0) {
-      for (int c = 0; c < 16; ++c) _mm512_stream_ps(dst + c * dst_stride, r[c]);
-    } else {
-      for (int c = 0; c < 16; ++c) _mm512_storeu_ps(dst + c * dst_stride, r[c]);
-    }
-    return;
-  }
-#endif
-  for (int64_t i = 0; i < rows; ++i)
-    for (int64_t c = 0; c < cols; ++c) dst[c * dst_stride + i] = src[i * src_stride + c];
-}
 
 // One token tile (TT = 16 * V tokens) x output rows [o0, o1).
 // U independent accumulator sets (U x V vector registers) keep enough FMA chains in flight to
@@ -200,6 +155,10 @@ void run(const float* x, int64_t n_tok, int64_t k_in, const int32_t* rp, const I
   });
 }
 
+}  // namespace
+
+namespace sparsebert {
+
 // Output buffers of large products are recycled: a fresh multi-megabyte allocation is mmap'ed by
 // glibc and page-faulted in on every call (clear_page for every 4 KiB), which costs more than the
 // product itself at batch 32. Freed outputs go back to a small per-size free list instead.
@@ -247,7 +206,7 @@ torch::Tensor pooled_empty(int64_t rows, int64_t cols, const torch::TensorOption
   return torch::from_blob(p, {rows, cols}, [bytes](void* q) { pool_release(q, bytes); }, options);
 }
 
-}  // namespace
+}  // namespace sparsebert
 
 // x: [tokens, in] fp32 contiguous; row_ptr int32 [out + 1]; col int16/int32 [nnz]; vals fp32 [nnz].
 // tile_v: tokens per register tile / 16; rows_per_task: output rows per parallel task (<= 0: all);
@@ -283,4 +242,9 @@ torch::Tensor csr_linear(torch::Tensor x, torch::Tensor row_ptr, torch::Tensor c
 
 PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
   m.def("csr_linear", &csr_linear, "y = x @ W^T + b with W in CSR (fp32, CPU)");
+  m.def("int8_block_linear", &sparsebert::int8_block_linear,
+        "y = dequant(q(x) @ Wq^T) + b with Wq int8 in 1x4 blocks, x quantised per token (spmm_int8.cpp)");
+  m.def("int8_quantize_tokens", &sparsebert::int8_quantize_tokens,
+        "(xq int8 [tokens, 4 * ceil(in / 4)], scale fp32 [tokens]): the kernel's own per-token quantisation");
+  m.def("int8_isa", &sparsebert::int8_isa, "the int8 kernel's SIMD path in this build: avx512-vnni, avx-vnni, avx2 or generic");
 }

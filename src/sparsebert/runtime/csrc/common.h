@@ -1,0 +1,76 @@
+// Helpers shared by the sparse kernels of sparsebert.runtime (spmm.cpp: fp32 CSR,
+// spmm_int8.cpp: int8 1x4 blocks). One extension module; the Python binding is in spmm.cpp.
+#pragma once
+
+#include <torch/extension.h>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#if defined(__AVX512F__) || defined(__AVX2__)
+#include <immintrin.h>
+#endif
+
+namespace sparsebert {
+
+#if defined(__AVX512F__)
+// In-register transpose of a 16 x 16 fp32 block: on return r[c] holds column c.
+inline void transpose16(__m512 r[16]) {
+  __m512 t[16];
+  for (int i = 0; i < 8; ++i) {
+    t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 4; ++g) {
+    r[4 * g] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    r[4 * g + 1] = _mm512_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    r[4 * g + 2] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    r[4 * g + 3] = _mm512_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  for (int i = 0; i < 2; ++i)
+    for (int j = 0; j < 4; ++j) {
+      t[8 * i + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0x88);
+      t[8 * i + 4 + j] = _mm512_shuffle_f32x4(r[8 * i + j], r[8 * i + 4 + j], 0xDD);
+    }
+  for (int j = 0; j < 8; ++j) {
+    r[j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0x88);
+    r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
+  }
+}
+#endif
+
+// dst[c * dst_stride + i] = src[i * src_stride + c] for a rows x cols block (rows, cols <= 16).
+// With ``stream`` (and 64-byte aligned destination rows) the block is written with non-temporal
+// stores: no read-for-ownership of output lines that are not in cache (large outputs).
+inline void transpose_block(const float* src, int64_t src_stride, float* dst, int64_t dst_stride, int64_t rows,
+                            int64_t cols, bool stream = false) {
+#if defined(__AVX512F__)
+  if (rows == 16 && cols == 16) {
+    __m512 r[16];
+    for (int i = 0; i < 16; ++i) r[i] = _mm512_loadu_ps(src + i * src_stride);
+    transpose16(r);
+    if (stream && (reinterpret_cast<uintptr_t>(dst) % 64) == 0 && dst_stride % 16 == 0) {
+      for (int c = 0; c < 16; ++c) _mm512_stream_ps(dst + c * dst_stride, r[c]);
+    } else {
+      for (int c = 0; c < 16; ++c) _mm512_storeu_ps(dst + c * dst_stride, r[c]);
+    }
+    return;
+  }
+#endif
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t c = 0; c < cols; ++c) dst[c * dst_stride + i] = src[i * src_stride + c];
+}
+
+// A [rows, cols] fp32 tensor; outputs of 1 MiB and more come from a small per-size pool of
+// recycled buffers (spmm.cpp) instead of a fresh page-faulted allocation on every call.
+torch::Tensor pooled_empty(int64_t rows, int64_t cols, const torch::TensorOptions& options);
+
+// spmm_int8.cpp (documented there)
+torch::Tensor int8_block_linear(torch::Tensor x, torch::Tensor row_ptr, torch::Tensor bcol, torch::Tensor wv,
+                                torch::Tensor w_scale, c10::optional<torch::Tensor> bias, int64_t tile,
+                                int64_t rows_per_task, int64_t impl);
+std::vector<torch::Tensor> int8_quantize_tokens(torch::Tensor x);
+std::string int8_isa();
+
+}  // namespace sparsebert
