@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from sparsebert.runtime import CSRKernelLinear, InferenceOnlyError, TorchCSRLinear, convert, target_modules
+from sparsebert.runtime import CSRKernelLinear, InferenceOnlyError, Int8BlockLinear, TorchCSRLinear, convert, target_modules
 from sparsebert.runtime.build import load_kernel
 from sparsebert.runtime.kernels import candidates
 from sparsebert.targets import prunable_linears
@@ -132,6 +132,13 @@ def test_fastest_sparse_kernel_is_chosen_and_min_speedup_respected(tmp_path):
     assert rep2.counts() == {"dense": 12}  # 5x faster is not the 10x asked for
 
 
+def cache_entries(path) -> dict:
+    """The entries of the one machine in a kernel-choice cache file."""
+    machines = json.loads(path.read_text())["machines"]
+    assert len(machines) == 1
+    return next(iter(machines.values()))
+
+
 def test_choices_are_cached_and_reused(tmp_path):
     cache = tmp_path / "choices.json"
     model = tiny_model("bert", tmp_path)
@@ -139,7 +146,7 @@ def test_choices_are_cached_and_reused(tmp_path):
                   families=("torch-csr",))
     assert rep.counts() == {"torch-csr": 12}
     # 12 matrices, 3 distinct signatures (hidden x hidden, hidden -> ffn, ffn -> hidden): measured once each
-    assert sum(not m.cached for m in rep.matrices) == len(json.loads(cache.read_text())["entries"]) == 3
+    assert sum(not m.cached for m in rep.matrices) == len(cache_entries(cache)) == 3
     timer = fixed_timer({"dense": 1e-5, "torch-csr": 1.0})  # would choose dense if it measured
     rep2 = convert(tiny_model("bert", tmp_path / "b"), tokens=16, cache_path=cache, timer=timer, families=("torch-csr",))
     assert rep2.counts() == {"torch-csr": 12} and all(m.cached for m in rep2.matrices) and timer.seen == []
@@ -154,7 +161,73 @@ def test_corrupt_cache_is_ignored(tmp_path):
     rep = convert(tiny_model("bert", tmp_path), tokens=8, cache_path=cache,
                   timer=fixed_timer({"dense": 1e-3, "torch-csr": 1e-4}), families=("torch-csr",))
     assert rep.counts() == {"torch-csr": 12}
-    assert json.loads(cache.read_text())["entries"]
+    assert cache_entries(cache)
+
+
+def counting_time_candidates(monkeypatch, times: dict[str, float]) -> list[list[str]]:
+    """Replace the default timing function of ``convert`` (the one ``sparsebert.load(..., runtime=True)``
+    ends up calling) by one that reports ``times`` (seconds per family) and records every call."""
+    import sys
+
+    calls: list[list[str]] = []
+
+    def fake(modules, x, rounds=15, **kw):
+        calls.append(sorted(modules))
+        return {label: times.get(label.split("[")[0], 1.0) for label in modules}
+
+    # sparsebert.runtime.convert is the function; the module is only reachable through sys.modules
+    monkeypatch.setattr(sys.modules["sparsebert.runtime.convert"], "time_candidates", fake)
+    return calls
+
+
+def test_second_load_reuses_cached_choices_without_timing(tmp_path, monkeypatch):
+    """``sparsebert.load(path, runtime=True)`` times each distinct matrix once per machine; a second
+    load of the same model (fresh objects, the cache re-read from disk) times nothing and gets the
+    same kernels; int8 is a separate cache key."""
+    from sparsebert import load
+    from sparsebert.export import export_model
+
+    monkeypatch.setenv("SPARSEBERT_CACHE", str(tmp_path / "cache"))  # the default cache location
+    export_model(tiny_model("bert", tmp_path), tmp_path / "exp")
+    calls = counting_time_candidates(monkeypatch, {"dense": 1e-3, "sbk": 1e-4, "torch-csr": 2e-4, "sbk-int8": 5e-5})
+    first = load(tmp_path / "exp", runtime=True, tokens=32)
+    assert len(calls) == 3  # hidden x hidden, hidden -> ffn, ffn -> hidden
+    assert not any("sbk-int8" in label for labels in calls for label in labels)  # int8 only when asked
+    assert (tmp_path / "cache" / "kernel_choices.json").is_file()
+    second = load(tmp_path / "exp", runtime=True, tokens=32)
+    assert len(calls) == 3  # nothing timed again
+    fastest = TorchCSRLinear if NO_EXT else CSRKernelLinear  # sbk needs the extension
+    for m in (first, second):
+        assert all(type(x) is fastest for x in target_modules(m).values())
+    # int8 allowed: another signature, so measured once, then reused
+    int8_first = load(tmp_path / "exp", runtime=True, tokens=32, int8=True)
+    assert len(calls) == 6
+    assert all(any(lb.startswith("sbk-int8") for lb in labels) for labels in calls[3:]) == (not NO_EXT)
+    int8_second = load(tmp_path / "exp", runtime=True, tokens=32, int8=True)
+    assert len(calls) == 6
+    fastest = TorchCSRLinear if NO_EXT else Int8BlockLinear
+    for m in (int8_first, int8_second):
+        assert all(type(x) is fastest for x in target_modules(m).values())
+    keys = list(cache_entries(tmp_path / "cache" / "kernel_choices.json"))
+    assert sum("prec=int8" in k for k in keys) == 3 and sum("prec=fp32" in k for k in keys) == 3
+
+
+def test_cache_keeps_other_machines_and_concurrent_entries(tmp_path):
+    from sparsebert.runtime.convert import CACHE_VERSION, _load_cache, _save_cache
+
+    path = tmp_path / "choices.json"
+    _save_cache(path, "machine-a", {"sig1": {"kernel": "dense", "times_ms": {"dense": 1.0}}})
+    _save_cache(path, "machine-b", {"sig1": {"kernel": "sbk", "times_ms": {"dense": 1.0, "sbk": 0.5}}})
+    # a second process of machine a wrote sig2 after the first had read the file: both kept
+    _save_cache(path, "machine-a", {"sig2": {"kernel": "dense", "times_ms": {"dense": 2.0}}})
+    assert set(_load_cache(path, "machine-a")) == {"sig1", "sig2"}
+    assert _load_cache(path, "machine-b")["sig1"]["kernel"] == "sbk"
+    assert json.loads(path.read_text())["version"] == CACHE_VERSION
+    for i in range(20):  # bounded: the most recently written machines
+        _save_cache(path, f"m{i}", {"s": {"kernel": "dense", "times_ms": {"dense": 1.0}}})
+    assert len(json.loads(path.read_text())["machines"]) == 8 and _load_cache(path, "m19")
+    path.write_text(json.dumps({"version": 1, "machine": "machine-a", "entries": {"x": {}}}))  # old layout
+    assert _load_cache(path, "machine-a") == {}
 
 
 def test_unavailable_extension_is_skipped_with_a_reason(monkeypatch):

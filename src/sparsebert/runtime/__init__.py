@@ -3,14 +3,18 @@
 >>> from sparsebert.runtime import convert
 >>> report = convert(model, tokens=128)      # in place; model.eval()
 >>> logits = model(**batch).logits           # under torch.no_grad()
+>>> report = convert(model, tokens=128, int8=True)   # opt-in: sparse-int8 kernels compete too
 
 See :mod:`sparsebert.runtime.convert` (choice and cache), :mod:`sparsebert.runtime.kernels`
-(candidates, timing), :mod:`sparsebert.runtime.linear` (the modules) and ``csrc/spmm.cpp`` (the
-C++ CSR kernel, built on first use by :mod:`sparsebert.runtime.build`).
+(candidates, timing), :mod:`sparsebert.runtime.linear` (the modules),
+:mod:`sparsebert.runtime.int8` (sparse-int8: quantisation, error bound, module) and ``csrc/`` (the
+C++ kernels: fp32 CSR in ``spmm.cpp``, int8 1x4 blocks in ``spmm_int8.cpp``, built on first use by
+:mod:`sparsebert.runtime.build`).
 """
 
 from sparsebert.runtime.convert import ConversionReport, MatrixChoice, convert, target_modules
-from sparsebert.runtime.kernels import FAMILIES
+from sparsebert.runtime.int8 import Int8BlockLinear
+from sparsebert.runtime.kernels import FAMILIES, INT8_FAMILIES
 from sparsebert.runtime.linear import (
     CSRKernelLinear,
     InferenceOnlyError,
@@ -19,5 +23,5 @@ from sparsebert.runtime.linear import (
     TorchCSRLinear,
 )
 
-__all__ = ["FAMILIES", "CSRKernelLinear", "ConversionReport", "InferenceOnlyError", "MatrixChoice",
-           "SparseLinearBase", "TorchBSRLinear", "TorchCSRLinear", "convert", "target_modules"]
+__all__ = ["FAMILIES", "INT8_FAMILIES", "CSRKernelLinear", "ConversionReport", "InferenceOnlyError", "Int8BlockLinear",
+           "MatrixChoice", "SparseLinearBase", "TorchBSRLinear", "TorchCSRLinear", "convert", "target_modules"]

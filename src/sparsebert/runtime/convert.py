@@ -6,9 +6,16 @@ kernel with several tile shapes, torch CSR/BSR, MKL, 2:4 on CUDA) are timed on a
 the real shape (``tokens`` x ``in_features``) and the fastest replaces the module. A sparse
 kernel that is slower than dense is not used: the matrix stays a plain ``nn.Linear``.
 
+With ``int8=True`` the sparse-int8 kernels (:mod:`sparsebert.runtime.int8`: int8 weights in 1x4
+blocks, activations quantised per token) are timed too; they change the numerics, so they are
+never considered otherwise.
+
 Choices are cached on disk (``$SPARSEBERT_CACHE/kernel_choices.json``) per machine (CPU model and
-flags, torch version, kernel build) and per signature (device, dtype, shape, density to 0.5 %,
-tokens, threads, kernel families), so the same shapes are measured once.
+flags, torch version, kernel build; up to 8 machines per file) and per signature (device, dtype, shape, density to 0.5 %,
+tokens, threads, precision, kernel families), so the same shapes are measured once: a second
+conversion of the same model on the same machine, e.g. ``sparsebert.load(path, runtime=True)`` in
+a new process, re-uses the choices without timing anything. The file is re-read and merged just
+before it is written, so that concurrent processes do not drop each other's entries.
 """
 
 from __future__ import annotations
@@ -23,10 +30,10 @@ import torch
 from torch import nn
 
 from sparsebert.errors import InputError
-from sparsebert.runtime.kernels import DENSE, FAMILIES, Candidate, candidates, time_candidates
+from sparsebert.runtime.kernels import DENSE, FAMILIES, INT8_FAMILIES, Candidate, candidates, check_families, time_candidates
 from sparsebert.targets import prunable_linears
 
-CACHE_VERSION = 1
+CACHE_VERSION = 2  # 2: entries per machine; signatures carry the precision (fp32 / int8)
 Timer = Callable[[dict[str, nn.Module], torch.Tensor], dict[str, float]]
 
 
@@ -57,6 +64,10 @@ class ConversionReport:
     device: str
     matrices: list[MatrixChoice]
     cache_path: str | None
+    #: int8 kernels were allowed (``convert(..., int8=True)``)
+    int8: bool = False
+    #: the int8 kernel's SIMD path in this build (``avx2``, ``avx512-vnni``, ...); None without int8
+    int8_isa: str | None = None
 
     def counts(self) -> dict[str, int]:
         """How many matrices got each kernel family."""
@@ -68,7 +79,8 @@ class ConversionReport:
 
     def to_dict(self) -> dict:
         return {"tokens": self.tokens, "threads": self.threads, "device": self.device, "cache_path": self.cache_path,
-                "counts": self.counts(), "matrices": [asdict(m) for m in self.matrices]}
+                "int8": self.int8, "int8_isa": self.int8_isa, "counts": self.counts(),
+                "cached": sum(m.cached for m in self.matrices), "matrices": [asdict(m) for m in self.matrices]}
 
 
 def machine_key(device: torch.device) -> str:
@@ -97,32 +109,48 @@ def default_cache_path() -> Path:
     return Path(explicit) if explicit else cache_dir() / "kernel_choices.json"
 
 
-def _load_cache(path: Path, machine: str) -> dict:
+#: machines whose choices one cache file keeps (a home directory shared by several hosts)
+MAX_MACHINES = 8
+
+
+def _read_cache_file(path: Path) -> dict[str, dict]:
+    """``{machine: entries}`` of a cache file ({} when missing, unreadable, corrupt or of another version)."""
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return {}
-    if data.get("version") != CACHE_VERSION or data.get("machine") != machine:
+    if not isinstance(data, dict) or data.get("version") != CACHE_VERSION or not isinstance(data.get("machines"), dict):
         return {}
-    entries = data.get("entries")
-    return entries if isinstance(entries, dict) else {}
+    return {m: e for m, e in data["machines"].items() if isinstance(e, dict)}
 
 
-def _save_cache(path: Path, machine: str, entries: dict) -> None:
+def _load_cache(path: Path, machine: str) -> dict:
+    return dict(_read_cache_file(path).get(machine, {}))
+
+
+def _save_cache(path: Path, machine: str, new: dict) -> None:
+    """Merge ``new`` entries of ``machine`` into the file as it is now (other machines' entries kept,
+    the :data:`MAX_MACHINES` most recently written machines only)."""
     from sparsebert.io import write_json_atomic
 
+    machines = _read_cache_file(path)
+    mine = {**machines.pop(machine, {}), **new}
+    machines[machine] = mine  # last: most recently written
+    keep = dict(list(machines.items())[-MAX_MACHINES:])
     try:
-        write_json_atomic(path, {"version": CACHE_VERSION, "machine": machine, "entries": entries})
+        write_json_atomic(path, {"version": CACHE_VERSION, "machines": keep})
     except OSError:
         pass  # a read-only cache directory only costs re-measuring next time
 
 
-def signature(weight: torch.Tensor, tokens: int, threads: int, families: tuple[str, ...]) -> str:
-    """Cache key of one matrix: device, dtype, shape, density (to 0.5 %), tokens, threads, families."""
+def signature(weight: torch.Tensor, tokens: int, threads: int, families: tuple[str, ...], int8: bool = False) -> str:
+    """Cache key of one matrix: device, dtype, shape, density (to 0.5 %), tokens, threads, precision
+    (``fp32`` or ``int8``: whether int8 kernels were allowed), families."""
     nnz = int((weight != 0).sum())
     density = round(nnz / weight.numel() / 0.005) * 0.005
     return (f"{weight.device.type}|{str(weight.dtype).replace('torch.', '')}|{weight.shape[0]}x{weight.shape[1]}|"
-            f"d={density:.3f}|tokens={tokens}|threads={threads}|{','.join(sorted(families))}")
+            f"d={density:.3f}|tokens={tokens}|threads={threads}|prec={'int8' if int8 else 'fp32'}|"
+            f"{','.join(sorted(families))}")
 
 
 def target_modules(model: nn.Module) -> dict[str, nn.Module]:
@@ -145,8 +173,8 @@ def _replace(model: nn.Module, module: nn.Module, new: nn.Module) -> None:
 
 
 @torch.no_grad()
-def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | None = None, cache: bool = True,
-            cache_path: str | Path | None = None, rounds: int = 15, timer: Timer | None = None,
+def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | None = None, int8: bool = False,
+            cache: bool = True, cache_path: str | Path | None = None, rounds: int = 15, timer: Timer | None = None,
             min_speedup: float = 1.0, seed: int = 0, log: Callable[[str], None] | None = None) -> ConversionReport:
     """Replace every pruned target linear of ``model`` by its fastest kernel, in place.
 
@@ -155,6 +183,9 @@ def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | 
         tokens: batch x sequence length to measure at (e.g. 128 for one 128-token sequence).
         families: kernel families to consider (default: all of
             :data:`sparsebert.runtime.kernels.FAMILIES` that are available).
+        int8: also time the sparse-int8 kernels (:data:`sparsebert.runtime.kernels.INT8_FAMILIES`,
+            :class:`sparsebert.runtime.int8.Int8BlockLinear`) and use them where fastest. Opt-in:
+            int8 changes the outputs (error bound in :mod:`sparsebert.runtime.int8`).
         cache: read and write measured choices in ``cache_path``.
         cache_path: default ``$SPARSEBERT_CACHE/kernel_choices.json`` (``~/.cache/sparsebert``).
         rounds: timed calls per candidate.
@@ -167,12 +198,16 @@ def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | 
         A :class:`ConversionReport`. The model is put in eval mode.
     Raises:
         UnsupportedArchitectureError: the model has no known prunable linears.
-        InputError: unknown kernel family, or ``tokens`` < 1 (a ``ValueError``).
+        InputError: unknown kernel family, an int8 family without ``int8=True``, or ``tokens`` < 1
+            (a ``ValueError``).
     """
     if tokens < 1:
         raise InputError(f"tokens must be >= 1, got {tokens}")
+    check_families(families, int8)
     model.eval()
     fams = tuple(families) if families else FAMILIES
+    if int8:
+        fams += tuple(f for f in INT8_FAMILIES if f not in fams)
     timer = timer or (lambda mods, x: time_candidates(mods, x, rounds=rounds))
     targets = prunable_linears(model)
     first = next(iter(targets.values()))
@@ -181,15 +216,15 @@ def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | 
     path = Path(cache_path) if cache_path else default_cache_path()
     machine = machine_key(device) if cache else ""
     entries = _load_cache(path, machine) if cache else {}
+    measured: dict[str, dict] = {}
     gen = torch.Generator(device="cpu").manual_seed(seed)
     choices: list[MatrixChoice] = []
-    dirty = False
     for name, lin in targets.items():
         w = lin.weight.detach()
         nnz = int((w != 0).sum())
-        cands, skipped = candidates(lin, tokens, fams)
+        cands, skipped = candidates(lin, tokens, fams, int8=int8)
         by_label: dict[str, Candidate] = {c.label: c for c in cands}
-        sig = signature(w, tokens, threads, fams)
+        sig = signature(w, tokens, threads, fams, int8)
         entry = entries.get(sig)
         cached = bool(entry and entry.get("kernel") in by_label)
         if cached:
@@ -203,8 +238,7 @@ def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | 
             label = min(times, key=times.get)
             if label != DENSE and times[DENSE] < min_speedup * times[label]:
                 label = DENSE
-            entries[sig] = {"kernel": label, "times_ms": times}
-            dirty = True
+            entries[sig] = measured[sig] = {"kernel": label, "times_ms": times}
             del modules
         new = by_label[label].build(lin)
         if new is not lin:
@@ -214,7 +248,13 @@ def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | 
         choices.append(choice)
         if log:
             log(f"{name}: {label} ({times[label]:.3f} ms vs dense {times[DENSE]:.3f} ms{', cached' if cached else ''})")
-    if cache and dirty:
-        _save_cache(path, machine, entries)
+    if cache and measured:
+        _save_cache(path, machine, measured)  # merged into the file as it is now (concurrent writers)
+    isa = None
+    if int8:
+        from sparsebert.runtime.build import load_kernel
+
+        ext = load_kernel() if device.type == "cpu" else None
+        isa = ext.int8_isa() if ext is not None else "torch-reference"
     return ConversionReport(tokens=tokens, threads=threads, device=str(device), matrices=choices,
-                            cache_path=str(path) if cache else None)
+                            cache_path=str(path) if cache else None, int8=int8, int8_isa=isa)

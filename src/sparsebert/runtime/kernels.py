@@ -5,6 +5,9 @@ each kernel left out); :func:`time_candidates` measures them on the real shape, 
 round by round so that drift in machine load hits every candidate alike, and returns the
 median time of each. The dense candidate is the original ``nn.Linear``: a sparse kernel is
 used only when it is measured faster.
+
+int8 kernels (:data:`INT8_FAMILIES`) change the numerics, so they are never offered by default:
+only with ``int8=True`` (:func:`sparsebert.runtime.convert`).
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ import torch
 from torch import nn
 
 from sparsebert.errors import InputError
+from sparsebert.runtime.int8 import INT8_TILES, MAX_IN_FEATURES, Int8BlockLinear
 from sparsebert.runtime.linear import (
     CSRKernelLinear,
     MKLLinear,
@@ -31,8 +35,11 @@ from sparsebert.runtime.linear import (
 from sparsebert.timing import time_calls
 
 DENSE = "dense"
-#: kernel families, in the order they are listed in reports
+#: kernel families with the model's own numerics, in the order they are listed in reports (the default)
 FAMILIES = ("dense", "sbk", "torch-csr", "torch-bsr", "mkl-csr", "2:4")
+#: int8 kernel families (sparsebert.runtime.int8), offered only with ``int8=True``
+INT8_FAMILIES = ("sbk-int8",)
+INT8_ROWS = (16, 64, 0)
 SBK_TILES = (16, 32, 64, 128)
 SBK_ROWS = (16, 64, 0)  # 0: all rows of a token tile in one task
 NT_MIN_BYTES = 8 << 20  # output size from which non-temporal stores are also tried
@@ -62,34 +69,48 @@ def _sbk_tiles(tokens: int) -> tuple[int, ...]:
     return keep or (16,)
 
 
-def check_families(families: tuple[str, ...] | None) -> set[str]:
-    """The kernel families to consider: ``families`` (all of :data:`FAMILIES` when None) and ``dense``.
+def _int8_tiles(tokens: int) -> tuple[int, ...]:
+    keep = tuple(t for t in INT8_TILES if t <= max(8, 2 * tokens))
+    return keep or (8,)
+
+
+def check_families(families: tuple[str, ...] | None, int8: bool = False) -> set[str]:
+    """The kernel families to consider: ``families`` (all of :data:`FAMILIES` when None) and ``dense``,
+    plus :data:`INT8_FAMILIES` with ``int8``.
 
     Raises:
-        InputError: an unknown family (a ``ValueError``), naming it and the known ones.
+        InputError: an unknown family, or an int8 family without ``int8=True`` (a ``ValueError``),
+            naming it and the known ones.
     """
-    wanted = set(families or FAMILIES) | {DENSE}
-    unknown = wanted - set(FAMILIES)
+    given = set(families or FAMILIES)
+    unknown = given - set(FAMILIES) - set(INT8_FAMILIES)
     if unknown:
-        raise InputError(f"unknown kernel famil{'y' if len(unknown) == 1 else 'ies'} {sorted(unknown)}; known: {list(FAMILIES)}")
-    return wanted
+        raise InputError(f"unknown kernel famil{'y' if len(unknown) == 1 else 'ies'} {sorted(unknown)}; "
+                         f"known: {list(FAMILIES + INT8_FAMILIES)}")
+    if not int8 and given & set(INT8_FAMILIES):
+        raise InputError(f"kernel famil{'y' if len(given & set(INT8_FAMILIES)) == 1 else 'ies'} "
+                         f"{sorted(given & set(INT8_FAMILIES))} quantise to int8 and change the numerics: "
+                         "pass int8=True (--int8) to allow them")
+    return given | {DENSE} | (set(INT8_FAMILIES) if int8 else set())
 
 
-def candidates(linear: nn.Linear, tokens: int, families: tuple[str, ...] | None = None) -> tuple[list[Candidate], dict[str, str]]:
+def candidates(linear: nn.Linear, tokens: int, families: tuple[str, ...] | None = None,
+               int8: bool = False) -> tuple[list[Candidate], dict[str, str]]:
     """Kernels that can run ``linear`` for ``tokens`` rows of input on its device.
 
     Args:
         linear: the pruned ``nn.Linear`` (its weight holds exact zeros).
         tokens: batch x sequence length the choice is made for.
         families: restrict to these kernel families (``dense`` is always included).
+        int8: also offer the int8 kernels (:data:`INT8_FAMILIES`; they change the numerics).
     Returns:
         ``(candidates, skipped)``; ``skipped`` maps a family to why it was not offered.
     Raises:
-        InputError: an unknown family (a ``ValueError``).
+        InputError: an unknown family, or an int8 family without ``int8`` (a ``ValueError``).
     """
     from sparsebert.runtime.build import build_error, load_kernel
 
-    wanted = check_families(families)
+    wanted = check_families(families, int8)
     w, b = linear.weight.detach(), (None if linear.bias is None else linear.bias.detach())
     device, dtype = w.device.type, w.dtype
     out: list[Candidate] = [Candidate(DENSE, (), lambda lin: lin)]
@@ -135,6 +156,18 @@ def candidates(linear: nn.Linear, tokens: int, families: tuple[str, ...] | None 
     elif not is_2_4(w):
         s24_reason = "pattern is not 2:4"
     offer("2:4", s24_reason, lambda: [Candidate("2:4", (), lambda lin: SemiStructuredLinear(w, b))])
+    i8_reason = None
+    if device != "cpu":
+        i8_reason = "CPU only"
+    elif load_kernel() is None:
+        i8_reason = f"extension not built: {build_error()} (the torch reference is exact but slower than dense)"
+    elif linear.in_features > MAX_IN_FEATURES:
+        i8_reason = f"in_features {linear.in_features} > {MAX_IN_FEATURES} could overflow the int32 accumulator"
+    elif not torch.isfinite(w).all():
+        i8_reason = "weight holds inf/NaN"
+    offer("sbk-int8", i8_reason, lambda: [
+        Candidate("sbk-int8", (("tile", t), ("rows", r)), lambda lin, t=t, r=r: Int8BlockLinear(w, b, tile=t, rows=r))
+        for t in _int8_tiles(tokens) for r in INT8_ROWS])
     return out, skipped
 
 
