@@ -383,7 +383,9 @@ def load(path: str | Path, *, runtime: bool = False, tokens: int = 128, verify: 
     Args:
         path: a directory written by :func:`export_model` / ``sparsebert export``.
         runtime: also convert it for inference with :func:`sparsebert.runtime.convert`
-            (``tokens`` and ``convert_kwargs`` are passed on).
+            (``tokens`` and ``convert_kwargs`` are passed on, e.g. ``int8=True`` for the opt-in
+            sparse-int8 kernels). The kernel choices are cached per machine: loading the same
+            model again (any process, same ``tokens`` and thread count) times nothing.
         verify: check hashes (shapes and counts are always checked).
     Returns:
         The model (same class as exported, e.g. ``BertForSequenceClassification``) in eval mode.
