@@ -90,7 +90,7 @@ def check_families(families: tuple[str, ...] | None, int8: bool = False) -> set[
     if not int8 and given & set(INT8_FAMILIES):
         raise InputError(f"kernel famil{'y' if len(given & set(INT8_FAMILIES)) == 1 else 'ies'} "
                          f"{sorted(given & set(INT8_FAMILIES))} quantise to int8 and change the numerics: "
-                         "pass int8=True (--int8) to allow them")
+                         "pass int8=True to allow them")
     return given | {DENSE} | (set(INT8_FAMILIES) if int8 else set())
 
 
