@@ -2,6 +2,8 @@
 # Recipe ablation at 95 % on the demo data (Rotten Tomatoes snippets, 2,000 train / 500 dev, max length 64,
 # MiniLM-L6, 8 epochs = 504 steps of batch 32, seed from SEED), each change alone and combined.
 # Needs the demo's data and teacher (`make demo`, or any run of `sparsebert demo`) under $D.
+# `defaults` is prune's defaults (recipes/sparsebert-default.yaml: 12 epochs, length-grouped batches);
+# `pattern-RxC` is the same with whole RxC blocks pruned (1x4: the int8 VNNI block, Prune Once For All).
 # Two runs at a time, one thread each; a variant's flags come last and win (e.g. --epochs). Usage: bash results/run_demo_ablation.sh [VARIANT ...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,6 +27,9 @@ declare -A V=(
   [constant-lr]="$FLAGS --hardness 0.5 --lr-schedule constant"
   [global]="$FLAGS --hardness 0.5 --scope global"
   [grouped-12ep]="$FLAGS --hardness 0.5 --group-by-length --epochs 12"
+  [defaults]="--group-by-length --epochs 12"
+  [pattern-1x4]="--group-by-length --epochs 12 --pattern 1x4"
+  [pattern-4x1]="--group-by-length --epochs 12 --pattern 4x1"
   [balanced-kd]="--attention-weight 1 --attention-loss kl --hidden-weight 1 --normalize-terms --temperature 2 --prune-start 0.1 --prune-end 0.6 --lr 1e-4 --hardness 0.5 --prediction-only-from 0.6"
 )
 names=("$@")
