@@ -24,7 +24,9 @@ DATA = ROOT.parent / "shared" / "data" / "glue"
 FLAGS = {"default": "(prune defaults = recipes/sparsebert-default.yaml)",
          "issue-flags": "--hardness 0 --label-weight 1",
          "paper": "--recipe recipes/sparsebert-paper.yaml",
-         "lr5e-5": "--lr 5e-5"}
+         "lr5e-5": "--lr 5e-5",
+         "balanced-kd": "--attention-weight 1 --attention-loss kl --hidden-weight 1 --normalize-terms "
+                        "--prediction-only-from 0.6"}
 
 
 def cells() -> list[tuple[str, str, str, Path, Path]]:

@@ -41,5 +41,5 @@ for n in "${names[@]}"; do
   [ -f "$OUT/$n/summary.json" ] && continue
   echo "/usr/bin/time -f '$n wall %e s' $SB prune $common ${V[$n]} --out $OUT/$n > logs/demo-ablation-seed$SEED-$n.log 2>&1 && echo 'done $n' || echo 'FAILED $n'" >> "$jobs"
 done
-xargs -P 2 -d '\n' -I{} bash -c {} < "$jobs"
+xargs -P "${PAR:-2}" -d '\n' -I{} bash -c {} < "$jobs"
 rm -f "$jobs"

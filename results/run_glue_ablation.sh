@@ -5,7 +5,9 @@
 # Variants: `default` (prune's defaults = recipes/sparsebert-default.yaml), `issue-flags` (the
 # default without the gold-label mix: hardness 0, label weight 1, as first measured in the issue),
 # `paper` (recipes/sparsebert-paper.yaml: all three KD terms, T 1, lr 3e-5, pruning to the last step),
-# `lr5e-5` (the default at half its peak learning rate: the long default runs diverged near 75 % sparsity).
+# `lr5e-5` (the default at half its peak learning rate: the long default runs diverged near 75 % sparsity),
+# `balanced-kd` (the default plus attention-probability KL and hidden-state MSE, each term normalised,
+# prediction-only after pruning ends: results/run_demo_ablation.sh's variant of that name).
 # Teachers: fine-tuned from the same encoder, 3 epochs, lr 5e-5, length-grouped batches.
 # Teachers first, then the cells in the order given; PAR runs at a time (default 2).
 # Usage: [EPOCHS=N] [SEED=S] bash results/run_glue_ablation.sh [TASK:VARIANT ...]   (default: every task, every variant)
@@ -24,6 +26,7 @@ declare -A V=(
   [issue-flags]="--hardness 0 --label-weight 1"
   [paper]="--recipe recipes/sparsebert-paper.yaml"
   [lr5e-5]="--lr 5e-5"
+  [balanced-kd]="--attention-weight 1 --attention-loss kl --hidden-weight 1 --normalize-terms --prediction-only-from 0.6"
 )
 cells=("$@")
 [ ${#cells[@]} -gt 0 ] || for v in default paper issue-flags; do for t in mrpc stsb cola; do cells+=("$t:$v"); done; done
