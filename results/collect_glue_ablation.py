@@ -25,6 +25,8 @@ FLAGS = {"default": "(prune defaults = recipes/sparsebert-default.yaml)",
          "issue-flags": "--hardness 0 --label-weight 1",
          "paper": "--recipe recipes/sparsebert-paper.yaml",
          "lr5e-5": "--lr 5e-5",
+         "aug20": "--augment runs/glue-ablation/<task>-aug20 (TinyBERT augmentation: 20 copies, p 0.4, K 15) "
+                  "--max-steps <the plain cell's steps>",
          "balanced-kd": "--attention-weight 1 --attention-loss kl --hidden-weight 1 --normalize-terms "
                         "--prediction-only-from 0.6"}
 

