@@ -20,6 +20,13 @@ from sparsebert.timing import time_calls
 runner = CliRunner()
 
 
+@pytest.fixture(autouse=True)
+def _own_kernel_cache(tmp_path, monkeypatch):
+    """bench reads and writes the kernel-choice cache: every test gets its own file (never the user's
+    ~/.cache, and never another test's choices)."""
+    monkeypatch.setenv("SPARSEBERT_KERNEL_CACHE", str(tmp_path / "kernel_choices.json"))
+
+
 def test_bench_cli_writes_json_and_markdown(tiny_bert, tmp_path, monkeypatch):
     from transformers import AutoModelForSequenceClassification
 
@@ -70,10 +77,13 @@ def test_bench_cli_writes_json_and_markdown(tiny_bert, tmp_path, monkeypatch):
     assert any("ignore sparsity" in w or "ignores sparsity" in w for w in res["warnings"])
     assert "## batch 1 x 12 tokens" in md and "sparse-runtime" in md and res["environment"]["threads"] >= 1
     assert any(row["what"].startswith("target matrices") for row in res["sizes"])
-    assert not (tmp_path / "choices.json").exists()  # bench measures kernel choices afresh, caches nothing
+    assert (tmp_path / "choices.json").is_file()  # the choices measured in this run are cached for the next
     conv = res["conversions"]["12"]
     # 3 distinct shapes, each measured once in this run, the other 9 matrices reuse those measurements
     assert len(conv["matrices"]) == 12 and sum(not m["cached"] for m in conv["matrices"]) == 3
+    assert (conv["source"], conv["timed"], conv["from_cache"]) == ("measured", 3, 0) and conv["seconds"] >= 0
+    assert res["conversions_int8"] == {} and res["settings"]["kernel_choices"] == "cache"
+    assert "Sparse runtime conversion (sparse-runtime): " in md and "measured in this run: 3 distinct shapes timed" in md
 
 
 def test_bench_needs_exactly_one_model(tmp_path):
@@ -114,6 +124,14 @@ def test_ratios_reference_the_fastest_fp32_and_the_best_dense_path():
     warns = bench_run._warnings(rows, refs, 1, 8, None)
     assert any("best dense = onnxruntime-int8 among the dense paths measured" in w and "openvino-fp32" in w
                for w in warns)
+    assert not any("NOT pay" in w for w in warns)
+    # the int8 sparse runtime is a sparse path: rated against both references, never one of them
+    slow = PathResult("sparse-runtime-int8", 1, 8, True, median_ms=80.0)
+    refs = _ratios(rows + [slow])
+    assert refs["reference_best_dense"]["path"] == "onnxruntime-int8" and (slow.vs_fp32, slow.vs_best_dense) == (0.625, 0.5)
+    warns = bench_run._warnings(rows + [slow], refs, 1, 8, None)
+    assert [w for w in warns if "NOT pay" in w] == [
+        "batch 1 x 8: sparsity does NOT pay: sparse-runtime-int8 is 2.00x slower than onnxruntime-int8"]
 
 
 def test_time_calls_rotates_the_order_when_asked():
@@ -143,6 +161,17 @@ def test_bench_rejects_bad_settings(tiny_bert):
         bench_run.bench_model(model, batches=(1,), seq=8, min_iters=3, max_iters=2)
     with pytest.raises(InputError, match="openvino-fp64"):
         bench_run.bench_model(model, batches=(1,), seq=8, paths=("openvino-fp64",))
+    with pytest.raises(InputError, match=r"unknown path\(s\) \['sparse-runtime-int4'\].*'sparse-runtime-int8'"):
+        bench_run.bench_model(model, batches=(1,), seq=8, paths=("sparse-runtime-int4",))
+    with pytest.raises(InputError, match="sbk-int16"):
+        bench_run.bench_model(model, batches=(1,), seq=8, paths=("sparse-runtime-int8",), families=("sbk-int16",))
+
+
+def test_sparse_runtime_int8_is_a_default_sparse_path_and_listed_by_the_cli():
+    assert "sparse-runtime-int8" in bench_run.CPU_PATHS and "sparse-runtime-int8" not in bench_run.DENSE_PATHS
+    assert "sparse-runtime-int8" not in bench_run.FP32_PATHS
+    r = runner.invoke(app, ["bench", "--help"], env={"COLUMNS": "250", "TERMINAL_WIDTH": "250"})
+    assert r.exit_code == 0 and "sparse-runtime-int8" in r.output and "--remeasure-kernels" in r.output, r.output
 
 
 def test_missing_packages_are_skipped_with_warnings(tiny_bert, tmp_path, monkeypatch):
@@ -247,3 +276,97 @@ def test_bench_sparse_runtime_runs_sparse_kernels(tiny_bert, tmp_path, monkeypat
     by = {row["path"]: row for row in res["results"]["2"]}
     assert by["sparse-runtime"]["max_abs_diff"] < 1e-4
     assert by["sparse-runtime"]["note"].startswith("kernels: ") and "dense" not in by["sparse-runtime"]["note"]
+
+
+def _o1_weights_(model) -> None:
+    """The tiny model's default init (std 0.02) gives logits ~1e-3, which even an all-zero kernel output
+    moves by < 1e-3; weights N(0, 9/fan_in) make the logits O(1), so a tolerance can catch a wrong kernel."""
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.dim() == 2 and "embeddings" not in name:
+                p.copy_(torch.randn(p.shape, generator=gen) * p.shape[1] ** -0.5 * 3)
+            elif name.endswith("bias"):
+                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+
+
+def _count_kernel_timing(monkeypatch, times: dict[str, float]) -> list[list[str]]:
+    """Replace convert's default timing function (what bench ends up calling) by one reporting ``times``
+    (seconds per kernel family) and recording the candidates of every call."""
+    import sys
+
+    calls: list[list[str]] = []
+
+    def fake(modules, x, rounds=15, **kw):
+        calls.append(sorted(modules))
+        return {label: times.get(label.split("[")[0], 1.0) for label in modules}
+
+    monkeypatch.setattr(sys.modules["sparsebert.runtime.convert"], "time_candidates", fake)
+    return calls
+
+
+def test_bench_reuses_cached_kernel_choices_unless_remeasured(tiny_bert, tmp_path, monkeypatch):
+    """The first bench times each distinct matrix once per sparse runtime path (fp32, int8) and caches the
+    choices; a second bench of the same model (same cache) times no kernel candidate and says the choices
+    came from the cache; ``--remeasure-kernels`` times them all again. The int8 path really runs the
+    sparse-int8 kernel where it "measures" fastest: its note names it and the ISA, logits within 3 %."""
+    from transformers import AutoModelForSequenceClassification
+
+    from sparsebert.runtime.build import load_kernel
+
+    has_int8 = load_kernel() is not None  # sbk-int8 is offered only with the compiled extension
+    cache = tmp_path / "cache" / "kernel_choices.json"
+    monkeypatch.setenv("SPARSEBERT_KERNEL_CACHE", str(cache))
+    calls = _count_kernel_timing(monkeypatch, {"dense": 1e-3, "sbk": 2e-4, "torch-csr": 3e-4, "sbk-int8": 1e-4})
+    model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
+    _o1_weights_(model)
+    magnitude_prune_(model, 0.9)
+    model.save_pretrained(tmp_path / "run")
+    base = ["bench", str(tmp_path / "run"), "--batch", "2", "--seq", "8", "--warmup", "0", "--min-iters", "1",
+            "--max-iters", "1", "--threads", "1", "--no-sizes", "--path", "dense-fp32", "--path", "sparse-runtime",
+            "--path", "sparse-runtime-int8"]
+
+    def bench(name: str, *extra: str) -> tuple[dict, str]:
+        r = runner.invoke(app, base + ["--out", str(tmp_path / name)] + list(extra))
+        assert r.exit_code == 0, r.output
+        return json.loads((tmp_path / f"{name}.json").read_text()), (tmp_path / f"{name}.md").read_text()
+
+    res, md = bench("first")
+    assert len(calls) == 6  # 3 distinct shapes x (fp32, int8)
+    assert [any(lb.startswith("sbk-int8") for lb in labels) for labels in calls].count(True) == (3 if has_int8 else 0)
+    assert cache.is_file()
+    for key in ("conversions", "conversions_int8"):
+        conv = res[key]["16"]
+        assert (conv["source"], conv["timed"], conv["from_cache"], conv["remeasured"]) == ("measured", 3, 0, False)
+    by = {r["path"]: r for r in res["results"]["2"]}
+    int8_row = by["sparse-runtime-int8"]
+    assert int8_row["status"] == "ok" and int8_row["uses_sparsity"] and int8_row["vs_best_dense"] > 0
+    assert int8_row["vs_fp32"] > 0 and res["summary"]["2"]["reference_best_dense"]["path"] == "dense-fp32"
+    if has_int8:
+        isa = res["conversions_int8"]["16"]["int8_isa"]
+        assert int8_row["note"] == f"kernels: sbk-int8 x12; int8 SIMD path {isa}" and isa != "torch-reference"
+        assert by["sparse-runtime"]["note"] == "kernels: sbk x12"
+        assert by["sparse-runtime"]["max_abs_diff"] < 1e-4
+        with torch.no_grad():
+            scale = float(model(**bench_run.make_inputs(model, 2, 8)).logits.abs().max())
+        # int8 changes the numerics (> 0), within 3 % of the largest logit (as tests/test_runtime_int8.py)
+        assert scale > 0.1 and 0 < int8_row["max_abs_diff"] <= 0.03 * scale, (int8_row["max_abs_diff"], scale)
+    assert "**sparse runtime: " in md and "**sparse runtime int8: " in md and "the best dense path (dense-fp32)" in md
+    assert md.count("measured in this run: 3 distinct shapes timed") == 2
+
+    res, md = bench("second")
+    assert len(calls) == 6  # nothing timed again
+    for key in ("conversions", "conversions_int8"):
+        conv = res[key]["16"]
+        assert (conv["source"], conv["timed"], conv["from_cache"]) == ("cache", 0, 12)
+        assert all(m["cached"] for m in conv["matrices"])
+    assert md.count("all 12 kernel choices from the kernel-choice cache") == 2
+    assert {r["path"]: r["note"] for r in res["results"]["2"]} == {r["path"]: r["note"] for r in by.values()}
+
+    res, md = bench("third", "--remeasure-kernels")
+    assert len(calls) == 12  # every distinct shape timed again, for both paths
+    for key in ("conversions", "conversions_int8"):
+        conv = res[key]["16"]
+        assert (conv["source"], conv["timed"], conv["from_cache"], conv["remeasured"]) == ("measured", 3, 0, True)
+    assert "--remeasure-kernels" in res["command"] and res["settings"]["kernel_choices"] == "remeasured"
+    assert md.count("measured in this run (--remeasure-kernels)") == 2

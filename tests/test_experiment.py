@@ -163,7 +163,8 @@ def test_results_tables_and_plots_on_a_synthetic_grid(tmp_path):
     assert set(PAPER_BERT_BASE) == {"qnli", "mrpc", "rte", "cola"}
 
 
-def test_tiny_grid_runs_resumes_and_skips_finished_cells(tmp_path, tiny_bert):
+def test_tiny_grid_runs_resumes_and_skips_finished_cells(tmp_path, tiny_bert, monkeypatch):
+    monkeypatch.setenv("SPARSEBERT_KERNEL_CACHE", str(tmp_path / "kernel_choices.json"))  # S4's bench caches choices
     data = write_sst2(tmp_path / "glue")
     spec = write_spec(tmp_path / "spec.yaml", model=str(tiny_bert), data_dir=str(data), sparsities=[0.5, 0.9],
                       sparsity=0.9, variants=["dense-teacher", "sparsebert", "small-dense"],
@@ -185,8 +186,12 @@ def test_tiny_grid_runs_resumes_and_skips_finished_cells(tmp_path, tiny_bert):
     for e in s4.values():
         assert set(e["throughput"]) == {"1", "2"} and all(t["seq_per_s"] > 0 for t in e["throughput"].values())
     bench = json.loads((out / "bench" / "sst2.json").read_text())
-    assert "sparse-runtime" in [r["path"] for r in bench["sparse"]["bench"]["results"]["1"]]
-    assert "sparse-runtime" not in [r["path"] for r in bench["teacher"]["bench"]["results"]["1"]]
+    sparse_paths = [r["path"] for r in bench["sparse"]["bench"]["results"]["1"]]
+    teacher_paths = [r["path"] for r in bench["teacher"]["bench"]["results"]["1"]]
+    assert {"sparse-runtime", "sparse-runtime-int8", "onnxruntime-int8", "openvino-int8"} <= set(sparse_paths)
+    assert "onnxruntime-opt-fp32" in teacher_paths and not {"sparse-runtime", "sparse-runtime-int8"} & set(teacher_paths)
+    assert s4["sparse"]["throughput"]["1"]["best_path"] != "sparse-runtime-int8"
+    assert s4["sparse"]["throughput"]["1"]["sparse_int8_seq_per_s"] > 0
     assert "## S4 comparison" in (out / "results.md").read_text()
     assert first["results"]["majority"] == {"sst2": 50.0}  # write_sst2's dev labels alternate
 
@@ -254,3 +259,43 @@ def test_cells_run_through_the_launcher(tmp_path, tiny_bert):
     assert all(c[3] == "--recipe" and c[4].endswith(".yaml") for c in calls)
     log = (tmp_path / "out" / "logs" / "sst2" / "sparsebert-s0.5-seed1.log").read_text()
     assert log.startswith(f"$ {sys.executable} {wrapper} -m sparsebert.cli prune --recipe ")
+
+
+def test_s4_requests_every_dense_baseline_and_keeps_unchecked_int8_beside_the_main_figure(tmp_path, monkeypatch):
+    """S4 asks the bench for the dense paths of every engine (each model's best dense path) and, for the
+    sparse model, both sparse runtimes; the sparse int8 runtime's accuracy is not evaluated, so it is
+    reported beside the main figure and never is it, even when fastest."""
+    import sparsebert.bench.run as bench_run
+    import sparsebert.export.checkpoint as checkpoint
+    from sparsebert.experiment import s4
+
+    spec = load_spec(write_spec(tmp_path / "s.yaml", variants=["dense-teacher", "sparsebert", "small-dense"],
+                                sparsities=[0.9], sparsity=0.9, bench={"batches": [1], "seq": 8, "budget_s": 0.05,
+                                                                       "threads": 1}))
+    out = tmp_path / "out"
+    cells = expand_grid(spec)
+    for c in cells:
+        fake_summary(out, c, {"dense-teacher": 0.9, "sparsebert": 0.85, "small-dense": 0.7}[c.variant])
+    asked = {}
+
+    def fake_bench(model, *, paths, **kw):  # sparse-runtime-int8 fastest, then onnxruntime-int8, then the rest
+        asked[model] = paths
+        ms = {"sparse-runtime-int8": 1.0, "onnxruntime-int8": 2.0, "sparse-runtime": 3.0}
+        return {"results": {"1": [{"path": p, "median_ms": ms.get(p, 10.0), "seq_per_s": 1e3 / ms.get(p, 10.0)}
+                                  for p in paths]}}
+
+    monkeypatch.setattr(bench_run, "bench_model", fake_bench)
+    monkeypatch.setattr(checkpoint, "load_any", lambda path: Path(path).name)
+    s4.run_s4_benches(spec, out, log=lambda s: None)
+    dense = ("dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-opt-fp32", "onnxruntime-int8", "openvino-fp32",
+             "openvino-int8")
+    assert asked == {"dense-teacher-seed1": dense, "sparsebert-s0.9-seed1": dense + ("sparse-runtime", "sparse-runtime-int8"),
+                     "small-dense-s0.9-seed1": dense}
+    results = write_results(spec, out, cells, spec_path=tmp_path / "s.yaml")
+    tp = {e["model"]: e["throughput"]["1"] for e in results["s4"]}
+    assert tp["sparse"]["best_path"] == "onnxruntime-int8" and tp["sparse"]["seq_per_s"] == 500.0
+    assert tp["sparse"]["sparse_int8_seq_per_s"] == 1000.0 and tp["sparse"]["sparse_int8_median_ms"] == 1.0
+    assert tp["teacher"]["best_path"] == "onnxruntime-int8" and tp["teacher"]["sparse_int8_seq_per_s"] is None
+    md = (out / "results.md").read_text()
+    assert "| 500.0 (onnxruntime-int8); int8 sparse 1000.0 |" in md and "accuracy is not evaluated here" in md
+    assert s4.best_path([{"path": "sparse-runtime-int8", "median_ms": 1.0}]) is None

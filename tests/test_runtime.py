@@ -153,6 +153,14 @@ def test_choices_are_cached_and_reused(tmp_path):
     # another token count is another signature: measured again
     rep3 = convert(tiny_model("bert", tmp_path / "c"), tokens=64, cache_path=cache, timer=timer, families=("torch-csr",))
     assert rep3.counts() == {"dense": 12}
+    # the report tells the cache file's choices from the ones measured (and shared) in this conversion
+    assert (rep.from_cache, rep.timed, rep2.from_cache, rep2.timed, rep3.from_cache, rep3.timed) == (0, 3, 12, 0, 0, 3)
+    assert rep2.to_dict()["cached"] == rep2.to_dict()["from_cache"] == 12 and rep.to_dict()["cached"] == 9
+    # remeasure: the cached choices are ignored, every signature timed again and the new choice cached
+    rep4 = convert(tiny_model("bert", tmp_path / "d"), tokens=16, cache_path=cache, timer=timer, families=("torch-csr",),
+                   remeasure=True)
+    assert rep4.counts() == {"dense": 12} and len(timer.seen) == 6 and (rep4.from_cache, rep4.timed) == (0, 3)
+    assert rep4.remeasured and {e["kernel"] for e in cache_entries(cache).values()} == {"dense"}
 
 
 def test_corrupt_cache_is_ignored(tmp_path):

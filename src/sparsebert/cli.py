@@ -380,8 +380,13 @@ def bench(
     threads: Threads = None,
     path: Annotated[Optional[list[str]], typer.Option("--path", help=(
         "only these paths (repeatable): dense-fp32, dense-bf16, dynamic-int8, onnxruntime-fp32, "
-        "onnxruntime-opt-fp32, onnxruntime-int8, openvino-fp32, openvino-int8, sparse-runtime, deepsparse"))] = None,
-    kernels: Annotated[Optional[list[str]], typer.Option("--kernel", help="sparse kernel families to consider")] = None,
+        "onnxruntime-opt-fp32, onnxruntime-int8, openvino-fp32, openvino-int8, sparse-runtime, "
+        "sparse-runtime-int8, deepsparse"))] = None,
+    kernels: Annotated[Optional[list[str]], typer.Option("--kernel", help="sparse kernel families to consider "
+                                                         "(sbk-int8: sparse-runtime-int8 only)")] = None,
+    remeasure_kernels: Annotated[bool, typer.Option("--remeasure-kernels", help=(
+        "time the sparse runtime's kernel candidates again instead of reusing the choices in the kernel-choice "
+        "cache ($SPARSEBERT_CACHE/kernel_choices.json); the new choices replace the cached ones"))] = False,
     deepsparse_python: Annotated[Optional[Path], typer.Option(help="python of a DeepSparse venv (default .cache/venv-deepsparse)")] = None,
     warmup: Annotated[int, typer.Option(help="untimed calls per path")] = 3,
     min_iters: Annotated[int, typer.Option(help="timed calls per path (interleaved rounds), at least")] = 10,
@@ -392,8 +397,9 @@ def bench(
     sizes: Annotated[bool, typer.Option("--sizes/--no-sizes", help="also export to a temp dir and report bytes on disk")] = True,
 ):
     """Latency and throughput: dense baselines (torch fp32/bf16/int8, ONNX Runtime plain/optimised/int8,
-    OpenVINO fp32/int8) vs the sparse runtime (and DeepSparse), timed interleaved, with the physical limit."""
-    from sparsebert.bench.render import batch_table
+    OpenVINO fp32/int8) vs the sparse runtime fp32 and int8 (and DeepSparse), timed interleaved, with the
+    physical limit. Kernel choices come from the kernel-choice cache unless --remeasure-kernels."""
+    from sparsebert.bench.render import batch_table, bottom_lines
     from sparsebert.bench.run import bench_model, command_line, describe_model, write_outputs
 
     if (model is None) == (synthetic is None):
@@ -415,7 +421,8 @@ def bench(
     result = bench_model(m, batches=tuple(batch or (1, 32)), seq=seq, threads=threads,
                          paths=tuple(path) if path else None, families=tuple(kernels) if kernels else None,
                          deepsparse_python=deepsparse_python, warmup=warmup, min_iters=min_iters,
-                         max_iters=max_iters, budget_s=budget, log=lambda s: console.print(f"[dim]{s}[/dim]"))
+                         max_iters=max_iters, budget_s=budget, remeasure_kernels=remeasure_kernels,
+                         log=lambda s: console.print(f"[dim]{s}[/dim]"))
     result["model_info"] = info
     if sizes:
         from sparsebert.bench.sizes import export_sizes
@@ -424,12 +431,16 @@ def bench(
     for b, rows_ in result["results"].items():
         console.print(f"\nbatch {b} x {seq}")
         console.print(batch_table(rows_, result.get("summary", {}).get(b)), markup=False)
+        for line in bottom_lines(result, b):
+            if line:
+                console.print(line, markup=False)
     for w in result["warnings"]:
         console.print(f"[yellow]warning:[/yellow] {w}")
     if out:
         given = dict(model=model, synthetic=synthetic, sparsity=sparsity if synthetic else None, batch=batch, seq=seq,
                      threads=threads, path=path, kernel=kernels, deepsparse_python=deepsparse_python, warmup=warmup,
-                     min_iters=min_iters, max_iters=max_iters, budget=budget, no_sizes=not sizes, out=out)
+                     min_iters=min_iters, max_iters=max_iters, budget=budget, remeasure_kernels=remeasure_kernels,
+                     no_sizes=not sizes, out=out)
         j, md = write_outputs(result, out, command_line(given), title)
         console.print(f"wrote {j} and {md}")
 

@@ -2,7 +2,10 @@
 
 Each batch size gets a table with a row per path (a skipped or failed path is a ⚠ row with its
 reason), the two reference paths by name (fastest fp32, best dense), how the paths were timed,
-and the physical limit (FLOP reduction, the non-linear part's time, each path over it).
+and the physical limit (FLOP reduction, the non-linear part's time, each path over it), then a
+bottom line per sparse runtime path (``sparse-runtime``, ``sparse-runtime-int8``: its speed-up over
+the fastest fp32 and the best dense path) and its conversion (seconds, kernel choices from the
+cache or measured in this run).
 """
 
 from __future__ import annotations
@@ -109,27 +112,72 @@ def _limit(summary: dict[str, Any]) -> list[str]:
     return out
 
 
+#: the sparse runtime paths and how their bottom line names them
+SPARSE_LINES = (("sparse-runtime", "sparse runtime", "conversions"),
+                ("sparse-runtime-int8", "sparse runtime int8", "conversions_int8"))
+
+
 def _sparse_line(rows: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
-    """One line: the sparse runtime against the fastest fp32 path, the best dense path and DeepSparse."""
+    """The bottom line: each sparse runtime path (fp32, int8) against the fastest fp32 path, the best
+    dense path and the linears-free time, and DeepSparse against the fp32 sparse runtime."""
     by = {r["path"]: r for r in rows if r.get("median_ms")}
-    sp = by.get("sparse-runtime")
-    if not sp:
-        return []
-    parts = []
-    if sp.get("vs_fp32") is not None:
-        parts.append(f"{sp['vs_fp32']:.2f}x the fastest fp32 path ({_ref_name(summary.get('reference_fp32'))})")
-    if sp.get("vs_best_dense") is not None:
-        best = _ref_name(summary.get("reference_best_dense"))
-        if summary.get("dense_not_measured"):
-            best += f"; {WARN} without {', '.join(m['path'] for m in summary['dense_not_measured'])}"
-        parts.append(f"{sp['vs_best_dense']:.2f}x the best dense path ({best})")
-    if sp.get("x_linears_free") is not None:
-        parts.append(f"{sp['x_linears_free']:.2f}x the linears-free time")
-    line = "**sparse runtime: " + ", ".join(parts)
-    ds = by.get("deepsparse")
-    if ds:
-        line += f"; DeepSparse / sparse runtime latency = {ds['median_ms'] / sp['median_ms']:.2f}"
-    return [line + "**", ""]
+    out = []
+    for path, name, _ in SPARSE_LINES:
+        sp = by.get(path)
+        if not sp:
+            continue
+        parts = []
+        if sp.get("vs_fp32") is not None:
+            parts.append(f"{sp['vs_fp32']:.2f}x the fastest fp32 path ({_ref_name(summary.get('reference_fp32'))})")
+        if sp.get("vs_best_dense") is not None:
+            best = _ref_name(summary.get("reference_best_dense"))
+            if summary.get("dense_not_measured"):
+                best += f"; {WARN} without {', '.join(m['path'] for m in summary['dense_not_measured'])}"
+            parts.append(f"{sp['vs_best_dense']:.2f}x the best dense path ({best})")
+        if sp.get("x_linears_free") is not None:
+            parts.append(f"{sp['x_linears_free']:.2f}x the linears-free time")
+        if path == "sparse-runtime-int8" and sp.get("max_abs_diff") is not None:
+            parts.append(f"max abs Δ logits {sp['max_abs_diff']:.1e} vs torch fp32")
+        line = f"**{name}: " + ", ".join(parts)
+        ds = by.get("deepsparse")
+        if ds and path == "sparse-runtime":
+            line += f"; DeepSparse / sparse runtime latency = {ds['median_ms'] / sp['median_ms']:.2f}"
+        out += [line + "**", ""]
+    return out
+
+
+def _conversion_lines(result: dict[str, Any], tokens: int) -> list[str]:
+    """Per sparse runtime path: how long its conversion took and whether the kernel choices came from
+    the kernel-choice cache or were timed in this run."""
+    out = []
+    for path, _, key in SPARSE_LINES:
+        conv = result.get(key, {}).get(str(tokens))
+        if not conv:
+            continue
+        n = len(conv["matrices"])
+        source = conv.get("source")
+        if source == "cache":
+            how = (f"all {n} kernel choices from the kernel-choice cache (timed in an earlier run on this machine; "
+                   f"`--remeasure-kernels` times them again)")
+        elif source in ("measured", "mixed"):
+            how = (f"kernel choices measured in this run{' (--remeasure-kernels)' if conv.get('remeasured') else ''}: "
+                   f"{conv['timed']} distinct shapes timed, the other {n - conv['timed'] - conv['from_cache']} "
+                   f"matrices share their measurement")
+            if source == "mixed":
+                how += f", {conv['from_cache']} from the kernel-choice cache"
+        else:  # results written before the cache was used by bench
+            how = "kernel choices measured in this run"
+        out += [f"Sparse runtime conversion ({path}): {conv['seconds']} s; {how}; kernels per matrix: "
+                + ", ".join(f"{k} x{v}" for k, v in sorted(conv["counts"].items())), ""]
+    return out
+
+
+def bottom_lines(result: dict[str, Any], batch: str | int) -> list[str]:
+    """What follows a batch size's table and its references: the sparse runtime paths' ratios and their
+    conversions (Markdown lines, blank-line separated; also printed by ``sparsebert bench``)."""
+    rows = result["results"][str(batch)]
+    summ = result.get("summary", {}).get(str(batch), {})
+    return _sparse_line(rows, summ) + _conversion_lines(result, int(batch) * result["settings"]["seq"])
 
 
 def markdown(result: dict[str, Any]) -> str:
@@ -156,11 +204,7 @@ def markdown(result: dict[str, Any]) -> str:
         for extra in (_references(summ), _timing(summ), _limit(summ)):
             if extra:
                 out += extra + [""]
-        out += _sparse_line(rows, summ)
-        conv = result.get("conversions", {}).get(str(int(batch) * st["seq"]))
-        if conv:
-            out += [f"Sparse runtime conversion: {conv['seconds']} s; kernels per matrix: "
-                    + ", ".join(f"{k} x{v}" for k, v in sorted(conv["counts"].items())), ""]
+        out += bottom_lines(result, batch)
     if result.get("sizes"):
         s = result["sizes"]
         out += ["## size on disk", "", "| what | dense | compressed | ratio |", "|---|---:|---:|---:|"]

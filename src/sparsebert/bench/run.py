@@ -15,6 +15,9 @@ CPU paths, all in one process (DeepSparse in its own), same threads, same inputs
 ``openvino-fp32``           OpenVINO on the ONNX file, static shapes, inference precision f32
 ``openvino-int8``           the OpenVINO model quantised by NNCF (:func:`.engines.openvino_int8`)
 ``sparse-runtime``          :func:`sparsebert.runtime.convert` (kernel per matrix by measurement)
+``sparse-runtime-int8``     ``convert(..., int8=True)``: the sparse-int8 kernel (``sbk-int8``,
+                            :mod:`sparsebert.runtime.int8`) competes too; the note names the
+                            chosen kernels and the int8 SIMD path (``int8_isa``)
 ``deepsparse``              optional: DeepSparse on the same ONNX file, in its own venv
 ==========================  ===================================================================
 
@@ -39,6 +42,14 @@ Reported per path: median, p10 and p90 latency (ms), sequences/s, and the speed-
 *best dense path* (the fastest path that ignores sparsity) and over torch eager fp32; per batch
 size the two reference paths by name, the requested dense paths that were not measured, and the
 physical limit (FLOP reduction, time of the non-linear part alone, each path's time over it).
+
+The sparse runtime's kernel choices come from the kernel-choice cache
+(:func:`sparsebert.runtime.convert`, ``$SPARSEBERT_CACHE/kernel_choices.json``) where it holds
+them for this machine, shape, tokens and threads, so a second bench of the same model times no
+kernel candidates; ``remeasure_kernels=True`` (``--remeasure-kernels``) times them all again and
+writes the new choices to the cache. ``conversions`` / ``conversions_int8`` say, per token count,
+how long the conversion took and how many choices came from the cache (``from_cache``) or were
+timed in this run (``timed`` distinct shapes).
 """
 
 from __future__ import annotations
@@ -64,7 +75,10 @@ from sparsebert.errors import InputError
 from sparsebert.timing import time_calls
 
 CPU_PATHS = ("dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-fp32", "onnxruntime-opt-fp32",
-             "onnxruntime-int8", "openvino-fp32", "openvino-int8", "sparse-runtime", "deepsparse")
+             "onnxruntime-int8", "openvino-fp32", "openvino-int8", "sparse-runtime", "sparse-runtime-int8",
+             "deepsparse")
+# The paths of sparsebert's own runtime (a conversion each: kernel choices in ``conversions`` / ``conversions_int8``).
+SPARSE_RUNTIME_PATHS = ("sparse-runtime", "sparse-runtime-int8")
 CUDA_PATHS = ("cuda-dense-fp32", "cuda-dense-fp16", "cuda-sparse-runtime")
 # fp32 paths: "vs fp32" is against the fastest of these (per device).
 FP32_PATHS = ("dense-fp32", "onnxruntime-fp32", "onnxruntime-opt-fp32", "openvino-fp32")
@@ -192,8 +206,9 @@ class _Paths:
     """Builds each path's callable once per model (per batch where it must)."""
 
     def __init__(self, model: nn.Module, threads: int, workdir: Path, log: Callable[[str], None],
-                 families: tuple[str, ...] | None, cpu_flags: list[str] | None = None):
+                 families: tuple[str, ...] | None, cpu_flags: list[str] | None = None, remeasure: bool = False):
         self.model = model
+        self.remeasure = remeasure
         self.threads = threads
         self.workdir = workdir
         self.log = log
@@ -208,7 +223,8 @@ class _Paths:
         self._ov = None
         self._ov_int8: tuple[Any, str] | None = None
         self._linears_free = None
-        self.conversions: dict[int, dict] = {}
+        # path -> tokens -> conversion (seconds, cache use, the ConversionReport's dict)
+        self.conversions: dict[str, dict[int, dict]] = {p: {} for p in SPARSE_RUNTIME_PATHS}
         self.warnings: list[str] = []
 
     def onnx_file(self) -> Path:
@@ -340,24 +356,40 @@ class _Paths:
                 note = f"{method}; {note}; {int8_kernel_note(self.cpu_flags)}"
             return (lambda: req.infer(feeds)), \
                 (lambda: torch.from_numpy(np.array(req.get_output_tensor(0).data)).float()), note
-        if path == "sparse-runtime":
+        if path in SPARSE_RUNTIME_PATHS:
             from sparsebert.runtime import convert
+            from sparsebert.runtime.kernels import INT8_FAMILIES
 
+            int8 = path == "sparse-runtime-int8"
+            families = self.families
+            if families and not int8:  # --kernel sbk-int8 is for the int8 path; fp32 keeps the rest (or dense)
+                families = tuple(f for f in families if f not in INT8_FAMILIES) or ("dense",)
             tokens = int(inputs["input_ids"].numel())
             m = copy.deepcopy(self.model)
             t0 = time.perf_counter()
-            # measured afresh in every bench run (no cached choices from another machine state)
-            rep = convert(m, tokens=tokens, families=self.families, cache=False, log=None)
+            # kernel choices from the on-disk cache where it has them (remeasure: timed again, cache rewritten)
+            rep = convert(m, tokens=tokens, families=families, int8=int8, cache=True, remeasure=self.remeasure,
+                          log=None)
             conv_s = time.perf_counter() - t0
-            self.conversions[tokens] = {"seconds": round(conv_s, 2), **rep.to_dict()}
-            counts = ", ".join(f"{k} x{v}" for k, v in sorted(rep.counts().items()))
-            return (lambda: last.__setitem__("o", m(**inputs))), (lambda: _logits(last["o"]).float()), \
-                f"kernels: {counts}"
+            self.conversions[path][tokens] = {"seconds": round(conv_s, 2), "source": _choice_source(rep.to_dict()),
+                                              **rep.to_dict()}
+            note = f"kernels: {_counts(rep.counts())}"
+            if int8:
+                note += f"; int8 SIMD path {rep.int8_isa}"
+            return (lambda: last.__setitem__("o", m(**inputs))), (lambda: _logits(last["o"]).float()), note
         raise InputError(f"unknown path {path!r}; known: {list(CPU_PATHS + CUDA_PATHS)}")
 
 
 def _counts(counts: dict[str, int]) -> str:
     return ", ".join(f"{k} x{v}" for k, v in sorted(counts.items()) if v)
+
+
+def _choice_source(conv: dict) -> str:
+    """Where a conversion's kernel choices came from: ``"cache"`` (every matrix's choice read from the
+    cache file, nothing timed), ``"measured"`` (nothing read from the file) or ``"mixed"``."""
+    if conv["timed"] == 0 and conv["from_cache"]:
+        return "cache"
+    return "mixed" if conv["from_cache"] else "measured"
 
 
 def _cuda_runner(path: str, model: nn.Module, inputs: dict[str, torch.Tensor],
@@ -460,7 +492,8 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
                 paths: tuple[str, ...] | None = None, deepsparse_python: str | Path | None = None,
                 warmup: int = 3, min_iters: int = 10, max_iters: int = 50, budget_s: float = 20.0,
                 families: tuple[str, ...] | None = None, cuda: bool | None = None, workdir: str | Path | None = None,
-                limit: bool = True, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+                limit: bool = True, remeasure_kernels: bool = False,
+                log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Measure every path at every batch size; see the module docstring.
 
     Args:
@@ -473,13 +506,19 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
         warmup / min_iters / max_iters: untimed calls, and timed rounds at least / at most, per path.
         budget_s: seconds per path after which no round starts once ``min_iters`` are done.
         limit: also time the linears-free model and report the physical limit.
+        families: kernel families of the sparse runtime paths (``sbk-int8`` only affects
+            ``sparse-runtime-int8``).
+        remeasure_kernels: time the sparse runtime's kernel candidates again instead of taking the
+            choices from the kernel-choice cache (the new choices are written to it).
     Returns:
         A JSON-able dict: ``environment``, ``settings``, ``results`` (batch -> list of
         :class:`PathResult` dicts), ``summary`` (batch -> ``reference_fp32`` and
         ``reference_best_dense`` (``{"path", "median_ms"}`` or None), ``dense_not_measured``
         (requested dense paths that were skipped or failed, with the reason), ``timing`` (which
         labels were interleaved, rounds) and ``limit`` (:func:`sparsebert.bench.limits.physical_limit`)),
-        ``warnings`` and ``conversions`` (the sparse runtime's kernel choices).
+        ``warnings``, ``conversions`` and ``conversions_int8`` (tokens -> the kernel choices of
+        ``sparse-runtime`` / ``sparse-runtime-int8``: ``seconds`` the conversion took, ``source``
+        ``"cache"`` / ``"measured"`` / ``"mixed"``, ``from_cache``, ``timed``, ``counts``, per matrix).
     Raises:
         InputError: an unknown path or kernel family (a ``ValueError``), a batch size or ``seq``
             < 1, or bad timing settings. A path that fails while running is reported as failed,
@@ -503,7 +542,7 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
     if families:
         from sparsebert.runtime.kernels import check_families
 
-        check_families(families)  # before any path runs (a failing path is only reported)
+        check_families(families, int8=True)  # before any path runs (a failing path is only reported)
     use_cuda = torch.cuda.is_available() if cuda is None else cuda
     if use_cuda and not paths:
         wanted = wanted + CUDA_PATHS
@@ -515,7 +554,7 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
     tmp = tempfile.TemporaryDirectory(prefix="sparsebert-bench-") if workdir is None else None
     work = Path(workdir) if workdir is not None else Path(tmp.name)
     work.mkdir(parents=True, exist_ok=True)
-    builder = _Paths(model, threads, work, log, families, env.get("cpu_flags"))
+    builder = _Paths(model, threads, work, log, families, env.get("cpu_flags"), remeasure=remeasure_kernels)
     results: dict[str, list[dict]] = {}
     summary: dict[str, dict] = {}
     problems: dict[tuple[str, str], list[int]] = {}
@@ -612,7 +651,8 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
                            "own_block": ["deepsparse"] if rows.get("deepsparse") and rows["deepsparse"].times_ms else []},
                 "limit": lim,
             }
-            warnings_ += _warnings(row_list, refs, batch, seq, builder.conversions.get(batch * seq))
+            warnings_ += _warnings(row_list, refs, batch, seq, {p: c[batch * seq] for p, c in builder.conversions.items()
+                                                                if batch * seq in c})
             results[str(batch)] = [asdict(r) for r in row_list]
     finally:
         if tmp is not None:
@@ -625,11 +665,13 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
                      "max_iters": max_iters, "budget_s": budget_s, "paths": list(wanted),
                      "timing": "all in-process paths of a batch size (and the linears-free model) interleaved, "
                                "one call each per round in rotating order; deepsparse in its own block",
-                     "kernel_families": list(families) if families else "all"},
+                     "kernel_families": list(families) if families else "all",
+                     "kernel_choices": "remeasured" if remeasure_kernels else "cache"},
         "results": results,
         "summary": summary,
         "warnings": warnings_,
-        "conversions": {str(k): v for k, v in builder.conversions.items()},
+        "conversions": {str(k): v for k, v in builder.conversions["sparse-runtime"].items()},
+        "conversions_int8": {str(k): v for k, v in builder.conversions["sparse-runtime-int8"].items()},
     }
 
 
@@ -678,7 +720,8 @@ def _problem_warnings(problems: dict[tuple[str, str], list[int]]) -> list[str]:
 
 
 def _warnings(rows: list[PathResult], refs: dict[str, Any], batch: int, seq: int,
-              conversion: dict | None) -> list[str]:
+              conversions: dict[str, dict] | None) -> list[str]:
+    """The batch size's warnings; ``conversions``: sparse runtime path -> its conversion dict."""
     out = []
     dense = [r.path for r in rows if r.median_ms and r.path in DENSE_PATHS]
     if dense:
@@ -690,15 +733,16 @@ def _warnings(rows: list[PathResult], refs: dict[str, Any], batch: int, seq: int
             names = ", ".join(m["path"] for m in missing)
             out.append(f"batch {batch}: best dense = {best['path'] if best else 'none'} among the dense paths measured; "
                        f"requested but not measured: {names} (the ratio does not include them)")
-    sparse = next((r for r in rows if r.path == "sparse-runtime" and r.median_ms), None)
     best = refs.get("reference_best_dense")
-    if sparse and best and sparse.vs_best_dense is not None and sparse.vs_best_dense < 1.0:
-        out.append(f"batch {batch} x {seq}: sparsity does NOT pay: the sparse runtime is {1 / sparse.vs_best_dense:.2f}x "
-                   f"slower than {best['path']}")
-    if conversion:
+    for path in SPARSE_RUNTIME_PATHS:
+        sparse = next((r for r in rows if r.path == path and r.median_ms), None)
+        if sparse and best and sparse.vs_best_dense is not None and sparse.vs_best_dense < 1.0:
+            out.append(f"batch {batch} x {seq}: sparsity does NOT pay: {path} is {1 / sparse.vs_best_dense:.2f}x "
+                       f"slower than {best['path']}")
+    for path, conversion in (conversions or {}).items():
         dense_left = conversion["counts"].get("dense", 0)
         if dense_left:
-            out.append(f"batch {batch}: {dense_left} of {len(conversion['matrices'])} matrices stayed dense "
+            out.append(f"batch {batch}: {path}: {dense_left} of {len(conversion['matrices'])} matrices stayed dense "
                        f"(no sparse kernel measured faster)")
     return out
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from sparsebert.data.tasks import get_task
 from sparsebert.experiment.grid import Cell
-from sparsebert.experiment.s4 import best_path, load_s4, s4_models
+from sparsebert.experiment.s4 import best_path, load_s4, s4_models, sparse_int8_row
 from sparsebert.experiment.spec import ExperimentSpec
 from sparsebert.io import read_json, write_json_atomic, write_text_atomic
 
@@ -131,7 +131,9 @@ def retention(agg: list[dict], spec: ExperimentSpec, majority: dict[str, float |
 
 
 def s4_table(spec: ExperimentSpec, out: Path, rows: list[dict]) -> list[dict]:
-    """Per task and compared model: metric, encoder non-zeros, best path and throughput per batch size."""
+    """Per task and compared model: metric, encoder non-zeros, best path and throughput per batch size,
+    and (sparse model) the sparse int8 runtime's throughput beside it (``sparse_int8_*``, None if not
+    timed; its accuracy is not evaluated, so it is never the best path)."""
     by_cell = {r["cell"]: r for r in rows}
     table = []
     for task in spec.tasks:
@@ -144,11 +146,14 @@ def s4_table(spec: ExperimentSpec, out: Path, rows: list[dict]) -> list[dict]:
             for batch, results in bench[label]["bench"]["results"].items():
                 best = best_path(results)
                 fp32 = next((r for r in results if r["path"] == "dense-fp32"), None)
+                int8 = sparse_int8_row(results)
                 entry["throughput"][batch] = {
                     "best_path": best["path"] if best else None,
                     "seq_per_s": best["seq_per_s"] if best else None,
                     "median_ms": best["median_ms"] if best else None,
                     "fp32_seq_per_s": fp32["seq_per_s"] if fp32 else None,
+                    "sparse_int8_seq_per_s": int8["seq_per_s"] if int8 else None,
+                    "sparse_int8_median_ms": int8["median_ms"] if int8 else None,
                 }
             table.append(entry)
     return table
@@ -210,13 +215,17 @@ def render_markdown(spec: ExperimentSpec, results: dict, command: str) -> str:
     if results["s4"]:
         batches = list(results["s4"][0]["throughput"])
         lines += ["", "## S4 comparison: sparse large vs small dense vs dense teacher", "",
-                  "Throughput in sequences/s of each model's fastest path (sparse runtime or best dense: fp32, "
-                  "bf16 autocast, dynamic int8), measured after training on the same machine; the metric is that "
-                  f"of the timed model (seed {spec.seeds[0]}).", "",
+                  "Throughput in sequences/s of each model's fastest path (sparse runtime or best dense: torch "
+                  "fp32 / bf16 / dynamic int8, ONNX Runtime optimised fp32 / int8, OpenVINO fp32 / int8, where "
+                  "installed), measured after training on the same machine; the metric is that of the timed fp32 "
+                  f"model (seed {spec.seeds[0]}). *int8 sparse*: the sparse int8 runtime, beside the main figure "
+                  "because its accuracy is not evaluated here.", "",
                   "| task | model | encoder non-zeros | metric | " + " | ".join(f"batch {b}: seq/s (path)" for b in batches) + " |",
                   "|---|---|---|---|" + "---|" * len(batches)]
         for e in results["s4"]:
-            tp = " | ".join(f"{t['seq_per_s']:.1f} ({t['best_path']})" if t["seq_per_s"] else "–" for t in e["throughput"].values())
+            tp = " | ".join((f"{t['seq_per_s']:.1f} ({t['best_path']})" if t["seq_per_s"] else "–")
+                            + (f"; int8 sparse {t['sparse_int8_seq_per_s']:.1f}" if t.get("sparse_int8_seq_per_s") else "")
+                            for t in e["throughput"].values())
             metric = f"{e['metric']:.1f}" if e["metric"] is not None else "–"
             lines.append(f"| {e['task'].upper()} | {e['model']} | {e['encoder_nnz']:,} | {metric} | {tp} |")
     if results["missing"]:

@@ -16,6 +16,8 @@ tokens, threads, precision, kernel families), so the same shapes are measured on
 conversion of the same model on the same machine, e.g. ``sparsebert.load(path, runtime=True)`` in
 a new process, re-uses the choices without timing anything. The file is re-read and merged just
 before it is written, so that concurrent processes do not drop each other's entries.
+``remeasure=True`` ignores the cached choices, times every distinct matrix again and writes the new
+choices over the old ones (``sparsebert bench --remeasure-kernels``).
 """
 
 from __future__ import annotations
@@ -68,6 +70,13 @@ class ConversionReport:
     int8: bool = False
     #: the int8 kernel's SIMD path in this build (``avx2``, ``avx512-vnni``, ...); None without int8
     int8_isa: str | None = None
+    #: matrices whose choice was read from the cache file (timed in an earlier conversion)
+    from_cache: int = 0
+    #: distinct signatures timed in this conversion (each timed once, its result shared by every
+    #: matrix of that signature)
+    timed: int = 0
+    #: the cached choices were ignored and every signature timed again (``remeasure=True``)
+    remeasured: bool = False
 
     def counts(self) -> dict[str, int]:
         """How many matrices got each kernel family."""
@@ -78,9 +87,13 @@ class ConversionReport:
         return out
 
     def to_dict(self) -> dict:
+        """JSON-able: ``cached`` counts the matrices that timed nothing themselves (choice from the cache
+        file, or shared with an identical matrix timed earlier in this conversion); ``from_cache`` only
+        those read from the file; ``timed`` the distinct signatures timed now."""
         return {"tokens": self.tokens, "threads": self.threads, "device": self.device, "cache_path": self.cache_path,
                 "int8": self.int8, "int8_isa": self.int8_isa, "counts": self.counts(),
-                "cached": sum(m.cached for m in self.matrices), "matrices": [asdict(m) for m in self.matrices]}
+                "cached": sum(m.cached for m in self.matrices), "from_cache": self.from_cache, "timed": self.timed,
+                "remeasured": self.remeasured, "matrices": [asdict(m) for m in self.matrices]}
 
 
 def machine_key(device: torch.device) -> str:
@@ -174,8 +187,9 @@ def _replace(model: nn.Module, module: nn.Module, new: nn.Module) -> None:
 
 @torch.no_grad()
 def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | None = None, int8: bool = False,
-            cache: bool = True, cache_path: str | Path | None = None, rounds: int = 15, timer: Timer | None = None,
-            min_speedup: float = 1.0, seed: int = 0, log: Callable[[str], None] | None = None) -> ConversionReport:
+            cache: bool = True, cache_path: str | Path | None = None, remeasure: bool = False, rounds: int = 15,
+            timer: Timer | None = None, min_speedup: float = 1.0, seed: int = 0,
+            log: Callable[[str], None] | None = None) -> ConversionReport:
     """Replace every pruned target linear of ``model`` by its fastest kernel, in place.
 
     Args:
@@ -188,6 +202,8 @@ def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | 
             int8 changes the outputs (error bound in :mod:`sparsebert.runtime.int8`).
         cache: read and write measured choices in ``cache_path``.
         cache_path: default ``$SPARSEBERT_CACHE/kernel_choices.json`` (``~/.cache/sparsebert``).
+        remeasure: ignore the cached choices and time every distinct matrix again; with ``cache``
+            the new choices replace the old ones in the file.
         rounds: timed calls per candidate.
         timer: ``(modules, x) -> {label: seconds}``; default
             :func:`sparsebert.runtime.kernels.time_candidates` (tests inject fixed timings).
@@ -215,7 +231,9 @@ def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | 
     threads = torch.get_num_threads()
     path = Path(cache_path) if cache_path else default_cache_path()
     machine = machine_key(device) if cache else ""
-    entries = _load_cache(path, machine) if cache else {}
+    entries = _load_cache(path, machine) if cache and not remeasure else {}
+    on_disk = set(entries)
+    from_cache = 0
     measured: dict[str, dict] = {}
     gen = torch.Generator(device="cpu").manual_seed(seed)
     choices: list[MatrixChoice] = []
@@ -227,6 +245,7 @@ def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | 
         sig = signature(w, tokens, threads, fams, int8)
         entry = entries.get(sig)
         cached = bool(entry and entry.get("kernel") in by_label)
+        from_cache += cached and sig in on_disk and sig not in measured
         if cached:
             times = {k: float(v) for k, v in entry["times_ms"].items()}
             label = entry["kernel"]
@@ -257,4 +276,5 @@ def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | 
         ext = load_kernel() if device.type == "cpu" else None
         isa = ext.int8_isa() if ext is not None else "torch-reference"
     return ConversionReport(tokens=tokens, threads=threads, device=str(device), matrices=choices,
-                            cache_path=str(path) if cache else None, int8=int8, int8_isa=isa)
+                            cache_path=str(path) if cache else None, int8=int8, int8_isa=isa,
+                            from_cache=from_cache, timed=len(measured), remeasured=remeasure)
