@@ -384,11 +384,15 @@ def load(path: str | Path, *, runtime: bool = False, tokens: int = 128, verify: 
         path: a directory written by :func:`export_model` / ``sparsebert export``.
         runtime: also convert it for inference with :func:`sparsebert.runtime.convert`
             (``tokens`` and ``convert_kwargs`` are passed on, e.g. ``int8=True`` for the opt-in
-            sparse-int8 kernels). The kernel choices are cached per machine: loading the same
-            model again (any process, same ``tokens`` and thread count) times nothing.
+            sparse-int8 kernels, ``attention="eager"`` to opt out of SDPA attention). The kernel
+            choices are cached per machine: loading the same model again (any process, same
+            ``tokens`` and thread count) times nothing.
         verify: check hashes (shapes and counts are always checked).
     Returns:
         The model (same class as exported, e.g. ``BertForSequenceClassification``) in eval mode.
+        With ``runtime``, ``model.runtime_report`` is the
+        :class:`~sparsebert.runtime.ConversionReport` (kernels per matrix; ``.attention``: the
+        attention implementation that runs).
     Raises:
         SparseCheckpointError: see :func:`load_state_dict`; also a config that does not fit.
         CorruptCheckpointError: ``config.json`` or a tokenizer file differs from ``MANIFEST.json`` (named;
@@ -414,7 +418,7 @@ def load(path: str | Path, *, runtime: bool = False, tokens: int = 128, verify: 
     if runtime:
         from sparsebert.runtime import convert
 
-        convert(model, tokens=tokens, **convert_kwargs)
+        model.runtime_report = convert(model, tokens=tokens, **convert_kwargs)
     return model
 
 

@@ -4,14 +4,17 @@
 >>> report = convert(model, tokens=128)      # in place; model.eval()
 >>> logits = model(**batch).logits           # under torch.no_grad()
 >>> report = convert(model, tokens=128, int8=True)   # opt-in: sparse-int8 kernels compete too
+>>> report.attention                                  # "sdpa" (MPNet: "eager"); attention="eager" opts out
 
 See :mod:`sparsebert.runtime.convert` (choice and cache), :mod:`sparsebert.runtime.kernels`
 (candidates, timing), :mod:`sparsebert.runtime.linear` (the modules),
-:mod:`sparsebert.runtime.int8` (sparse-int8: quantisation, error bound, module) and ``csrc/`` (the
+:mod:`sparsebert.runtime.int8` (sparse-int8: quantisation, error bound, module),
+:mod:`sparsebert.runtime.attention` (SDPA / eager attention per family) and ``csrc/`` (the
 C++ kernels: fp32 CSR in ``spmm.cpp``, int8 1x4 blocks in ``spmm_int8.cpp``, built on first use by
 :mod:`sparsebert.runtime.build`).
 """
 
+from sparsebert.runtime.attention import AttentionSetting, set_attention
 from sparsebert.runtime.convert import ConversionReport, MatrixChoice, convert, target_modules
 from sparsebert.runtime.int8 import Int8BlockLinear
 from sparsebert.runtime.kernels import FAMILIES, INT8_FAMILIES
@@ -23,5 +26,6 @@ from sparsebert.runtime.linear import (
     TorchCSRLinear,
 )
 
-__all__ = ["FAMILIES", "INT8_FAMILIES", "CSRKernelLinear", "ConversionReport", "InferenceOnlyError", "Int8BlockLinear",
-           "MatrixChoice", "SparseLinearBase", "TorchBSRLinear", "TorchCSRLinear", "convert", "target_modules"]
+__all__ = ["FAMILIES", "INT8_FAMILIES", "AttentionSetting", "CSRKernelLinear", "ConversionReport", "InferenceOnlyError",
+           "Int8BlockLinear", "MatrixChoice", "SparseLinearBase", "TorchBSRLinear", "TorchCSRLinear", "convert",
+           "set_attention", "target_modules"]

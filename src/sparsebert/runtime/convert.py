@@ -10,6 +10,10 @@ With ``int8=True`` the sparse-int8 kernels (:mod:`sparsebert.runtime.int8`: int8
 blocks, activations quantised per token) are timed too; they change the numerics, so they are
 never considered otherwise.
 
+Attention runs through ``torch.nn.functional.scaled_dot_product_attention`` (transformers'
+``"sdpa"`` implementation) where the family has it, eager otherwise (MPNet); ``attention="eager"``
+opts out (:mod:`sparsebert.runtime.attention`). The report says which implementation runs.
+
 Choices are cached on disk (``$SPARSEBERT_CACHE/kernel_choices.json``) per machine (CPU model and
 flags, torch version, kernel build; up to 8 machines per file) and per signature (device, dtype, shape, density to 0.5 %,
 tokens, threads, precision, kernel families), so the same shapes are measured once: a second
@@ -32,6 +36,7 @@ import torch
 from torch import nn
 
 from sparsebert.errors import InputError
+from sparsebert.runtime.attention import check_attention, set_attention
 from sparsebert.runtime.kernels import DENSE, FAMILIES, INT8_FAMILIES, Candidate, candidates, check_families, time_candidates
 from sparsebert.targets import prunable_linears
 
@@ -70,6 +75,13 @@ class ConversionReport:
     int8: bool = False
     #: the int8 kernel's SIMD path in this build (``avx2``, ``avx512-vnni``, ...); None without int8
     int8_isa: str | None = None
+    #: attention implementation the model runs after conversion (``"sdpa"``, ``"eager"``, or
+    #: ``"sparsebert_sdpa_bf16"``; :mod:`sparsebert.runtime.attention`)
+    attention: str | None = None
+    #: dtype of the attention core: ``"float32"``, or ``"bfloat16"`` with ``attention_dtype=torch.bfloat16``
+    attention_dtype: str = "float32"
+    #: why ``attention`` differs from the request (e.g. MPNet has no SDPA path), else None
+    attention_note: str | None = None
     #: matrices whose choice was read from the cache file (timed in an earlier conversion)
     from_cache: int = 0
     #: distinct signatures timed in this conversion (each timed once, its result shared by every
@@ -91,7 +103,8 @@ class ConversionReport:
         file, or shared with an identical matrix timed earlier in this conversion); ``from_cache`` only
         those read from the file; ``timed`` the distinct signatures timed now."""
         return {"tokens": self.tokens, "threads": self.threads, "device": self.device, "cache_path": self.cache_path,
-                "int8": self.int8, "int8_isa": self.int8_isa, "counts": self.counts(),
+                "int8": self.int8, "int8_isa": self.int8_isa, "attention": self.attention,
+                "attention_dtype": self.attention_dtype, "attention_note": self.attention_note, "counts": self.counts(),
                 "cached": sum(m.cached for m in self.matrices), "from_cache": self.from_cache, "timed": self.timed,
                 "remeasured": self.remeasured, "matrices": [asdict(m) for m in self.matrices]}
 
@@ -189,7 +202,8 @@ def _replace(model: nn.Module, module: nn.Module, new: nn.Module) -> None:
 def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | None = None, int8: bool = False,
             cache: bool = True, cache_path: str | Path | None = None, remeasure: bool = False, rounds: int = 15,
             timer: Timer | None = None, min_speedup: float = 1.0, seed: int = 0,
-            log: Callable[[str], None] | None = None) -> ConversionReport:
+            log: Callable[[str], None] | None = None, attention: str | None = "sdpa",
+            attention_dtype: torch.dtype | None = None) -> ConversionReport:
     """Replace every pruned target linear of ``model`` by its fastest kernel, in place.
 
     Args:
@@ -210,17 +224,27 @@ def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | 
         min_speedup: a sparse kernel must beat dense by this factor to be used.
         seed: seed of the random measurement input.
         log: called with one line per matrix.
+        attention: ``"sdpa"`` (default: ``F.scaled_dot_product_attention``, logits within 1e-4 of
+            eager; families without it, MPNet, keep eager and the report's ``attention_note`` says
+            so), ``"eager"`` (transformers' matmul + softmax), or None (leave the model's).
+        attention_dtype: None (fp32), or ``torch.bfloat16`` to run the attention core in bf16
+            (opt-in, ``attention="sdpa"`` only; for CPUs with AVX512-BF16 / AMX, slower on AVX2).
     Returns:
-        A :class:`ConversionReport`. The model is put in eval mode.
+        A :class:`ConversionReport` (``attention`` says which implementation runs). The model is put
+        in eval mode.
     Raises:
         UnsupportedArchitectureError: the model has no known prunable linears.
-        InputError: unknown kernel family, an int8 family without ``int8=True``, or ``tokens`` < 1
+        InputError: unknown kernel family, an int8 family without ``int8=True``, ``tokens`` < 1,
+            or a bad ``attention`` / ``attention_dtype`` (see
+            :func:`sparsebert.runtime.attention.check_attention`; raised before anything is timed)
             (a ``ValueError``).
     """
     if tokens < 1:
         raise InputError(f"tokens must be >= 1, got {tokens}")
     check_families(families, int8)
+    check_attention(attention, attention_dtype)
     model.eval()
+    attn = set_attention(model, attention, attention_dtype)
     fams = tuple(families) if families else FAMILIES
     if int8:
         fams += tuple(f for f in INT8_FAMILIES if f not in fams)
@@ -277,4 +301,5 @@ def convert(model: nn.Module, *, tokens: int = 128, families: tuple[str, ...] | 
         isa = ext.int8_isa() if ext is not None else "torch-reference"
     return ConversionReport(tokens=tokens, threads=threads, device=str(device), matrices=choices,
                             cache_path=str(path) if cache else None, int8=int8, int8_isa=isa,
-                            from_cache=from_cache, timed=len(measured), remeasured=remeasure)
+                            from_cache=from_cache, timed=len(measured), remeasured=remeasure,
+                            attention=attn.implementation, attention_dtype=attn.dtype, attention_note=attn.note)
