@@ -27,6 +27,7 @@ FLAGS = {"default": "(prune defaults = recipes/sparsebert-default.yaml)",
          "lr5e-5": "--lr 5e-5",
          "aug20": "--augment runs/glue-ablation/<task>-aug20 (TinyBERT augmentation: 20 copies, p 0.4, K 15) "
                   "--max-steps <the plain cell's steps>",
+         "from-teacher": "--student runs/glue-ablation/<task>-teacher (finetune-then-prune)",
          "balanced-kd": "--attention-weight 1 --attention-loss kl --hidden-weight 1 --normalize-terms "
                         "--prediction-only-from 0.6"}
 

