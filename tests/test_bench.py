@@ -254,15 +254,7 @@ def test_bench_sparse_runtime_runs_sparse_kernels(tiny_bert, tmp_path, monkeypat
 
     monkeypatch.setattr(conv_mod, "time_candidates", lambda modules, x, rounds=15: sparse_wins(modules, x))
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
-    # The tiny model's default init (std 0.02) gives logits ~1e-3, which even an all-zero kernel output
-    # moves by < 1e-3; larger weights make the logits O(1), so a 1e-4 tolerance can catch a wrong kernel.
-    gen = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, p in model.named_parameters():
-            if p.dim() == 2 and "embeddings" not in name:
-                p.copy_(torch.randn(p.shape, generator=gen) * p.shape[1] ** -0.5 * 3)
-            elif name.endswith("bias"):
-                p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
+    _o1_weights_(model)  # logits O(1), so a 1e-4 tolerance can catch a wrong kernel
     magnitude_prune_(model, 0.9)
     model.save_pretrained(tmp_path / "run")
     args = ["bench", str(tmp_path / "run"), "--batch", "2", "--seq", "12", "--warmup", "0", "--min-iters", "2",
@@ -290,21 +282,6 @@ def _o1_weights_(model) -> None:
                 p.copy_(torch.randn(p.shape, generator=gen) * 0.1)
 
 
-def _count_kernel_timing(monkeypatch, times: dict[str, float]) -> list[list[str]]:
-    """Replace convert's default timing function (what bench ends up calling) by one reporting ``times``
-    (seconds per kernel family) and recording the candidates of every call."""
-    import sys
-
-    calls: list[list[str]] = []
-
-    def fake(modules, x, rounds=15, **kw):
-        calls.append(sorted(modules))
-        return {label: times.get(label.split("[")[0], 1.0) for label in modules}
-
-    monkeypatch.setattr(sys.modules["sparsebert.runtime.convert"], "time_candidates", fake)
-    return calls
-
-
 def test_bench_reuses_cached_kernel_choices_unless_remeasured(tiny_bert, tmp_path, monkeypatch):
     """The first bench times each distinct matrix once per sparse runtime path (fp32, int8) and caches the
     choices; a second bench of the same model (same cache) times no kernel candidate and says the choices
@@ -317,7 +294,9 @@ def test_bench_reuses_cached_kernel_choices_unless_remeasured(tiny_bert, tmp_pat
     has_int8 = load_kernel() is not None  # sbk-int8 is offered only with the compiled extension
     cache = tmp_path / "cache" / "kernel_choices.json"
     monkeypatch.setenv("SPARSEBERT_KERNEL_CACHE", str(cache))
-    calls = _count_kernel_timing(monkeypatch, {"dense": 1e-3, "sbk": 2e-4, "torch-csr": 3e-4, "sbk-int8": 1e-4})
+    from tiny import counting_time_candidates
+
+    calls = counting_time_candidates(monkeypatch, {"dense": 1e-3, "sbk": 2e-4, "torch-csr": 3e-4, "sbk-int8": 1e-4})
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
     _o1_weights_(model)
     magnitude_prune_(model, 0.9)

@@ -172,22 +172,6 @@ def test_corrupt_cache_is_ignored(tmp_path):
     assert cache_entries(cache)
 
 
-def counting_time_candidates(monkeypatch, times: dict[str, float]) -> list[list[str]]:
-    """Replace the default timing function of ``convert`` (the one ``sparsebert.load(..., runtime=True)``
-    ends up calling) by one that reports ``times`` (seconds per family) and records every call."""
-    import sys
-
-    calls: list[list[str]] = []
-
-    def fake(modules, x, rounds=15, **kw):
-        calls.append(sorted(modules))
-        return {label: times.get(label.split("[")[0], 1.0) for label in modules}
-
-    # sparsebert.runtime.convert is the function; the module is only reachable through sys.modules
-    monkeypatch.setattr(sys.modules["sparsebert.runtime.convert"], "time_candidates", fake)
-    return calls
-
-
 def test_second_load_reuses_cached_choices_without_timing(tmp_path, monkeypatch):
     """``sparsebert.load(path, runtime=True)`` times each distinct matrix once per machine; a second
     load of the same model (fresh objects, the cache re-read from disk) times nothing and gets the
@@ -197,6 +181,8 @@ def test_second_load_reuses_cached_choices_without_timing(tmp_path, monkeypatch)
 
     monkeypatch.setenv("SPARSEBERT_CACHE", str(tmp_path / "cache"))  # the default cache location
     export_model(tiny_model("bert", tmp_path), tmp_path / "exp")
+    from tiny import counting_time_candidates
+
     calls = counting_time_candidates(monkeypatch, {"dense": 1e-3, "sbk": 1e-4, "torch-csr": 2e-4, "sbk-int8": 5e-5})
     first = load(tmp_path / "exp", runtime=True, tokens=32)
     assert len(calls) == 3  # hidden x hidden, hidden -> ffn, ffn -> hidden

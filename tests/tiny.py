@@ -39,3 +39,20 @@ def make_tiny_model(out: Path, model_type: str = "bert", layers: int = 2, hidden
     AutoModel.from_config(cfg).save_pretrained(out)
     tok.save_pretrained(out)
     return out
+
+
+def counting_time_candidates(monkeypatch, times: dict[str, float]) -> list[list[str]]:
+    """Replace the default timing function of ``convert`` (what ``sparsebert.load(..., runtime=True)`` and
+    ``sparsebert bench`` end up calling) by one that reports ``times`` (seconds per kernel family) and
+    records the candidates of every call."""
+    import sys
+
+    calls: list[list[str]] = []
+
+    def fake(modules, x, rounds=15, **kw):
+        calls.append(sorted(modules))
+        return {label: times.get(label.split("[")[0], 1.0) for label in modules}
+
+    # sparsebert.runtime.convert is the function; the module is only reachable through sys.modules
+    monkeypatch.setattr(sys.modules["sparsebert.runtime.convert"], "time_candidates", fake)
+    return calls
