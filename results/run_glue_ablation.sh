@@ -7,7 +7,8 @@
 # `paper` (recipes/sparsebert-paper.yaml: all three KD terms, T 1, lr 3e-5, pruning to the last step),
 # `lr5e-5` (the default at half its peak learning rate: the long default runs diverged near 75 % sparsity),
 # `balanced-kd` (the default plus attention-probability KL and hidden-state MSE, each term normalised,
-# prediction-only after pruning ends: results/run_demo_ablation.sh's variant of that name).
+# prediction-only after pruning ends: results/run_demo_ablation.sh's variant of that name), `mean-pool`
+# (the student's head reads the masked mean of the last layer: --pooling mean), `s90` / `mean-pool-s90` (s_f 0.90).
 # Teachers: fine-tuned from the same encoder, 3 epochs, lr 5e-5, length-grouped batches.
 # Teachers first, then the cells in the order given; PAR runs at a time (default 2).
 # Usage: [EPOCHS=N] [SEED=S] bash results/run_glue_ablation.sh [TASK:VARIANT ...]   (default: every task, every variant)
@@ -32,6 +33,12 @@ declare -A V=(
   [aug20]=""  # flags set per task below
   # finetune-then-prune: the student starts from the fine-tuned teacher instead of the pre-trained encoder
   [from-teacher]=""  # --student set per task below
+  # the student's head reads the masked mean of the last hidden states instead of [CLS] (sparsebert.pooling):
+  # all-MiniLM-L6-v2 was trained with mean pooling, its [CLS] carries no input before layer 5 (results/cls_collapse.md)
+  [mean-pool]="--pooling mean"
+  # the default recipe at s_f = 0.90 (where is each task's cliff?)
+  [s90]="--sparsity 0.90"
+  [mean-pool-s90]="--pooling mean --sparsity 0.90"
   [balanced-kd]="--attention-weight 1 --attention-loss kl --hidden-weight 1 --normalize-terms --prediction-only-from 0.6"
 )
 cells=("$@")

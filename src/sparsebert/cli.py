@@ -40,6 +40,9 @@ Bf16 = Annotated[Optional[bool], typer.Option("--bf16/--no-bf16", help="bf16 aut
 Threads = Annotated[Optional[int], typer.Option(help="torch threads")]
 GroupByLength = Annotated[Optional[bool], typer.Option(
     "--group-by-length/--no-group-by-length", help="batch examples of similar length (less padding)")]
+Pooling = Annotated[Optional[str], typer.Option(
+    help="what the head reads: cls (the [CLS] token; default) | mean (masked mean of the last hidden states, "
+         "for checkpoints trained with mean pooling such as all-MiniLM-L6-v2)")]
 Overwrite = Annotated[bool, typer.Option("--overwrite", help="replace an existing output directory")]
 PushToHub = Annotated[Optional[str], typer.Option(
     "--push-to-hub", metavar="REPO", help="then upload the output (with its README.md model card) to this Hub "
@@ -84,10 +87,11 @@ def _learning_rate(learning_rate: float | None, lr: float | None) -> float | Non
 
 
 def _common(task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
-            max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length=None, lr=None) -> dict:
+            max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length=None, lr=None,
+            pooling=None) -> dict:
     """The recipe fields shared by ``finetune`` and ``prune`` (``lr``: the old name of ``learning_rate``)."""
     return dict(task=task, data_dir=data_dir, out=out, epochs=epochs, learning_rate=_learning_rate(learning_rate, lr),
-                batch_size=batch_size, group_by_length=group_by_length,
+                batch_size=batch_size, group_by_length=group_by_length, pooling=pooling,
                 max_length=max_length, max_steps=max_steps, max_train_examples=max_train_examples,
                 max_eval_examples=max_eval_examples, eval_every=eval_every, seed=seed, bf16=bf16,
                 threads=threads, overwrite=overwrite or None)
@@ -130,6 +134,7 @@ def finetune(
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
     overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None,
     group_by_length: GroupByLength = None, lr: LrAlias = None, push_to_hub: PushToHub = None,
+    pooling: Pooling = None,
 ):
     """Fine-tune the teacher on a GLUE task (best dev checkpoint kept)."""
     from sparsebert.finetune import finetune as run
@@ -139,7 +144,7 @@ def finetune(
 
     r = build_recipe(FinetuneRecipe, recipe, model=model, save_every=save_every, resume=resume, **_common(
         task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
-        max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr))
+        max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr, pooling))
     summary = run(r)
     _print_metrics(f"teacher {r.task} (best step {summary['best_step']}) -> {r.out}", summary["metrics"])
     _push(r.out, push_to_hub)
@@ -195,6 +200,7 @@ def prune(
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
     overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None,
     group_by_length: GroupByLength = None, lr: LrAlias = None, push_to_hub: PushToHub = None,
+    pooling: Pooling = None,
 ):
     """Prune the pre-trained student to --sparsity while distilling from the teacher (SparseBERT)."""
     from sparsebert.prune import prune as run
@@ -213,7 +219,7 @@ def prune(
         prediction_weight=prediction_weight, label_weight=label_weight, student_layers=student_layers,
         student_ffn=student_ffn, augment=augment, save_every=save_every, resume=resume, **_common(
             task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
-            max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr))
+            max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr, pooling))
     summary = run(r)
     s = summary["sparsity"]["targets"]
     _print_metrics(f"{s['sparsity']:.2%}-sparse student {r.task} -> {r.out}", summary["metrics"])

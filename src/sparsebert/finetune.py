@@ -50,7 +50,7 @@ def finetune(recipe: FinetuneRecipe) -> dict:
         task = begin_stage(recipe)
         tokenizer = load_tokenizer(recipe.model)
         data = load_task_data(task, recipe, tokenizer)
-        model = load_for_task(recipe.model, task).to(device())
+        model = load_for_task(recipe.model, task, pooling=recipe.pooling).to(device())
         check_models(recipe, task, model)
 
         def compute_loss(batch, step):

@@ -24,6 +24,7 @@ from torch import nn
 from sparsebert.data.tasks import TaskSpec
 from sparsebert.errors import InputError, SparsebertError
 from sparsebert.integrity import MANIFEST, read_manifest, verify_manifest
+from sparsebert.pooling import apply_pooling, config_pooling
 
 # Weight files: never needed to load a tokenizer or config; pickle-based ones are never loaded.
 WEIGHT_SUFFIXES = (".safetensors", ".bin", ".pt", ".pth", ".ckpt", ".pkl", ".h5", ".msgpack")
@@ -179,7 +180,7 @@ def check_head_labels(name: str, config, task: TaskSpec) -> None:
         raise InputError(f"{name}: checkpoint head has labels {have} (by id), task {task.name} needs {list(task.labels)}")
 
 
-def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False) -> nn.Module:
+def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False, pooling: str | None = None) -> nn.Module:
     """Load a sequence-classification model for ``task``.
 
     Args:
@@ -187,11 +188,13 @@ def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False) -> n
         task: the task; sets the head size and label names.
         require_head: the checkpoint must already be fine-tuned for this task's labels
             (teachers, evaluation); otherwise a new head is initialised (students, fine-tuning).
+        pooling: ``cls`` | ``mean`` (:mod:`sparsebert.pooling`); None = what the checkpoint's config
+            records (``cls`` when it records nothing).
     Raises:
         ModelNotFoundError: see :func:`resolve_model`; also a local directory without weights, or a
             hub id that cannot be loaded (:func:`hub_errors`).
         CorruptCheckpointError, UnsafeCheckpointError: see :func:`check_local_model`.
-        ValueError: ``require_head`` and the checkpoint's labels differ from the task's.
+        ValueError: ``require_head`` and the checkpoint's labels differ from the task's; unknown ``pooling``.
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -209,6 +212,7 @@ def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False) -> n
     hf_logging.set_verbosity_error()  # "newly initialized head" warnings are expected for students
     hf_logging.disable_progress_bar()
     try:
-        return AutoModelForSequenceClassification.from_pretrained(path, config=config, **safe)
+        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, **safe)
     finally:
         hf_logging.set_verbosity(verbosity)
+    return apply_pooling(model, pooling or config_pooling(config))

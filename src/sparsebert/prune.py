@@ -170,7 +170,7 @@ def prune(recipe: PruneRecipe) -> dict:
         task = begin_stage(recipe)
         dev = device()
         tokenizer = load_tokenizer(recipe.student)
-        student = load_for_task(recipe.student, task).to(dev)
+        student = load_for_task(recipe.student, task, pooling=recipe.pooling).to(dev)
         shrunk = None
         if recipe.student_layers or recipe.student_ffn:
             shrunk = shrink_student(student, recipe.student_layers, recipe.student_ffn)

@@ -42,6 +42,10 @@ class TrainRecipe(BaseModel):
     eval_batch_size: int = Field(128, ge=1)
     group_by_length: bool = Field(True, description="batch examples of similar length (less padding: 1.8x fewer "
                                   "tokens per step on the demo data, same accuracy; sparsebert.data.encode.train_batches)")
+    pooling: Literal["cls", "mean"] = Field(
+        "cls", description="what the classification head reads: the [CLS] token (Hugging Face's heads) or the "
+        "attention-masked mean of the last hidden states (sparsebert.pooling; for checkpoints trained with mean "
+        "pooling such as all-MiniLM-L6-v2); recorded in config.json as sparsebert_pooling")
     learning_rate: float = Field(2e-5, gt=0, lt=1)
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)

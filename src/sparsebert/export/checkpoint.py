@@ -45,6 +45,7 @@ from sparsebert.export.format import (
     value_dtype,
 )
 from sparsebert.integrity import MANIFEST, read_manifest, verify_manifest, write_manifest
+from sparsebert.pooling import apply_config_pooling
 from sparsebert.io import staged_output_dir, write_json_atomic
 from sparsebert.targets import qualified_names
 
@@ -259,9 +260,10 @@ def _load_hf(run_dir: Path) -> nn.Module:
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        return _model_class(config).from_pretrained(run_dir, **safe).eval()
+        model = _model_class(config).from_pretrained(run_dir, **safe).eval()
     finally:
         hf_logging.set_verbosity(verbosity)
+    return apply_config_pooling(model)
 
 
 def read_header(path: str | Path) -> tuple[dict, dict]:
@@ -415,6 +417,7 @@ def load(path: str | Path, *, runtime: bool = False, tokens: int = 128, verify: 
         raise SparseCheckpointError(f"{path}: weights do not fit {type(model).__name__}: "
                                     f"{str(err).splitlines()[0]} ...") from None
     model.eval()
+    apply_config_pooling(model)
     if runtime:
         from sparsebert.runtime import convert
 

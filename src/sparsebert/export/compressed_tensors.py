@@ -44,6 +44,7 @@ import torch
 from torch import nn
 
 from sparsebert.errors import InputError, MissingDependencyError
+from sparsebert.pooling import apply_config_pooling
 
 FORMAT = "sparse-bitmask"
 WEIGHTS = "model.safetensors"
@@ -234,4 +235,4 @@ def load_compressed_tensors(path: str | Path) -> nn.Module:
         del config.quantization_config
     model = _model_class(config)(config)
     compressor.decompress(str(path), model)
-    return model.eval()
+    return apply_config_pooling(model.eval())
