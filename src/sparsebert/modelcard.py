@@ -45,7 +45,7 @@ HUB_SPLITS = {"dev": "validation", "dev_matched": "validation_matched", "dev_mis
 #: Recipe keys shown in the card's settings table (the full recipe follows it).
 RECIPE_KEYS = ("task", "model", "teacher", "student", "data_dir", "epochs", "max_steps", "learning_rate",
                "lr_schedule", "batch_size", "max_length", "seed", "sparsity", "initial_sparsity", "prune_start",
-               "prune_end", "pruning_events", "criterion", "scope", "pattern", "temperature", "hardness",
+               "prune_end", "pruning_events", "criterion", "scope", "pattern", "pooling", "temperature", "hardness",
                "attention_weight", "hidden_weight", "prediction_weight", "label_weight")
 PAPER = ("Xu, Yen, Zhao & Xiao, *Rethinking Network Pruning — under the Pre-train and Fine-tune Paradigm*, "
          "NAACL 2021 (SparseBERT)")
@@ -202,6 +202,11 @@ def _body(name: str, meta: dict, summary: dict, sparsity: dict | None, recipe_te
                   f'model = AutoModelForSequenceClassification.from_pretrained("{name}")',
                   f'tokenizer = AutoTokenizer.from_pretrained("{name}")']
     lines += ["```", ""]
+    if recipe.get("pooling") == "mean":
+        lines += ["**Mean pooling.** The head reads the attention-masked mean of the last hidden states, not [CLS] "
+                  "(`config.json`: `sparsebert_pooling: mean`). `sparsebert.load` and `sparsebert evaluate` apply it; "
+                  "a plain `from_pretrained` does not — call `sparsebert.pooling.apply_config_pooling(model)` "
+                  "after loading, or the model reads [CLS] and predicts wrongly.", ""]
     if export and export.get("command"):
         lines += [f"Exported with `{export['command']}`.", ""]
     return "\n".join(lines)
