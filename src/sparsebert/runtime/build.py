@@ -7,6 +7,11 @@ One extension module from ``csrc/spmm.cpp`` (fp32 CSR, and the Python bindings),
 ``~/.cache/sparsebert``). When compilation is impossible (no compiler, no ninja, an unusual
 platform) :func:`load_kernel` returns ``None`` with the reason in :func:`build_error`, and the
 runtime falls back to torch kernels (CSR / dense).
+
+Builds of one build directory are serialised by :func:`build_lock` (the ``filelock`` library, held
+for the whole build and load): torch's own lock, ``BUILD_DIR/lock`` (``torch.utils.file_baton``,
+an ``O_EXCL`` file that a killed build leaves behind, after which every later load would wait
+forever), is then known to be stale whenever it exists, and is removed with a warning.
 """
 
 from __future__ import annotations
@@ -15,7 +20,12 @@ import hashlib
 import os
 import platform
 import threading
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from sparsebert.errors import SparsebertError
 
 _CSRC = Path(__file__).parent / "csrc"
 #: compiled translation units (spmm.cpp holds the PYBIND11 module)
@@ -23,6 +33,14 @@ _SOURCES = (_CSRC / "spmm.cpp", _CSRC / "spmm_int8.cpp")
 CFLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-DNDEBUG"]
 _lock = threading.Lock()
 _state: dict = {}
+#: how long a load waits for a build of the same build directory by another process (a build on one
+#: slow core takes minutes)
+BUILD_LOCK_TIMEOUT_S = 1800.0
+
+
+class KernelBuildLockedError(SparsebertError, TimeoutError):
+    """Another process held the build lock of the kernel's build directory for longer than
+    :data:`BUILD_LOCK_TIMEOUT_S`; the message names the lock and how to clear it."""
 
 
 def cache_dir() -> Path:
@@ -72,11 +90,65 @@ def _build_key() -> str:
     return h.hexdigest()[:12]
 
 
+def build_lock_path(build_dir: Path) -> Path:
+    """sparsebert's lock of ``build_dir`` (held by :func:`build_lock` around each build and load)."""
+    return Path(build_dir) / "sparsebert.filelock"
+
+
+@contextmanager
+def build_lock(build_dir: Path, timeout: float | None = None) -> Iterator[Path]:
+    """Hold the exclusive lock of ``build_dir`` (waiting up to ``timeout`` seconds,
+    :data:`BUILD_LOCK_TIMEOUT_S` by default, for another process's build) and remove a stale torch
+    lock ``build_dir/lock`` left by a killed build (with a warning naming it).
+
+    The lock (``build_dir/sparsebert.filelock``, ``flock`` on Unix) is released by the operating
+    system when its holder dies, even by SIGKILL, so holding it proves that no other sparsebert
+    process is building there.
+
+    Yields:
+        The lock file.
+    Raises:
+        KernelBuildLockedError: the lock stayed held for ``timeout`` seconds.
+    """
+    from filelock import FileLock, Timeout
+
+    build_dir = Path(build_dir)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    path = build_lock_path(build_dir)
+    timeout = BUILD_LOCK_TIMEOUT_S if timeout is None else timeout
+    guard = FileLock(path)
+    try:
+        guard.acquire(timeout=0)
+    except Timeout:
+        warnings.warn(f"waiting up to {timeout:.0f} s for another process building the sparse kernel in {build_dir} "
+                      f"(lock {path})", stacklevel=3)
+        try:
+            guard.acquire(timeout=timeout)
+        except Timeout:
+            raise KernelBuildLockedError(
+                f"the sparse kernel build directory {build_dir} is still locked by another process after "
+                f"{timeout:.0f} s (lock {path}): wait for that build to finish, or stop the process that holds "
+                f"the lock (`fuser {path}`), or remove {build_dir}; SPARSEBERT_NO_EXTENSION=1 skips the kernel") from None
+    try:
+        baton = build_dir / "lock"  # torch.utils.cpp_extension._jit_compile's FileBaton
+        if baton.exists():
+            warnings.warn(f"removing stale kernel build lock {baton} (left by a build that was killed; "
+                          "no process is building)", stacklevel=3)
+            baton.unlink(missing_ok=True)
+        yield path
+    finally:
+        guard.release()
+
+
 def load_kernel(verbose: bool = False):
     """The compiled extension module (``csr_linear``, ``int8_block_linear``, ``int8_quantize_tokens``,
     ``int8_isa``), or ``None`` if it cannot be built.
 
-    Disabled with ``SPARSEBERT_NO_EXTENSION=1``.
+    Disabled with ``SPARSEBERT_NO_EXTENSION=1``. Waits for a build of the same sources by another
+    process (:func:`build_lock`).
+
+    Raises:
+        KernelBuildLockedError: another process held the build lock for :data:`BUILD_LOCK_TIMEOUT_S`.
     """
     with _lock:
         if "module" in _state:
@@ -92,9 +164,12 @@ def load_kernel(verbose: bool = False):
 
                 key = _build_key()
                 build_dir = cache_dir() / "torch_extensions" / f"spmm_{key}"
-                build_dir.mkdir(parents=True, exist_ok=True)
-                module = load(name=f"sparsebert_spmm_{key}", sources=[str(s) for s in _SOURCES], extra_cflags=CFLAGS,
-                              extra_ldflags=["-fopenmp"], build_directory=str(build_dir), verbose=verbose)
+                with build_lock(build_dir):
+                    module = load(name=f"sparsebert_spmm_{key}", sources=[str(s) for s in _SOURCES],
+                                  extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"], build_directory=str(build_dir),
+                                  verbose=verbose)
+            except KernelBuildLockedError:
+                raise  # not a reason to fall back silently: the user can clear it
             except Exception as err:  # compiler missing, ninja missing, headers missing, ...
                 _state["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
                 module = None
