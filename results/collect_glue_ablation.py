@@ -29,7 +29,10 @@ FLAGS = {"default": "(prune defaults = recipes/sparsebert-default.yaml)",
                   "--max-steps <the plain cell's steps>",
          "from-teacher": "--student runs/glue-ablation/<task>-teacher (finetune-then-prune)",
          "balanced-kd": "--attention-weight 1 --attention-loss kl --hidden-weight 1 --normalize-terms "
-                        "--prediction-only-from 0.6"}
+                        "--prediction-only-from 0.6",
+         "mean-pool": "--pooling mean (the student's head reads the masked mean of the last layer)",
+         "s90": "--sparsity 0.90",
+         "mean-pool-s90": "--pooling mean --sparsity 0.90"}
 
 
 def cells() -> list[tuple[str, str, str, Path, Path]]:
