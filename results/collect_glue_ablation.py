@@ -32,7 +32,8 @@ FLAGS = {"default": "(prune defaults = recipes/sparsebert-default.yaml)",
                         "--prediction-only-from 0.6",
          "mean-pool": "--pooling mean (the student's head reads the masked mean of the last layer)",
          "s90": "--sparsity 0.90",
-         "mean-pool-s90": "--pooling mean --sparsity 0.90"}
+         "mean-pool-s90": "--pooling mean --sparsity 0.90",
+         "attn-mse": "--attention-weight 1 --attention-loss mse (the paper's attention-score MSE on top of the default)"}
 
 
 def cells() -> list[tuple[str, str, str, Path, Path]]:

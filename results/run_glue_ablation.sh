@@ -8,7 +8,8 @@
 # `lr5e-5` (the default at half its peak learning rate: the long default runs diverged near 75 % sparsity),
 # `balanced-kd` (the default plus attention-probability KL and hidden-state MSE, each term normalised,
 # prediction-only after pruning ends: results/run_demo_ablation.sh's variant of that name), `mean-pool`
-# (the student's head reads the masked mean of the last layer: --pooling mean), `s90` / `mean-pool-s90` (s_f 0.90).
+# (the student's head reads the masked mean of the last layer: --pooling mean), `s90` / `mean-pool-s90` (s_f 0.90),
+# `attn-mse` (the default plus the paper's attention-score MSE, weight 1).
 # Teachers: fine-tuned from the same encoder, 3 epochs, lr 5e-5, length-grouped batches.
 # Teachers first, then the cells in the order given; PAR runs at a time (default 2).
 # Usage: [EPOCHS=N] [SEED=S] bash results/run_glue_ablation.sh [TASK:VARIANT ...]   (default: every task, every variant)
@@ -39,6 +40,9 @@ declare -A V=(
   # the default recipe at s_f = 0.90 (where is each task's cliff?)
   [s90]="--sparsity 0.90"
   [mean-pool-s90]="--pooling mean --sparsity 0.90"
+  # the default plus the paper's attention term (pre-softmax score MSE, weight 1, not normalised): does keeping
+  # the teacher's attention keep a sentence-pair task? (results/sensitivity_oneshot.md: STS-B's Q+K are fragile)
+  [attn-mse]="--attention-weight 1 --attention-loss mse"
   [balanced-kd]="--attention-weight 1 --attention-loss kl --hidden-weight 1 --normalize-terms --prediction-only-from 0.6"
 )
 cells=("$@")
