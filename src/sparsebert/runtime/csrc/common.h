@@ -5,6 +5,7 @@
 #include <torch/extension.h>
 
 #include <cstdint>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,31 @@ inline void transpose_block(const float* src, int64_t src_stride, float* dst, in
 #endif
   for (int64_t i = 0; i < rows; ++i)
     for (int64_t c = 0; c < cols; ++c) dst[c * dst_stride + i] = src[i * src_stride + c];
+}
+
+// A 64-byte aligned scratch buffer of at least n elements of T for the calling thread, grown on
+// demand and kept across calls (a fresh large allocation would be page-faulted in on every call);
+// freed when the thread exits. One buffer per (Tag, thread): uses that are live at the same time on
+// one thread need different tags (at::parallel_for also runs tasks on the calling thread, so a
+// call's scratch and a task's scratch would otherwise be the same memory). ``what`` names the
+// kernel in the out-of-memory error. n == 0 returns nullptr until a larger request.
+template <typename T, typename Tag>
+T* thread_scratch(size_t n, const char* what) {
+  struct Buf {
+    void* p = nullptr;
+    size_t bytes = 0;
+    ~Buf() { std::free(p); }
+  };
+  thread_local Buf buf;
+  const size_t need = ((n * sizeof(T) + 63) / 64) * 64;
+  if (buf.bytes < need) {
+    std::free(buf.p);
+    buf.bytes = 0;
+    buf.p = std::aligned_alloc(64, need);
+    TORCH_CHECK(buf.p != nullptr, what, ": out of memory for a ", need, "-byte scratch buffer");
+    buf.bytes = need;
+  }
+  return static_cast<T*>(buf.p);
 }
 
 // A [rows, cols] fp32 tensor; outputs of 1 MiB and more come from a small per-size pool of

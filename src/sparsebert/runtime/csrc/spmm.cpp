@@ -30,6 +30,7 @@
 namespace {
 
 using sparsebert::pooled_empty;
+using sparsebert::thread_scratch;
 using sparsebert::transpose_block;
 
 typedef float vf __attribute__((vector_size(64)));
@@ -102,23 +103,8 @@ void pack_tile(const float* x, int64_t n_tok, int64_t k_in, int64_t tt, int64_t 
       for (int64_t t = tn; t < tt; ++t) xp[k * tt + t] = 0.0f;
 }
 
-// A 64-byte aligned scratch buffer per thread, grown on demand and kept across calls.
-float* thread_buffer(int64_t n) {
-  struct Buf {
-    float* p = nullptr;
-    int64_t n = 0;
-    ~Buf() { std::free(p); }
-  };
-  thread_local Buf buf;
-  if (buf.n < n) {
-    std::free(buf.p);
-    const size_t bytes = ((static_cast<size_t>(n) * sizeof(float) + 63) / 64) * 64;
-    buf.p = static_cast<float*>(std::aligned_alloc(64, bytes));
-    TORCH_CHECK(buf.p != nullptr, "csr_linear: out of memory for a ", bytes, "-byte tile buffer");
-    buf.n = n;
-  }
-  return buf.p;
-}
+// the packed token tile of each thread (thread_scratch)
+struct PackedTileScratch;
 
 template <typename Index>
 void run(const float* x, int64_t n_tok, int64_t k_in, const int32_t* rp, const Index* ci, const float* vals,
@@ -131,7 +117,7 @@ void run(const float* x, int64_t n_tok, int64_t k_in, const int32_t* rp, const I
   // Tasks are (token tile, block of rows), tile-major. Each thread packs the tile it works on into
   // its own buffer (cache-resident, reused across calls); threads sharing a tile both pack it.
   at::parallel_for(0, n_tiles * n_rb, 1, [&](int64_t begin, int64_t end) {
-    float* xt = thread_buffer(k_in * tt);
+    float* xt = thread_scratch<float, PackedTileScratch>(static_cast<size_t>(k_in * tt), "csr_linear");
     int64_t packed = -1;
     for (int64_t w = begin; w < end; ++w) {
       const int64_t tile = w / n_rb, r = w % n_rb;

@@ -193,25 +193,8 @@ void tile_rows(const int8_t* __restrict xt, const float* __restrict sxt, const i
   }
 }
 
-// Scratch of the calling thread (quantised activations of one call), 64-byte aligned, grown on
-// demand and kept: a fresh large allocation would be page-faulted in on every call.
-uint8_t* call_buffer(size_t bytes) {
-  struct Buf {
-    uint8_t* p = nullptr;
-    size_t n = 0;
-    ~Buf() { std::free(p); }
-  };
-  thread_local Buf buf;
-  if (buf.n < bytes) {
-    std::free(buf.p);
-    buf.n = 0;
-    const size_t size = ((bytes + 63) / 64) * 64;
-    buf.p = static_cast<uint8_t*>(std::aligned_alloc(64, size));
-    TORCH_CHECK(buf.p != nullptr, "int8_block_linear: out of memory for a ", size, "-byte activation buffer");
-    buf.n = size;
-  }
-  return buf.p;
-}
+// the quantised activations of one call, on the calling thread (thread_scratch)
+struct CallScratch;
 
 template <int V>
 void run_tile(bool simd, const int8_t* xt, const float* sxt, const int32_t* rp, const uint16_t* bc, const int32_t* wv,
@@ -289,7 +272,8 @@ torch::Tensor int8_block_linear(torch::Tensor x, torch::Tensor row_ptr, torch::T
 
   const int64_t tt = tile, kb = (k_in + 3) / 4, n_tiles = (n_tok + tt - 1) / tt;
   const size_t xp_bytes = ((static_cast<size_t>(n_tiles * tt * kb * 4) + 63) / 64) * 64;
-  uint8_t* scratch = call_buffer(xp_bytes + static_cast<size_t>(n_tiles * tt) * sizeof(float));
+  uint8_t* scratch = thread_scratch<uint8_t, CallScratch>(xp_bytes + static_cast<size_t>(n_tiles * tt) * sizeof(float),
+                                                         "int8_block_linear");
   int8_t* xp = reinterpret_cast<int8_t*>(scratch);
   float* sx = reinterpret_cast<float*>(scratch + xp_bytes);
   pack_tokens(x.data_ptr<float>(), n_tok, k_in, kb, tt, xp, sx);
