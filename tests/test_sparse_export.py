@@ -390,3 +390,14 @@ def test_storage_estimate_equals_what_export_writes(pruned, tmp_path):
         assert est["targets_compressed_bytes"] == s["targets"]["compressed_bytes"]
         assert est["targets_dense_fp32_bytes"] == s["targets"]["dense_fp32_bytes"]
         assert est["checkpoint_sparse_bytes"] == s["targets"]["compressed_bytes"] + s["other_tensors_bytes"]
+
+
+def test_runtime_only_arguments_without_runtime_are_refused(pruned, tmp_path):
+    from sparsebert.errors import InputError
+
+    export_model(pruned, tmp_path / "e")
+    with pytest.raises(InputError, match=r"int8, attention need runtime=True"):
+        load(tmp_path / "e", runtime=False, int8=True, attention="eager")
+    with pytest.raises(InputError, match=r"tokens need runtime=True"):
+        load(tmp_path / "e", tokens=32)
+    assert load(tmp_path / "e", verify=False) is not None  # load's own arguments are fine

@@ -379,14 +379,16 @@ def load_any(path: str | Path) -> nn.Module:
     return load(path) if (path / WEIGHTS).is_file() else _load_hf(path)
 
 
-def load(path: str | Path, *, runtime: bool = False, tokens: int = 128, verify: bool = True, **convert_kwargs) -> nn.Module:
+def load(path: str | Path, *, runtime: bool = False, tokens: int | None = None, verify: bool = True,
+         **convert_kwargs) -> nn.Module:
     """Rebuild the model of a sparse checkpoint directory (no pickle; every hash checked).
 
     Args:
         path: a directory written by :func:`export_model` / ``sparsebert export``.
         runtime: also convert it for inference with :func:`sparsebert.runtime.convert`
-            (``tokens`` and ``convert_kwargs`` are passed on, e.g. ``int8=True`` for the opt-in
-            sparse-int8 kernels, ``attention="eager"`` to opt out of SDPA attention). The kernel
+            (``tokens``, default 128, and ``convert_kwargs`` are passed on, e.g. ``int8=True`` for
+            the opt-in sparse-int8 kernels, ``attention="eager"`` to opt out of SDPA attention;
+            both are refused without ``runtime``). The kernel
             choices are cached per machine: loading the same model again (any process, same
             ``tokens`` and thread count) times nothing.
         verify: check hashes (shapes and counts are always checked).
@@ -396,12 +398,17 @@ def load(path: str | Path, *, runtime: bool = False, tokens: int = 128, verify: 
         :class:`~sparsebert.runtime.ConversionReport` (kernels per matrix; ``.attention``: the
         attention implementation that runs).
     Raises:
+        InputError: ``tokens`` or a ``convert_kwargs`` argument without ``runtime=True`` (named).
         SparseCheckpointError: see :func:`load_state_dict`; also a config that does not fit.
         CorruptCheckpointError: ``config.json`` or a tokenizer file differs from ``MANIFEST.json`` (named;
             checked first when there is one).
     """
     from transformers import AutoConfig
 
+    runtime_only = (["tokens"] if tokens is not None else []) + list(convert_kwargs)
+    if runtime_only and not runtime:
+        raise InputError(f"load({str(path)!r}): {', '.join(runtime_only)} need runtime=True (they configure the "
+                         "sparse-kernel conversion and would be ignored without it)")
     path = Path(path)
     files = read_manifest(path)
     if files is not None:  # side files (config, tokenizer); the weights carry their own per-tensor hashes
@@ -421,7 +428,7 @@ def load(path: str | Path, *, runtime: bool = False, tokens: int = 128, verify: 
     if runtime:
         from sparsebert.runtime import convert
 
-        model.runtime_report = convert(model, tokens=tokens, **convert_kwargs)
+        model.runtime_report = convert(model, tokens=128 if tokens is None else tokens, **convert_kwargs)
     return model
 
 
