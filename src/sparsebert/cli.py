@@ -401,15 +401,30 @@ def bench(
                                                 "group gets this x its number of paths)")] = 20.0,
     out: Annotated[Optional[Path], typer.Option(help="write OUT.json and OUT.md")] = None,
     sizes: Annotated[bool, typer.Option("--sizes/--no-sizes", help="also export to a temp dir and report bytes on disk")] = True,
+    task: Annotated[Optional[str], typer.Option(help=(
+        "also the dev metric of every path on this GLUE task (examples truncated to --seq tokens, batches of the "
+        "largest --batch padded to batch x seq)"))] = None,
+    data_dir: DataDir = None,
+    eval_examples: Annotated[Optional[int], typer.Option(help="with --task: first N examples of each eval split")] = None,
+    timing: Annotated[bool, typer.Option("--timing/--no-timing", help="--no-timing (with --task): only the dev "
+                                         "metrics, no latency")] = True,
 ):
     """Latency and throughput: dense baselines (torch fp32/bf16/int8, ONNX Runtime plain/optimised/int8,
     OpenVINO fp32/int8) vs the sparse runtime fp32 and int8 (and DeepSparse), timed interleaved, with the
-    physical limit. Kernel choices come from the kernel-choice cache unless --remeasure-kernels."""
-    from sparsebert.bench.render import batch_table, bottom_lines
+    physical limit. Kernel choices come from the kernel-choice cache unless --remeasure-kernels. With --task,
+    also each path's dev metric (agreement with torch fp32, sparse-int8 vs sparse fp32)."""
+    import time
+
+    from sparsebert.bench.render import accuracy_lines, batch_table, bottom_lines, build_table
     from sparsebert.bench.run import bench_model, command_line, describe_model, write_outputs
 
+    t0 = time.perf_counter()
     if (model is None) == (synthetic is None):
         raise InputError("give either MODEL or --synthetic bert-base|minilm")
+    if task is None and (data_dir is not None or eval_examples is not None or not timing):
+        raise InputError("--data-dir, --eval-examples and --no-timing go with --task (the dev metric per path)")
+    if task is not None and synthetic:
+        raise InputError("--task needs a MODEL directory with a task head and a tokenizer, not --synthetic")
     if synthetic:
         from sparsebert.bench.synthetic import synthetic_model
 
@@ -422,22 +437,33 @@ def bench(
         m = load_any(model)
         title = f"sparsebert bench: {model}"
         source = model
+    eval_data = None
+    if task is not None:
+        from sparsebert.bench.accuracy import load_eval_data
+
+        eval_data = load_eval_data(model, task, data_dir, max_length=seq, max_examples=eval_examples)
     info = describe_model(m, seq)
     console.print(info)
     result = bench_model(m, batches=tuple(batch or (1, 32)), seq=seq, threads=threads,
                          paths=tuple(path) if path else None, families=tuple(kernels) if kernels else None,
                          deepsparse_python=deepsparse_python, warmup=warmup, min_iters=min_iters,
                          max_iters=max_iters, budget_s=budget, remeasure_kernels=remeasure_kernels,
-                         log=lambda s: console.print(f"[dim]{s}[/dim]"))
+                         eval_data=eval_data, timing=timing, log=lambda s: console.print(f"[dim]{s}[/dim]"))
     result["model_info"] = info
     if sizes:
         from sparsebert.bench.sizes import export_sizes
 
         result["sizes"] = export_sizes(m, source)
     for b, rows_ in result["results"].items():
-        console.print(f"\nbatch {b} x {seq}")
-        console.print(batch_table(rows_, result.get("summary", {}).get(b)), markup=False)
-        for line in bottom_lines(result, b):
+        console.print(f"\nbatch {b} x {seq}" + ("" if timing else ": not timed (--no-timing)"))
+        console.print(batch_table(rows_, result.get("summary", {}).get(b)) if timing else build_table(rows_),
+                      markup=False)
+        for line in bottom_lines(result, b) if timing else []:
+            if line:
+                console.print(line, markup=False)
+    if result.get("accuracy"):
+        console.print("")
+        for line in accuracy_lines(result["accuracy"]):
             if line:
                 console.print(line, markup=False)
     for w in result["warnings"]:
@@ -446,7 +472,9 @@ def bench(
         given = dict(model=model, synthetic=synthetic, sparsity=sparsity if synthetic else None, batch=batch, seq=seq,
                      threads=threads, path=path, kernel=kernels, deepsparse_python=deepsparse_python, warmup=warmup,
                      min_iters=min_iters, max_iters=max_iters, budget=budget, remeasure_kernels=remeasure_kernels,
-                     no_sizes=not sizes, out=out)
+                     no_sizes=not sizes, task=task, data_dir=data_dir, eval_examples=eval_examples,
+                     no_timing=not timing, out=out)
+        result["command_wall_s"] = round(time.perf_counter() - t0, 1)
         j, md = write_outputs(result, out, command_line(given), title)
         console.print(f"wrote {j} and {md}")
 

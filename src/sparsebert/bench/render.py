@@ -5,7 +5,8 @@ reason), the two reference paths by name (fastest fp32, best dense), how the pat
 and the physical limit (FLOP reduction, the non-linear part's time, each path over it), then a
 bottom line per sparse runtime path (``sparse-runtime``, ``sparse-runtime-int8``: its speed-up over
 the fastest fp32 and the best dense path) and its conversion (seconds, kernel choices from the
-cache or measured in this run).
+cache or measured in this run). With a dev set (``--task``), a section with each path's dev metric
+(:func:`accuracy_table`); without timing (``--no-timing``) the latency tables are left out.
 """
 
 from __future__ import annotations
@@ -60,6 +61,20 @@ def batch_table(rows: list[dict[str, Any]], summary: dict[str, Any] | None = Non
             f"| {r['path']} | {r['median_ms']:.2f} | {spread} | {_f(r['seq_per_s'], '.1f')} | "
             f"{_ratio(r.get('vs_fp32'))} | {_ratio(r.get('vs_best_dense'))} | {_ratio(r.get('vs_torch_fp32'))} | "
             f"{_ratio(r.get('x_linears_free'))} | {diff} | {sparse} | {note} |")
+    return "\n".join(lines)
+
+
+def build_table(rows: list[dict[str, Any]]) -> str:
+    """The paths of an untimed batch size (``--no-timing``): status, max abs Δ logits against torch
+    fp32 on the bench's random inputs, and the note (kernels, precision) or the reason it did not run."""
+    lines = ["| path | status | max abs Δ logits (random inputs) | uses sparsity | note |", "|---|---|---:|:---:|---|"]
+    for r in rows:
+        sparse = "yes" if r["uses_sparsity"] else "no"
+        if r.get("skipped"):
+            lines.append(f"| {WARN} {r['path']} | {r['status']} | — | {sparse} | {WARN} {r['skipped']} |")
+            continue
+        diff = "ref" if r["path"] == "dense-fp32" else _f(r.get("max_abs_diff"), ".1e")
+        lines.append(f"| {r['path']} | ok | {diff} | {sparse} | {r.get('note', '')} |")
     return "\n".join(lines)
 
 
@@ -180,6 +195,61 @@ def bottom_lines(result: dict[str, Any], batch: str | int) -> list[str]:
     return _sparse_line(rows, summ) + _conversion_lines(result, int(batch) * result["settings"]["seq"])
 
 
+def _points(x: float | None) -> str:
+    return "—" if x is None else f"{x:+.2f}"
+
+
+def accuracy_table(acc: dict[str, Any]) -> str:
+    """The dev-metric table of :func:`sparsebert.bench.accuracy.accuracy_result`: a row per path (a
+    path without a metric is a ⚠ row with the reason); metrics in percent, differences in points,
+    agreement with ``dense-fp32`` in percent of the examples."""
+    splits = list(acc["examples"])
+    main = acc["main_metric"]
+    ok = [r for r in acc["paths"] if r["status"] == "ok"]
+    names = list(next(iter(ok[0]["metrics"].values()))) if ok else [main]
+    tag = (lambda s: f" {s}") if len(splits) > 1 else (lambda s: "")
+    cols = [f"{m}{tag(s)} %" for s in splits for m in names]
+    cols += [f"Δ {main}{tag(s)} vs {ref}" for ref in ("dense-fp32", "sparse-runtime") for s in splits]
+    cols += [f"agree with dense-fp32{tag(s)} %" for s in splits] + [f"max abs Δ logits{tag(s)}" for s in splits]
+    lines = ["| path | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
+    for r in acc["paths"]:
+        if r["status"] != "ok":
+            dashes = " | ".join(["—"] * (len(cols) - 1))
+            lines.append(f"| {WARN} {r['path']} | {dashes} | {WARN} {r['reason']} |")
+            continue
+        cells = [f"{100 * r['metrics'][s][m]:.2f}" for s in splits for m in names]
+        for key in ("vs_dense_fp32_points", "vs_sparse_runtime_points"):
+            cells += [_points((r.get(key) or {}).get(s, {}).get(main)) for s in splits]
+        agree, diff = r.get("agreement_dense_fp32") or {}, r.get("max_abs_diff_logits") or {}
+        cells += [_f(100 * agree[s] if s in agree else None, ".2f") for s in splits]
+        cells += ["ref" if r["path"] == "dense-fp32" else _f(diff.get(s), ".1e") for s in splits]
+        lines.append(f"| {r['path']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def accuracy_lines(acc: dict[str, Any]) -> list[str]:
+    """The dev-metric section: what was run and how, the table, the sparse-int8 check (Markdown lines)."""
+    examples = ", ".join(f"{s} {n} examples" for s, n in acc["examples"].items())
+    out = [f"## dev metric per path: {acc['task']} ({examples}, from {acc['source']})", "",
+           f"Inputs: {acc['inputs']}. Examples at the {acc['max_length']}-token limit (truncated or exactly that "
+           f"long): " + ", ".join(f"{s} {n}" for s, n in acc["at_max_length"].items()) + "."
+           + (f" The model was trained and evaluated with max_length {acc['trained_max_length']}."
+              if acc.get("trained_max_length") else ""), "",
+           accuracy_table(acc), "",
+           "Metrics in percent (official GLUE metrics, `sparsebert.metrics`); Δ in points (100 x the difference of "
+           "the fractions); *agree* = examples whose prediction equals dense-fp32's; max abs Δ logits against "
+           "dense-fp32 on the same dev batches.", ""]
+    check = acc.get("int8_check")
+    if check:
+        verdict = "within" if check["within"] else f"{WARN} NOT within"
+        kernels = (f" ({check['int8_matrices']} of {check['matrices']} matrices on an int8 kernel)"
+                   if check.get("matrices") else "")
+        out += [f"**sparse-int8 check: sparse-runtime-int8{kernels} {check['metric']} on {check['split']} is "
+                f"{check['delta_points']:+.2f} points from sparse-runtime (fp32): {verdict} the tolerance of "
+                f"±{check['tolerance_points']} points.**", ""]
+    return out
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The whole report: title, command, environment, one table per batch size (with references,
     timing and physical limit), sizes, warnings."""
@@ -187,18 +257,31 @@ def markdown(result: dict[str, Any]) -> str:
     out = [f"# {result.get('title', 'sparsebert bench')}", "", "```", result.get("command", ""), "```", ""]
     versions = ", ".join(f"{k} {env[k]}" for k in ("torch", "transformers", "onnxruntime", "openvino", "nncf",
                                                     "deepsparse", "sparsebert") if env.get(k))
+    timed = st.get("timed", True)
+    calls = (f"; warm-up {st['warmup']}, {st['min_iters']}-{st['max_iters']} timed calls per path (budget "
+             f"{st['budget_s']} s per path)") if timed else ""
     out += [f"- CPU: {env['cpu_model']}, {env['cpu_count']} cores; flags: {' '.join(env['cpu_flags'])}; "
             f"torch CPU capability {env.get('torch_cpu_capability')}",
-            f"- threads: {st['threads']}; sequence length {st['seq']}; warm-up {st['warmup']}, "
-            f"{st['min_iters']}-{st['max_iters']} timed calls per path (budget {st['budget_s']} s per path)",
+            f"- threads: {st['threads']}; sequence length {st['seq']}{calls}",
             f"- timing: {st.get('timing', 'one path after the other')}",
             f"- versions: {versions}; Python {env['python']}",
             f"- load average at start / end: {env.get('loadavg_start')} / {env.get('loadavg_end')}",
-            f"- sparse kernel: {env.get('sparse_kernel')}", ""]
+            f"- sparse kernel: {env.get('sparse_kernel')}"]
+    if result.get("wall_s") is not None:
+        out.append(f"- wall time: {result['wall_s']} s (the bench)"
+                   + (f", {result['command_wall_s']} s (the whole command)" if result.get("command_wall_s") else ""))
+    out.append("")
     if result.get("model_info"):
         out += [f"- model: {result['model_info']}", ""]
     summaries = result.get("summary", {})
+    if result.get("accuracy"):
+        out += accuracy_lines(result["accuracy"])
     for batch, rows in result["results"].items():
+        if not timed:
+            out += [f"## batch {batch} x {st['seq']} tokens: paths built (not timed)", "",
+                    "Timing not measured (`--no-timing`: accuracy only).", "", build_table(rows), ""]
+            out += _conversion_lines(result, int(batch) * st["seq"])
+            continue
         summ = summaries.get(batch, {})
         out += [f"## batch {batch} x {st['seq']} tokens", "", batch_table(rows, summ), ""]
         for extra in (_references(summ), _timing(summ), _limit(summ)):
@@ -213,8 +296,9 @@ def markdown(result: dict[str, Any]) -> str:
         out.append("")
     if result.get("warnings"):
         out += ["## warnings", ""] + [f"- {WARN} {w}" for w in result["warnings"]] + [""]
-    out += ["Ratios are speed-ups (> 1 = faster than the reference path). *vs fp32* is against the fastest fp32 "
-            "path of the batch size (torch eager, ONNX Runtime plain or optimised, OpenVINO), *vs best dense* against "
-            "the fastest path that ignores sparsity, *vs torch eager fp32* against `dense-fp32`. max abs Δ logits is "
-            "against torch eager fp32 on the same inputs.", ""]
+    if timed:
+        out += ["Ratios are speed-ups (> 1 = faster than the reference path). *vs fp32* is against the fastest fp32 "
+                "path of the batch size (torch eager, ONNX Runtime plain or optimised, OpenVINO), *vs best dense* "
+                "against the fastest path that ignores sparsity, *vs torch eager fp32* against `dense-fp32`. max abs "
+                "Δ logits is against torch eager fp32 on the same inputs.", ""]
     return "\n".join(out)

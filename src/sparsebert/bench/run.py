@@ -50,6 +50,12 @@ kernel candidates; ``remeasure_kernels=True`` (``--remeasure-kernels``) times th
 writes the new choices to the cache. ``conversions`` / ``conversions_int8`` say, per token count,
 how long the conversion took and how many choices came from the cache (``from_cache``) or were
 timed in this run (``timed`` distinct shapes).
+
+With ``eval_data`` (``--task``, ``--data-dir``) the task's dev split(s) also run through every CPU
+path built at the largest batch size, with the callables that are timed, and each path's dev
+metric, its difference to ``dense-fp32`` and ``sparse-runtime`` and its agreement with
+``dense-fp32`` go to ``accuracy`` (:mod:`sparsebert.bench.accuracy`); ``timing=False``
+(``--no-timing``) then skips all timing.
 """
 
 from __future__ import annotations
@@ -64,7 +70,7 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -73,6 +79,9 @@ from torch import nn
 from sparsebert.bench.engines import NotInstalled
 from sparsebert.errors import InputError
 from sparsebert.timing import time_calls
+
+if TYPE_CHECKING:
+    from sparsebert.bench.accuracy import EvalData
 
 CPU_PATHS = ("dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-fp32", "onnxruntime-opt-fp32",
              "onnxruntime-int8", "openvino-fp32", "openvino-int8", "sparse-runtime", "sparse-runtime-int8",
@@ -492,8 +501,8 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
                 paths: tuple[str, ...] | None = None, deepsparse_python: str | Path | None = None,
                 warmup: int = 3, min_iters: int = 10, max_iters: int = 50, budget_s: float = 20.0,
                 families: tuple[str, ...] | None = None, cuda: bool | None = None, workdir: str | Path | None = None,
-                limit: bool = True, remeasure_kernels: bool = False,
-                log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
+                limit: bool = True, remeasure_kernels: bool = False, eval_data: EvalData | None = None,
+                timing: bool = True, log: Callable[[str], None] = lambda s: None) -> dict[str, Any]:
     """Measure every path at every batch size; see the module docstring.
 
     Args:
@@ -510,6 +519,12 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
             ``sparse-runtime-int8``).
         remeasure_kernels: time the sparse runtime's kernel candidates again instead of taking the
             choices from the kernel-choice cache (the new choices are written to it).
+        eval_data: also run these eval split(s) (:func:`sparsebert.bench.accuracy.load_eval_data`,
+            truncated to ``seq``) through every path built at the largest batch size and report
+            each path's dev metric (:mod:`sparsebert.bench.accuracy`); CUDA paths and DeepSparse
+            are not evaluated (a warning says so).
+        timing: False: time nothing (no latency, no linears-free model, no DeepSparse); the paths
+            are only built, checked against torch fp32 and (with ``eval_data``) evaluated.
     Returns:
         A JSON-able dict: ``environment``, ``settings``, ``results`` (batch -> list of
         :class:`PathResult` dicts), ``summary`` (batch -> ``reference_fp32`` and
@@ -518,11 +533,14 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
         labels were interleaved, rounds) and ``limit`` (:func:`sparsebert.bench.limits.physical_limit`)),
         ``warnings``, ``conversions`` and ``conversions_int8`` (tokens -> the kernel choices of
         ``sparse-runtime`` / ``sparse-runtime-int8``: ``seconds`` the conversion took, ``source``
-        ``"cache"`` / ``"measured"`` / ``"mixed"``, ``from_cache``, ``timed``, ``counts``, per matrix).
+        ``"cache"`` / ``"measured"`` / ``"mixed"``, ``from_cache``, ``timed``, ``counts``, per matrix),
+        ``wall_s`` (seconds of the whole bench) and, with ``eval_data``, ``accuracy``
+        (:func:`sparsebert.bench.accuracy.accuracy_result`).
     Raises:
         InputError: an unknown path or kernel family (a ``ValueError``), a batch size or ``seq``
-            < 1, or bad timing settings. A path that fails while running is reported as failed,
-            with the error, and does not stop the others.
+            < 1, or bad timing settings (or ``timing=False`` without ``eval_data``); with ``eval_data``,
+            a model without a head for its task. A path that fails while running is reported as
+            failed, with the error, and does not stop the others.
     """
     if not batches or any(int(b) < 1 for b in batches):
         raise InputError(f"batch sizes must be >= 1; got {list(batches)}")
@@ -531,10 +549,19 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
     if warmup < 0 or min_iters < 1 or max_iters < min_iters or budget_s < 0:
         raise InputError(f"bench needs warmup >= 0, 1 <= min_iters <= max_iters and budget >= 0; got "
                          f"warmup={warmup}, min_iters={min_iters}, max_iters={max_iters}, budget={budget_s}")
+    if not timing and eval_data is None:
+        raise InputError("timing=False (--no-timing) measures nothing without eval_data (--task)")
+    t_start = time.perf_counter()
     if threads:
         torch.set_num_threads(threads)
     threads = torch.get_num_threads()
     model = model.float().eval()
+    if eval_data is not None:
+        from sparsebert.bench.accuracy import check_model
+
+        check_model(model, eval_data)
+    acc_batch = max(int(b) for b in batches) if eval_data is not None else None
+    accuracy: dict[str, Any] | None = None
     wanted = tuple(dict.fromkeys(paths)) if paths else CPU_PATHS
     unknown = set(wanted) - set(CPU_PATHS + CUDA_PATHS)
     if unknown:
@@ -565,6 +592,7 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
             rows = {p: PathResult(path=p, batch=batch, seq=seq, uses_sparsity=p not in DENSE_PATHS) for p in wanted}
             cpu_calls: dict[str, Callable[[], Any]] = {}
             cuda_calls: dict[str, Callable[[], Any]] = {}
+            logits_fns: dict[str, Callable[[], torch.Tensor]] = {}
             ref: torch.Tensor | None = None
             for path in wanted:
                 if path == "deepsparse":
@@ -583,14 +611,19 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
                     elif ref is not None:
                         r.max_abs_diff = float((out.cpu() - ref).abs().max())
                     (cuda_calls if path.startswith("cuda-") else cpu_calls)[path] = call
+                    logits_fns[path] = logits_of
                 except NotInstalled as err:
                     r.status, r.skipped = "skipped", str(err)
                 except Exception as err:  # one broken path must not lose the others' numbers
                     r.status, r.skipped = "failed", f"failed: {_error_line(err)}"
                 if r.skipped:
                     log(f"  {path}: {r.skipped}")
+            if eval_data is not None and batch == acc_batch:
+                accuracy, acc_warnings = _dev_metrics(eval_data, wanted, rows, cpu_calls, logits_fns, inputs, log,
+                                                      builder.conversions["sparse-runtime-int8"].get(batch * seq))
+                warnings_ += acc_warnings
             lin_label = None
-            if limit:
+            if limit and timing:
                 try:
                     lin = builder.linears_free(inputs)
                     lin()
@@ -599,14 +632,19 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
                 except Exception as err:
                     warnings_.append(f"batch {batch}: the linears-free model failed ({_error_line(err)}); "
                                      f"no physical limit")
+            if not timing:
+                cpu_calls, cuda_calls = {}, {}
             interleaved = list(cpu_calls)
-            log(f"batch {batch} x {seq}: timing {', '.join(interleaved)} interleaved ...")
+            if interleaved:
+                log(f"batch {batch} x {seq}: timing {', '.join(interleaved)} interleaved ...")
             cpu_times = _time_group(rows, cpu_calls, timing=f"interleaved ({len(interleaved)} callables, "
                                     "rotating order)", **timing_kw)
             cuda_times = _time_group(rows, cuda_calls, timing=f"interleaved with the other CUDA paths "
                                      f"({len(cuda_calls)}, rotating order)", sync=torch.cuda.synchronize
                                      if cuda_calls else (lambda: None), **timing_kw)
-            if "deepsparse" in rows:
+            if "deepsparse" in rows and not timing:
+                rows["deepsparse"].status, rows["deepsparse"].skipped = "skipped", "not run: timing off (--no-timing)"
+            elif "deepsparse" in rows:
                 r = rows["deepsparse"]
                 try:
                     if ds_python is None:
@@ -651,20 +689,22 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
                            "own_block": ["deepsparse"] if rows.get("deepsparse") and rows["deepsparse"].times_ms else []},
                 "limit": lim,
             }
-            warnings_ += _warnings(row_list, refs, batch, seq, {p: c[batch * seq] for p, c in builder.conversions.items()
-                                                                if batch * seq in c})
+            conversions = {p: c[batch * seq] for p, c in builder.conversions.items() if batch * seq in c}
+            # untimed (timing=False): no reference paths, nothing to warn about them
+            warnings_ += _warnings(row_list, refs if timing else {}, batch, seq, conversions)
             results[str(batch)] = [asdict(r) for r in row_list]
     finally:
         if tmp is not None:
             tmp.cleanup()
     warnings_ = _problem_warnings(problems) + list(dict.fromkeys(builder.warnings)) + warnings_
     env["loadavg_end"] = [round(v, 2) for v in os.getloadavg()] if hasattr(os, "getloadavg") else None
-    return {
+    out = {
         "environment": env,
         "settings": {"batches": list(batches), "seq": seq, "threads": threads, "warmup": warmup, "min_iters": min_iters,
-                     "max_iters": max_iters, "budget_s": budget_s, "paths": list(wanted),
-                     "timing": "all in-process paths of a batch size (and the linears-free model) interleaved, "
-                               "one call each per round in rotating order; deepsparse in its own block",
+                     "max_iters": max_iters, "budget_s": budget_s, "paths": list(wanted), "timed": timing,
+                     "timing": ("all in-process paths of a batch size (and the linears-free model) interleaved, "
+                                "one call each per round in rotating order; deepsparse in its own block") if timing
+                     else "not measured (timing off: accuracy only)",
                      "kernel_families": list(families) if families else "all",
                      "kernel_choices": "remeasured" if remeasure_kernels else "cache"},
         "results": results,
@@ -672,7 +712,60 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
         "warnings": warnings_,
         "conversions": {str(k): v for k, v in builder.conversions["sparse-runtime"].items()},
         "conversions_int8": {str(k): v for k, v in builder.conversions["sparse-runtime-int8"].items()},
+        "wall_s": round(time.perf_counter() - t_start, 1),
     }
+    if accuracy is not None:
+        out["accuracy"] = accuracy
+    return out
+
+
+def _dev_metrics(data: EvalData, wanted: tuple[str, ...], rows: dict[str, PathResult],
+                 cpu_calls: dict[str, Callable[[], Any]], logits_fns: dict[str, Callable[[], torch.Tensor]],
+                 inputs: dict[str, torch.Tensor], log: Callable[[str], None],
+                 int8_conversion: dict | None) -> tuple[dict[str, Any], list[str]]:
+    """Every built CPU path on ``data``'s eval split(s) (:mod:`sparsebert.bench.accuracy`), with the
+    callables that are timed: ``inputs`` is overwritten per dev batch and restored afterwards.
+    ``int8_conversion``: the conversion of ``sparse-runtime-int8`` (how many matrices run an int8
+    kernel goes into the int8 check)."""
+    from sparsebert.bench.accuracy import DEEPSPARSE_REASON, accuracy_result, padded_arrays, path_logits
+
+    batch, seq = inputs["input_ids"].shape
+    arrays = {s: padded_arrays(f, seq, data.pad_token_id) for s, f in data.splits.items()}
+    saved = {k: v.clone() for k, v in inputs.items()}
+    logits: dict[str, dict[str, np.ndarray]] = {}
+    not_evaluated: dict[str, str] = {}
+    try:
+        for path in wanted:
+            r = rows[path]
+            if path == "deepsparse":
+                not_evaluated[path] = DEEPSPARSE_REASON
+            elif r.skipped:
+                not_evaluated[path] = r.skipped
+            elif path.startswith("cuda-"):
+                not_evaluated[path] = "not evaluated: CUDA paths copy their inputs to the device once"
+            elif path in cpu_calls:
+                sizes = ", ".join(f"{len(f)} examples" for f in data.splits.values())
+                log(f"{data.task.name} dev ({sizes}): {path} ...")
+                try:
+                    logits[path] = {s: path_logits(cpu_calls[path], logits_fns[path], inputs, a)
+                                    for s, a in arrays.items()}
+                except Exception as err:  # reported, the other paths go on
+                    not_evaluated[path] = f"failed on the dev set: {_error_line(err)}"
+    finally:
+        for k, v in inputs.items():
+            v.copy_(saved[k])
+    acc, warnings = accuracy_result(data, logits, not_evaluated, list(wanted), batch=batch, seq=seq)
+    check = acc["int8_check"]
+    if check is not None and int8_conversion is not None:
+        from sparsebert.runtime.kernels import INT8_FAMILIES
+
+        counts = int8_conversion["counts"]
+        check["int8_matrices"] = sum(counts.get(f, 0) for f in INT8_FAMILIES)
+        check["matrices"] = sum(counts.values())
+        if not check["int8_matrices"]:
+            warnings.append("accuracy: sparse-runtime-int8 chose no int8 kernel (kernels: "
+                            f"{_counts(counts)}): its check says nothing about the int8 kernels")
+    return acc, warnings
 
 
 def _ref(rows: list[PathResult]) -> dict[str, Any] | None:
