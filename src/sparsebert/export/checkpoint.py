@@ -45,8 +45,8 @@ from sparsebert.export.format import (
     value_dtype,
 )
 from sparsebert.integrity import MANIFEST, read_manifest, verify_manifest, write_manifest
-from sparsebert.pooling import apply_config_pooling
 from sparsebert.io import staged_output_dir, write_json_atomic
+from sparsebert.pooling import apply_config_pooling
 from sparsebert.targets import qualified_names
 
 WEIGHTS = "model.sparse.safetensors"
