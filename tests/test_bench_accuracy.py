@@ -166,3 +166,16 @@ def test_int8_check_and_missing_paths_are_reported(sst2_model):
     data.trained_max_length = 64
     _, warnings = accuracy_result(data, {}, {}, [], batch=4, seq=SEQ)
     assert any("max_length 64" in w for w in warnings)
+
+
+def test_padded_arrays_fixed_shape_and_too_long_example_named():
+    from sparsebert.bench.accuracy import padded_arrays
+
+    feats = [{"input_ids": [2, 7, 3], "attention_mask": [1, 1, 1], "labels": 1},
+             {"input_ids": [2, 3], "attention_mask": [1, 1], "labels": 0}]
+    a = padded_arrays(feats, 4, pad_token_id=0)
+    assert a["input_ids"].tolist() == [[2, 7, 3, 0], [2, 3, 0, 0]]
+    assert a["attention_mask"].tolist() == [[1, 1, 1, 0], [1, 1, 0, 0]]
+    assert a["token_type_ids"].tolist() == [[0] * 4, [0] * 4] and "labels" not in a
+    with pytest.raises(ValueError, match="example 0 has 3 tokens, more than seq=2"):
+        padded_arrays(feats, 2, pad_token_id=0)

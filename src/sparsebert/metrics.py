@@ -154,3 +154,9 @@ def main_metric(task: TaskSpec | str, metrics: Mapping[str, float]) -> float:
         raise ValueError(f"metrics for {spec.name!r} lack the main metric "
                          f"{spec.main_metric!r}; keys present: {sorted(metrics)}")
     return float(metrics[spec.main_metric])
+
+
+def predictions(task: TaskSpec, logits: np.ndarray) -> np.ndarray:
+    """``[N]`` predictions from ``[N, C]`` logits: class ids (argmax over ``C``) for classification,
+    the single output (``C`` = 1) for regression."""
+    return logits[:, 0] if task.is_regression else logits.argmax(-1)

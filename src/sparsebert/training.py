@@ -36,7 +36,7 @@ from sparsebert.data.tasks import TaskSpec, get_task
 from sparsebert.distributed import context
 from sparsebert.io import JsonlLogger
 from sparsebert.lr_schedule import lr_factor_fn
-from sparsebert.metrics import compute_metrics, main_metric
+from sparsebert.metrics import compute_metrics, main_metric, predictions
 from sparsebert.recipe import TrainRecipe
 
 
@@ -163,9 +163,8 @@ def evaluate_features(
     results = {}
     for split, feats in eval_sets.items():
         logits = predict_logits(model, feats, batch_size, pad_token_id, bf16)
-        preds = logits[:, 0] if task.is_regression else logits.argmax(-1)
         labels = np.array([f["labels"] for f in feats])
-        results[split] = compute_metrics(task, preds, labels)
+        results[split] = compute_metrics(task, predictions(task, logits), labels)
     return results
 
 

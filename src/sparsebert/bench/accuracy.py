@@ -122,24 +122,18 @@ def _trained_max_length(model_dir: str | Path) -> int | None:
 
 
 def padded_arrays(features: list[dict], seq: int, pad_token_id: int) -> dict[str, torch.Tensor]:
-    """The features as ``[N, seq]`` int64 tensors (``input_ids`` padded with ``pad_token_id``,
-    ``attention_mask`` and ``token_type_ids`` with 0; ``token_type_ids`` zeros when the features
-    have none).
+    """The features as ``[N, seq]`` int64 tensors (:func:`sparsebert.data.encode.pad_batch` to ``seq``
+    tokens: ``input_ids`` padded with ``pad_token_id``, ``attention_mask`` and ``token_type_ids`` with 0;
+    ``token_type_ids`` zeros when the features have none).
 
     Raises:
         ValueError: a feature longer than ``seq`` tokens.
     """
-    n = len(features)
-    out = {"input_ids": torch.full((n, seq), pad_token_id, dtype=torch.long),
-           "attention_mask": torch.zeros(n, seq, dtype=torch.long),
-           "token_type_ids": torch.zeros(n, seq, dtype=torch.long)}
-    for i, f in enumerate(features):
-        length = len(f["input_ids"])
-        if length > seq:
-            raise ValueError(f"example {i} has {length} tokens, more than seq={seq}")
-        for key in out:
-            if key in f:
-                out[key][i, :length] = torch.tensor(f[key], dtype=torch.long)
+    from sparsebert.data.encode import pad_batch
+
+    out = pad_batch(features, pad_token_id, length=seq)
+    out.pop("labels")
+    out.setdefault("token_type_ids", torch.zeros_like(out["input_ids"]))
     return out
 
 
@@ -171,11 +165,6 @@ def path_logits(call: Callable[[], Any], logits_of: Callable[[], torch.Tensor], 
     return np.concatenate(out)
 
 
-def predictions(task: TaskSpec, logits: np.ndarray) -> np.ndarray:
-    """``[N]`` predictions from ``[N, C]`` logits: class ids (argmax) or the regression score."""
-    return logits[:, 0] if task.is_regression else logits.argmax(-1)
-
-
 def accuracy_result(data: EvalData, logits: dict[str, dict[str, np.ndarray]], not_evaluated: dict[str, str],
                     order: list[str], *, batch: int, seq: int) -> tuple[dict[str, Any], list[str]]:
     """The ``accuracy`` section of a bench result, and its warnings.
@@ -195,7 +184,7 @@ def accuracy_result(data: EvalData, logits: dict[str, dict[str, np.ndarray]], no
         |logits - dense-fp32's|). ``int8_check``: ``{"metric", "split", "delta_points",
         "tolerance_points", "within"}`` when both sparse runtime paths ran, else None.
     """
-    from sparsebert.metrics import compute_metrics
+    from sparsebert.metrics import compute_metrics, predictions
 
     task = data.task
     labels = {s: np.array([f["labels"] for f in feats]) for s, feats in data.splits.items()}

@@ -380,8 +380,8 @@ class _Paths:
             rep = convert(m, tokens=tokens, families=families, int8=int8, cache=True, remeasure=self.remeasure,
                           log=None)
             conv_s = time.perf_counter() - t0
-            self.conversions[path][tokens] = {"seconds": round(conv_s, 2), "source": _choice_source(rep.to_dict()),
-                                              **rep.to_dict()}
+            conv = rep.to_dict()
+            self.conversions[path][tokens] = {"seconds": round(conv_s, 2), "source": _choice_source(conv), **conv}
             note = f"kernels: {_counts(rep.counts())}"
             if int8:
                 note += f"; int8 SIMD path {rep.int8_isa}"

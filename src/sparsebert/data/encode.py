@@ -37,15 +37,23 @@ def encode_examples(tokenizer, examples: Sequence[Example], max_length: int, reg
     return out
 
 
-def pad_batch(features: Sequence[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Pad a list of encoded features to the longest one.
+def pad_batch(features: Sequence[dict], pad_token_id: int, length: int | None = None) -> dict[str, torch.Tensor]:
+    """Pad a list of encoded features to the longest one, or to ``length`` tokens when given
+    (a fixed shape, as ``sparsebert bench`` feeds its compiled paths).
 
     Returns:
         ``input_ids``/``attention_mask``/``token_type_ids``: ``[batch, seq]`` int64;
         ``labels``: ``[batch]`` (int64 or float32); ``teacher_logits``: ``[batch, C]`` float32 when the
         features carry them.
+    Raises:
+        ValueError: with ``length``, a feature longer than ``length`` tokens (its index named).
     """
     seq = max(len(f["input_ids"]) for f in features)
+    if length is not None:
+        if seq > length:
+            i = next(i for i, f in enumerate(features) if len(f["input_ids"]) > length)
+            raise ValueError(f"example {i} has {len(features[i]['input_ids'])} tokens, more than seq={length}")
+        seq = length
     batch: dict[str, torch.Tensor] = {}
     for key, pad in (("input_ids", pad_token_id), ("attention_mask", 0), ("token_type_ids", 0)):
         if key in features[0]:
