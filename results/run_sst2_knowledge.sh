@@ -3,7 +3,8 @@
 # experiments/minilm-sst2-knowledge.yaml with train.max_steps = STEPS and the given variants.
 # The teacher cell is runs/sst2/teacher (results/run_sst2_prune.sh), hard-linked into the grid after
 # checking that its recipe is the grid's (differences allowed: out; data_dir spelled differently but
-# the same directory; pooling absent = cls, the only pooling when it was trained).
+# the same directory; pooling absent = cls, the only pooling when it was trained); its recipe.yaml and
+# MANIFEST.json entry are replaced by the grid's recipe (new files: runs/sst2/teacher is not touched).
 # Usage: bash results/run_sst2_knowledge.sh STEPS [VARIANT ...]   (resumable; default: all five)
 # Output: runs/experiments/sst2-steps$STEPS/{results.json,results.md,...}
 set -euo pipefail
@@ -40,7 +41,17 @@ if not ok:
     sys.exit(f"runs/sst2/teacher was trained with other settings than the grid's teacher: {sorted(diff)}")
 PY
   rm -rf "$T" && cp -al runs/sst2/teacher "$T"
-  rm "$T/recipe.yaml" && cp "$OUT/recipes/sst2/dense-teacher-seed42.yaml" "$T/recipe.yaml"
+  rm "$T/recipe.yaml" "$T/MANIFEST.json" && cp "$OUT/recipes/sst2/dense-teacher-seed42.yaml" "$T/recipe.yaml"
+  $PY - runs/sst2/teacher "$T" <<'PY'
+import json, sys
+from pathlib import Path
+from sparsebert.integrity import sha256_file
+from sparsebert.io import write_json_atomic
+src, dst = map(Path, sys.argv[1:3])  # the same manifest, with the new recipe.yaml's hash and size
+manifest = json.loads((src / "MANIFEST.json").read_text())
+manifest["files"]["recipe.yaml"] = {"sha256": sha256_file(dst / "recipe.yaml"), "bytes": (dst / "recipe.yaml").stat().st_size}
+write_json_atomic(dst / "MANIFEST.json", manifest)
+PY
   echo "hard-linked runs/sst2/teacher as the grid's teacher cell"
 fi
 /usr/bin/time -f "sst2-steps$STEPS wall %e s" $PY -m sparsebert.cli experiment "$SPEC" --out "$OUT" --no-bench ${DRY:+--dry-run}
