@@ -130,8 +130,27 @@ def test_ratios_reference_the_fastest_fp32_and_the_best_dense_path():
     refs = _ratios(rows + [slow])
     assert refs["reference_best_dense"]["path"] == "onnxruntime-int8" and (slow.vs_fp32, slow.vs_best_dense) == (0.625, 0.5)
     warns = bench_run._warnings(rows + [slow], refs, 1, 8, None)
-    assert [w for w in warns if "NOT pay" in w] == [
+    # the fp32 sparse runtime pays (2x): the slow int8 path's warning says so instead of "does NOT pay"
+    assert not any("NOT pay" in w for w in warns)
+    assert ("batch 1 x 8: sparse-runtime-int8 is 2.00x slower than onnxruntime-int8; sparsity pays on "
+            "sparse-runtime (2.00x faster than onnxruntime-int8)") in warns
+    # no sparse path pays: the verdict
+    alone = [r for r in rows if r.path != "sparse-runtime"] + [slow]
+    warns = bench_run._warnings(alone, _ratios(alone), 1, 8, None)
+    assert [w for w in warns if "pay" in w] == [
         "batch 1 x 8: sparsity does NOT pay: sparse-runtime-int8 is 2.00x slower than onnxruntime-int8"]
+
+
+def test_deepsparse_python_given_but_missing_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.delenv("SPARSEBERT_DEEPSPARSE_PYTHON", raising=False)
+    with pytest.raises(InputError, match="--deepsparse-python .*nope.*no such file"):
+        bench_run.find_deepsparse_python(tmp_path / "nope")
+    monkeypatch.setenv("SPARSEBERT_DEEPSPARSE_PYTHON", str(tmp_path / "gone"))
+    with pytest.raises(InputError, match=r"\$SPARSEBERT_DEEPSPARSE_PYTHON .*gone"):
+        bench_run.find_deepsparse_python()
+    py = tmp_path / "python"
+    py.write_text("")
+    assert bench_run.find_deepsparse_python(py) == py  # an explicit file wins over the variable
 
 
 def test_time_calls_rotates_the_order_when_asked():
