@@ -29,6 +29,21 @@ def _keep_threads():
     torch.set_num_threads(n)
 
 
+@pytest.fixture(autouse=True, scope="session")
+def _teacher_logit_cache(tmp_path_factory):
+    """Teacher logits cached by prune go to this session's temporary directory, not the user's cache
+    (session scope: set before the session- and module-scoped fixtures that run prune)."""
+    import os
+
+    old = os.environ.get("SPARSEBERT_TEACHER_LOGIT_CACHE")
+    os.environ["SPARSEBERT_TEACHER_LOGIT_CACHE"] = str(tmp_path_factory.mktemp("teacher_logits"))
+    yield
+    if old is None:
+        os.environ.pop("SPARSEBERT_TEACHER_LOGIT_CACHE", None)
+    else:
+        os.environ["SPARSEBERT_TEACHER_LOGIT_CACHE"] = old
+
+
 @pytest.fixture(scope="session")
 def tiny_bert(tmp_path_factory) -> Path:
     """A random 2-layer BERT (hidden 32, 4 heads) with a small WordPiece tokenizer."""

@@ -30,6 +30,7 @@ from sparsebert.checkpointing import TrainingRun
 from sparsebert.data.augment import load_augmented, prepare_augmented
 from sparsebert.data.taskdata import load_task_data
 from sparsebert.distill import AttentionScoreTap, DistillationLoss, DistillWeights
+from sparsebert.distill.logit_cache import teacher_logits
 from sparsebert.distill.loss import add_shares
 from sparsebert.distill.small_dense import shrink_student
 from sparsebert.distributed import context
@@ -43,7 +44,7 @@ from sparsebert.preflight import check_models
 from sparsebert.pruning import CubicSchedule, Sparsifier, make_scorer
 from sparsebert.recipe import PruneRecipe
 from sparsebert.targets import architecture_of, hidden_size, prunable_linears
-from sparsebert.training import begin_stage, device, fit, predict_logits, total_steps
+from sparsebert.training import begin_stage, device, fit, total_steps
 
 
 class IncompatibleModelsError(SparsebertError, ValueError):
@@ -208,11 +209,14 @@ def prune(recipe: PruneRecipe) -> dict:
         taps = (AttentionScoreTap(student), AttentionScoreTap(teacher)) if teacher is not None and recipe.attention_weight > 0 else None
         want_hidden = teacher is not None and recipe.hidden_weight > 0
         # Only the teacher's logits are needed: compute them once per example (eval mode, so they
-        # are what a per-step forward would give), not once per step.
+        # are what a per-step forward would give), not once per step; kept on disk for later runs and
+        # resumes with the same teacher and data (sparsebert.distill.logit_cache).
         cached = teacher is not None and recipe.cache_teacher and taps is None and not want_hidden
         if cached:
-            logits = predict_logits(teacher, data.train, recipe.eval_batch_size, data.pad_token_id, recipe.bf16,
-                                    progress=f"teacher logits ({len(data.train):,} examples, once)")
+            logits, from_cache = teacher_logits(
+                teacher, data.train, recipe.eval_batch_size, data.pad_token_id, recipe.bf16,
+                progress=f"teacher logits ({len(data.train):,} examples, once)",
+                log=lambda m: print(m, flush=True) if context().is_main else None)
             for feat, row in zip(data.train, logits):
                 feat["teacher_logits"] = row.tolist()
         phase2_step = None if recipe.prediction_only_from is None else int(recipe.prediction_only_from * steps)
@@ -257,8 +261,8 @@ def prune(recipe: PruneRecipe) -> dict:
                             initial_sparsity=recipe.initial_sparsity, targets=len(sparsifier.targets),
                             scope=recipe.scope, pattern=recipe.pattern, criterion=recipe.criterion,
                             lr_schedule=recipe.lr_schedule, **window)
-                if cached and not run.resumed:
-                    log.log("teacher_cache", examples=len(data.train))
+                if cached:
+                    log.log("teacher_cache", examples=len(data.train), from_disk=from_cache)
                 result = fit(
                     model=student, extra_modules=[loss_fn] if loss_fn is not None else [], recipe=recipe, task=task, train_features=data.train,
                     eval_sets=data.eval_sets, pad_token_id=data.pad_token_id, compute_loss=compute_loss,

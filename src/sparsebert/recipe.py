@@ -150,7 +150,8 @@ class PruneRecipe(TrainRecipe):
         "train the student (TinyBERT's second stage, Jiao et al. 2020 §3.3)")
     cache_teacher: bool = Field(
         True, description="when only the teacher's logits are needed, compute them once per training example "
-        "instead of once per step")
+        "instead of once per step, and keep them on disk for later runs and resumes with the same teacher and data "
+        "(sparsebert.distill.logit_cache; $SPARSEBERT_TEACHER_LOGIT_CACHE=off disables the disk cache)")
     label_weight: float = Field(
         0.0, ge=0, description="weight of the hard-label loss on the gold labels (cross-entropy, MSE for "
         "regression); 0 in SparseBERT, 1 with the distillation weights at 0 for the label-only baselines")

@@ -1,0 +1,177 @@
+"""S4's claim on this CPU: is a larger sparse model both more accurate and faster than a smaller dense one?
+
+Yen, Xiao, Xu, *S4: a High-sparsity, High-performance AI Accelerator* (2022), §1/§5: with an engine
+that exploits sparsity, a large sparse model beats a small dense model of equal (or more) weights in
+accuracy and throughput. Issue 12, must-have 4: for each SST-2 model a user could choose between,
+time every path that model can run on (:func:`sparsebert.bench.run.bench_model`: the paths of one
+model interleaved round by round; 2 threads, seq 128, batch 1 and 32) and evaluate the dev accuracy
+*of each path* on the same compiled graphs (``eval_data``), then keep each model's fastest path and
+its own accuracy: dense models on the dense paths (torch fp32 / dynamic int8, ONNX Runtime optimised
+fp32 / int8, OpenVINO int8), sparse ones on the sparse runtime (fp32 and int8).
+
+Models (those whose run has finished; the others are listed as missing):
+
+- MiniLM-L6 dense (the SST-2 teacher, runs/sst2/teacher), MiniLM-L6 at 95 % (runs/sst2/sparse95-default),
+  the small-dense student of the largest budget of the knowledge grid (runs/experiments/sst2-steps*),
+- MPNet-base dense (runs/sst2-mpnet/teacher) and MPNet-base at 90/95/97 % (runs/sst2-mpnet/sparse*),
+  ``results/run_mpnet_sst2.sh``.
+
+Each model's bench is saved in ``results/s4_pareto/<key>.json`` and re-used (``--overwrite`` times
+it again); models are timed one after another, never beside a training process (check ``uptime``).
+Writes ``results/s4_pareto.{json,md}`` and ``results/s4_pareto.png`` (dev accuracy against
+sequences/s, one panel per batch size, the Pareto front drawn).
+
+Usage: .venv/bin/python results/s4_pareto.py [--overwrite] [--only KEY ...]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "results" / "s4_pareto"
+DATA = ROOT.parent / "shared" / "data" / "glue"
+SEQ, BATCHES, THREADS = 128, (1, 32), 2
+DENSE_PATHS = ("dense-fp32", "dynamic-int8", "onnxruntime-opt-fp32", "onnxruntime-int8", "openvino-int8")
+SPARSE_PATHS = ("dense-fp32", "sparse-runtime", "sparse-runtime-int8")
+
+
+def models() -> list[dict]:
+    """The candidate models: key, label, run directory, kind (dense / sparse)."""
+    grids = sorted(ROOT.glob("runs/experiments/sst2-steps*/cells/sst2/small-dense-s0.95-seed42/summary.json"),
+                   key=lambda p: int(p.parts[-5].removeprefix("sst2-steps")))
+    small = grids[-1].parent if grids else ROOT / "runs/experiments/sst2-steps2000/cells/sst2/small-dense-s0.95-seed42"
+    out = [{"key": "minilm-dense", "label": "MiniLM-L6 dense", "dir": ROOT / "runs/sst2/teacher", "kind": "dense"},
+           {"key": "minilm-s95", "label": "MiniLM-L6 95 %", "dir": ROOT / "runs/sst2/sparse95-default", "kind": "sparse"},
+           {"key": "small-dense", "label": "small dense (MiniLM cut to 1 layer, FFN 64)", "dir": small, "kind": "dense"},
+           {"key": "mpnet-dense", "label": "MPNet-base dense", "dir": ROOT / "runs/sst2-mpnet/teacher", "kind": "dense"}]
+    for s in (90, 95, 97):
+        out.append({"key": f"mpnet-s{s}", "label": f"MPNet-base {s} %", "dir": ROOT / f"runs/sst2-mpnet/sparse{s}",
+                    "kind": "sparse"})
+    return out
+
+
+def bench_one(m: dict) -> dict:
+    """Time and evaluate one model on its paths (see the module docstring); returns the bench result."""
+    from sparsebert.bench.accuracy import load_eval_data
+    from sparsebert.bench.run import bench_model, describe_model
+    from sparsebert.export.checkpoint import load_any
+    from sparsebert.targets import prunable_linears
+
+    model = load_any(m["dir"])
+    nnz = sum(int((lin.weight != 0).sum()) for lin in prunable_linears(model).values())
+    data = load_eval_data(m["dir"], "sst2", DATA, SEQ)
+    paths = SPARSE_PATHS if m["kind"] == "sparse" else DENSE_PATHS
+    t0 = time.time()
+    res = bench_model(model, batches=BATCHES, seq=SEQ, threads=THREADS, paths=paths, eval_data=data,
+                      budget_s=8.0, min_iters=5, max_iters=30, limit=False, log=print)
+    res["command_wall_s"] = time.time() - t0
+    res["model_info"], res["targets_nnz"] = describe_model(model, SEQ), nnz
+    return res
+
+
+def best(res: dict, batch: int) -> dict | None:
+    """The fastest timed path at ``batch`` with its dev accuracy (%), or None."""
+    acc = {p["path"]: p["metrics"]["dev"]["accuracy"] for p in res["accuracy"]["paths"] if p["status"] == "ok"}
+    rows = [r for r in res["results"][str(batch)] if r.get("median_ms") and r["path"] in acc]
+    if not rows:
+        return None
+    r = min(rows, key=lambda r: r["median_ms"])
+    return {"path": r["path"], "median_ms": r["median_ms"], "seq_per_s": batch * 1000.0 / r["median_ms"],
+            "accuracy": 100 * acc[r["path"]], "fp32_accuracy": 100 * acc["dense-fp32"]}
+
+
+def pareto(points: list[dict]) -> list[str]:
+    """Keys of the points no other point beats in both accuracy and sequences/s."""
+    return [p["key"] for p in points
+            if not any(q is not p and q["accuracy"] >= p["accuracy"] and q["seq_per_s"] >= p["seq_per_s"]
+                       and (q["accuracy"] > p["accuracy"] or q["seq_per_s"] > p["seq_per_s"]) for q in points)]
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--overwrite", action="store_true", help="time again the models already saved")
+    ap.add_argument("--only", nargs="*", help="keys to (re)time")
+    args = ap.parse_args()
+    OUT.mkdir(parents=True, exist_ok=True)
+    table, missing = [], []
+    for m in models():
+        saved = OUT / f"{m['key']}.json"
+        if not (m["dir"] / "summary.json").is_file():
+            missing.append(f"{m['label']} ({m['dir'].relative_to(ROOT)}: not finished)")
+            continue
+        if (args.overwrite or not saved.is_file()) and (not args.only or m["key"] in args.only):
+            from sparsebert.io import write_json_atomic
+
+            print(f"== {m['key']}", flush=True)
+            write_json_atomic(saved, bench_one(m))
+        if not saved.is_file():
+            continue
+        res = json.loads(saved.read_text())
+        nnz = res.get("targets_nnz")
+        for b in BATCHES:
+            pt = best(res, b)
+            if pt:
+                table.append({**pt, "key": m["key"], "label": m["label"], "kind": m["kind"], "batch": b,
+                              "params_nonzero_targets": nnz, "bench_wall_s": res.get("command_wall_s")})
+    fronts = {b: pareto([t for t in table if t["batch"] == b]) for b in BATCHES}
+    write(table, fronts, missing)
+    return 0
+
+
+def write(table: list[dict], fronts: dict[int, list[str]], missing: list[str]) -> None:
+    """results/s4_pareto.{json,md,png}."""
+    md = ["# S4 on this CPU: SST-2 dev accuracy against throughput (2-core AVX2 EPYC, seq 128)", "",
+          "Each model on its fastest path (dense models: torch fp32 / dynamic int8, ONNX Runtime optimised fp32 / "
+          "int8, OpenVINO int8; sparse models: the sparse runtime fp32 / int8), the accuracy *of that path* on the "
+          "872 dev sentences (padded to 128 tokens, the same compiled graphs as timed). The paths of one model are "
+          "interleaved round by round; the models are timed one after another on a quiet machine.", "",
+          "Command: `.venv/bin/python results/s4_pareto.py` (per-model benches in results/s4_pareto/).", ""]
+    for b in BATCHES:
+        md += [f"## batch {b}", "", "| model | fastest path | seq/s | dev accuracy (that path) | fp32 accuracy | "
+               "non-zeros (Q,K,V,O,FFN) | on the Pareto front |", "|---|---|---:|---:|---:|---:|:---:|"]
+        for t in sorted((t for t in table if t["batch"] == b), key=lambda t: -t["seq_per_s"]):
+            md.append(f"| {t['label']} | {t['path']} | {t['seq_per_s']:.1f} | {t['accuracy']:.1f} | "
+                      f"{t['fp32_accuracy']:.1f} | {t['params_nonzero_targets'] / 1e6:.2f} M | "
+                      f"{'yes' if t['key'] in fronts[b] else ''} |")
+        md.append("")
+    if missing:
+        md += ["Not yet measured (run unfinished): " + "; ".join(missing) + ".", ""]
+    md += ["![accuracy vs throughput](s4_pareto.png)", ""]
+    (ROOT / "results" / "s4_pareto.json").write_text(json.dumps({"rows": table, "pareto": fronts, "missing": missing},
+                                                                indent=1) + "\n")
+    (ROOT / "results" / "s4_pareto.md").write_text("\n".join(md))
+    print("\n".join(md))
+    if not table:
+        return
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(1, len(BATCHES), figsize=(11, 4.2))
+    for ax, b in zip(axes, BATCHES):
+        pts = [t for t in table if t["batch"] == b]
+        for t in pts:
+            ax.scatter(t["seq_per_s"], t["accuracy"], marker="o" if t["kind"] == "sparse" else "s",
+                       color="C1" if t["key"].startswith("mpnet") else "C0")
+            ax.annotate(t["label"], (t["seq_per_s"], t["accuracy"]), fontsize=7, xytext=(4, 3),
+                        textcoords="offset points")
+        front = sorted((t for t in pts if t["key"] in fronts[b]), key=lambda t: t["seq_per_s"])
+        ax.plot([t["seq_per_s"] for t in front], [t["accuracy"] for t in front], "k:", lw=1)
+        ax.set_xscale("log")
+        ax.set_xlabel("sequences / s (fastest path of each model)")
+        ax.set_ylabel("SST-2 dev accuracy, % (that path)")
+        ax.set_title(f"batch {b} x {SEQ} tokens, 2 threads")
+    fig.suptitle("squares: dense, circles: sparse runtime; blue: MiniLM-L6, orange: MPNet-base; dotted: Pareto front",
+                 fontsize=9)
+    fig.tight_layout()
+    fig.savefig(ROOT / "results" / "s4_pareto.png", dpi=120)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
