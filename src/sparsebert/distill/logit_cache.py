@@ -41,7 +41,7 @@ def cache_key(teacher: nn.Module, features: Sequence[dict], batch_size: int, bf1
     for name, t in teacher.state_dict().items():
         t = t.detach().cpu().contiguous()
         h.update(f"{name}|{t.dtype}|{tuple(t.shape)}".encode())
-        h.update(t.view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")  # 0-dim safe
     for feat in features:
         for k in FEATURE_KEYS:
             if k in feat:
