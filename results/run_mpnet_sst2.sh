@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Issue 12, the BERT-base-shaped run: MPNet-base (all-mpnet-base-v2, 12 x 768; `make mpnet`) on the
-# full SST-2, max length 64, batch 32, seed 42, one thread, length-grouped batches, as
+# full SST-2, max length 64, batch 32, seed 42, THREADS threads (default 1), length-grouped batches, as
 # results/run_sst2_prune.sh does for MiniLM-L6.
 #   teacher:   1 epoch of fine-tuning (2,105 steps, lr 2e-5)
 #   sparse95:  prune's default recipe to 95 %, STUDENT_EPOCHS epochs (default 1 = 2,105 steps)
@@ -14,6 +14,7 @@ DATA=../shared/data/glue
 MODEL=.cache/models/all-mpnet-base-v2
 OUT=runs/sst2-mpnet
 EP=${STUDENT_EPOCHS:-1}
+THREADS=${THREADS:-1}   # torch threads of each stage (does not change results; a resumed run may use other)
 [ -f $MODEL/config.json ] || { echo "no $MODEL: run make mpnet first" >&2; exit 2; }
 mkdir -p $OUT logs
 stages=("$@"); [ ${#stages[@]} -gt 0 ] || stages=(teacher sparse95)
@@ -22,9 +23,9 @@ for s in "${stages[@]}"; do
   case $s in
     teacher) /usr/bin/time -f "mpnet-sst2:teacher wall %e s" $SB finetune --model $MODEL --task sst2 \
       --data-dir $DATA --max-length 64 --epochs 1 --lr 2e-5 --group-by-length --eval-every 500 \
-      --seed 42 --threads 1 --save-every 100 --out $OUT/teacher >> logs/mpnet-sst2-teacher.log 2>&1 ;;
+      --seed 42 --threads $THREADS --save-every 100 --out $OUT/teacher >> logs/mpnet-sst2-teacher.log 2>&1 ;;
     sparse95) /usr/bin/time -f "mpnet-sst2:sparse95 wall %e s" $SB prune --teacher $OUT/teacher --student $MODEL \
-      --task sst2 --data-dir $DATA --max-length 64 --epochs $EP --sparsity 0.95 --seed 42 --threads 1 \
+      --task sst2 --data-dir $DATA --max-length 64 --epochs $EP --sparsity 0.95 --seed 42 --threads $THREADS \
       --eval-every 500 --save-every 100 --out $OUT/sparse95 >> logs/mpnet-sst2-sparse95.log 2>&1 ;;
     *) echo "unknown stage $s (teacher|sparse95)" >&2; exit 2 ;;
   esac
