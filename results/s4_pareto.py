@@ -11,7 +11,8 @@ fp32 / int8, OpenVINO int8), sparse ones on the sparse runtime (fp32 and int8).
 
 Models (those whose run has finished; the others are listed as missing):
 
-- MiniLM-L6 dense (the SST-2 teacher, runs/sst2/teacher), MiniLM-L6 at 95 % (runs/sst2/sparse95-default),
+- MiniLM-L6 dense (the SST-2 teacher, runs/sst2/teacher), MiniLM-L6 at 90 / 95 % (runs/sst2/sparse{90,95}-default,
+  ``results/run_sst2_prune.sh``),
   the small-dense student of the largest budget of the knowledge grid (runs/experiments/sst2-steps*),
 - MPNet-base dense (runs/sst2-mpnet/teacher) and MPNet-base at 90/95/97 % (runs/sst2-mpnet/sparse*),
   ``results/run_mpnet_sst2.sh``.
@@ -27,10 +28,11 @@ Usage: .venv/bin/python results/s4_pareto.py [--overwrite] [--only KEY ...]
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from pathlib import Path
+
+from sparsebert.io import atomic_path, read_json, write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 OUT = ROOT / "results" / "s4_pareto"
@@ -46,6 +48,7 @@ def models() -> list[dict]:
                    key=lambda p: int(p.parts[-5].removeprefix("sst2-steps")))
     small = grids[-1].parent if grids else ROOT / "runs/experiments/sst2-steps2000/cells/sst2/small-dense-s0.95-seed42"
     out = [{"key": "minilm-dense", "label": "MiniLM-L6 dense", "dir": ROOT / "runs/sst2/teacher", "kind": "dense"},
+           {"key": "minilm-s90", "label": "MiniLM-L6 90 %", "dir": ROOT / "runs/sst2/sparse90-default", "kind": "sparse"},
            {"key": "minilm-s95", "label": "MiniLM-L6 95 %", "dir": ROOT / "runs/sst2/sparse95-default", "kind": "sparse"},
            {"key": "small-dense", "label": "small dense (MiniLM cut to 1 layer, FFN 64)", "dir": small, "kind": "dense"},
            {"key": "mpnet-dense", "label": "MPNet-base dense", "dir": ROOT / "runs/sst2-mpnet/teacher", "kind": "dense"}]
@@ -105,19 +108,18 @@ def main() -> int:
             missing.append(f"{m['label']} ({m['dir'].relative_to(ROOT)}: not finished)")
             continue
         if (args.overwrite or not saved.is_file()) and (not args.only or m["key"] in args.only):
-            from sparsebert.io import write_json_atomic
-
             print(f"== {m['key']}", flush=True)
             write_json_atomic(saved, bench_one(m))
         if not saved.is_file():
             continue
-        res = json.loads(saved.read_text())
+        res = read_json(saved)
         nnz = res.get("targets_nnz")
+        steps = read_json(m["dir"] / "summary.json").get("steps")
         for b in BATCHES:
             pt = best(res, b)
             if pt:
                 table.append({**pt, "key": m["key"], "label": m["label"], "kind": m["kind"], "batch": b,
-                              "params_nonzero_targets": nnz, "bench_wall_s": res.get("command_wall_s")})
+                              "params_nonzero_targets": nnz, "train_steps": steps, "bench_wall_s": res.get("command_wall_s")})
     fronts = {b: pareto([t for t in table if t["batch"] == b]) for b in BATCHES}
     write(table, fronts, missing)
     return 0
@@ -133,18 +135,18 @@ def write(table: list[dict], fronts: dict[int, list[str]], missing: list[str]) -
           "Command: `.venv/bin/python results/s4_pareto.py` (per-model benches in results/s4_pareto/).", ""]
     for b in BATCHES:
         md += [f"## batch {b}", "", "| model | fastest path | seq/s | dev accuracy (that path) | fp32 accuracy | "
-               "non-zeros (Q,K,V,O,FFN) | on the Pareto front |", "|---|---|---:|---:|---:|---:|:---:|"]
+               "non-zeros (Q,K,V,O,FFN) | training steps (batch 32) | on the Pareto front |",
+               "|---|---|---:|---:|---:|---:|---:|:---:|"]
         for t in sorted((t for t in table if t["batch"] == b), key=lambda t: -t["seq_per_s"]):
             md.append(f"| {t['label']} | {t['path']} | {t['seq_per_s']:.1f} | {t['accuracy']:.1f} | "
-                      f"{t['fp32_accuracy']:.1f} | {t['params_nonzero_targets'] / 1e6:.2f} M | "
+                      f"{t['fp32_accuracy']:.1f} | {t['params_nonzero_targets'] / 1e6:.2f} M | {t['train_steps']} | "
                       f"{'yes' if t['key'] in fronts[b] else ''} |")
         md.append("")
     if missing:
         md += ["Not yet measured (run unfinished): " + "; ".join(missing) + ".", ""]
     md += ["![accuracy vs throughput](s4_pareto.png)", ""]
-    (ROOT / "results" / "s4_pareto.json").write_text(json.dumps({"rows": table, "pareto": fronts, "missing": missing},
-                                                                indent=1) + "\n")
-    (ROOT / "results" / "s4_pareto.md").write_text("\n".join(md))
+    write_json_atomic(ROOT / "results" / "s4_pareto.json", {"rows": table, "pareto": fronts, "missing": missing})
+    write_text_atomic(ROOT / "results" / "s4_pareto.md", "\n".join(md) + "\n")
     print("\n".join(md))
     if not table:
         return
@@ -170,7 +172,8 @@ def write(table: list[dict], fronts: dict[int, list[str]], missing: list[str]) -
     fig.suptitle("squares: dense, circles: sparse runtime; blue: MiniLM-L6, orange: MPNet-base; dotted: Pareto front",
                  fontsize=9)
     fig.tight_layout()
-    fig.savefig(ROOT / "results" / "s4_pareto.png", dpi=120)
+    with atomic_path(ROOT / "results" / "s4_pareto.png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
 
 
 if __name__ == "__main__":

@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from sparsebert.io import OutputExistsError, staged_output_dir, write_json_atomic
+from sparsebert.io import OutputExistsError, atomic_path, staged_output_dir, write_json_atomic, write_text_atomic
 from sparsebert.recipe import FinetuneRecipe, PruneRecipe, RecipeError, build_recipe
 
 RECIPES = Path(__file__).resolve().parents[1] / "recipes"
@@ -77,3 +77,18 @@ def test_staged_output_is_atomic_and_respects_overwrite(tmp_path):
         (stage / "b.json").write_text("{}")
     assert sorted(p.name for p in out.iterdir()) == ["b.json"]
     assert [p.name for p in tmp_path.iterdir()] == ["run"]
+
+
+def test_atomic_path_replaces_only_on_success(tmp_path):
+    target = tmp_path / "sub" / "out.txt"
+    write_text_atomic(target, "first\n")  # creates the parent directory
+    with pytest.raises(KeyError):
+        with atomic_path(target) as tmp:
+            assert tmp.parent == target.parent and tmp != target
+            tmp.write_text("half")
+            raise KeyError("crash")
+    assert target.read_text() == "first\n"
+    assert [p.name for p in target.parent.iterdir()] == ["out.txt"]  # no temporary file left
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"second")
+    assert target.read_bytes() == b"second" and [p.name for p in target.parent.iterdir()] == ["out.txt"]

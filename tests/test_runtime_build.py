@@ -4,6 +4,7 @@ build and import steps are replaced, its FileBaton logic (where the stale lock h
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 
@@ -87,3 +88,27 @@ def test_waits_for_a_build_in_progress(fake_compile):
     finally:
         t.join()
     assert not [w for w in record if "stale" in str(w.message)]
+
+
+def test_compiles_copies_of_the_sources_inside_the_build_directory(fake_compile, monkeypatch):
+    """build.ninja names the source paths: compiling copies kept in the build directory lets two
+    checkouts of the same sources share one library instead of rebuilding each other's."""
+    build_dir, sentinel = fake_compile
+    seen = []
+    monkeypatch.setattr(cpp_extension, "_write_ninja_file_and_build_library", lambda **kw: seen.append(kw["sources"]))
+    assert build.load_kernel() is sentinel
+    assert seen == [[str(build_dir / "src" / "spmm.cpp"), str(build_dir / "src" / "spmm_int8.cpp")]]
+    for f in build.source_files():  # headers too, for the #include "common.h"
+        assert (build_dir / "src" / f.name).read_bytes() == f.read_bytes()
+
+
+def test_staged_sources_are_rewritten_only_when_they_differ(tmp_path):
+    """ninja rebuilds on a newer modification time: an identical copy must be left untouched."""
+    first = build.stage_sources(tmp_path)
+    spmm = tmp_path / "src" / "spmm.cpp"
+    os.utime(spmm, (1_000_000, 1_000_000))
+    assert build.stage_sources(tmp_path) == first and spmm.stat().st_mtime == 1_000_000
+    spmm.write_text("// edited by hand\n")
+    build.stage_sources(tmp_path)
+    assert spmm.read_bytes() == (build._CSRC / "spmm.cpp").read_bytes()
+    assert not list((tmp_path / "src").glob(".*.tmp"))

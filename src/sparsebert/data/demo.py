@@ -18,14 +18,12 @@ from __future__ import annotations
 import hashlib
 import io
 import math
-import os
 import re
 import tarfile
-import tempfile
 from pathlib import Path
 
 from sparsebert.errors import InputError
-from sparsebert.io import OutputExistsError
+from sparsebert.io import OutputExistsError, write_text_atomic
 
 from .glue import DataError
 
@@ -159,21 +157,7 @@ def _shuffle_key(seed: int, text: str) -> bytes:
 
 
 def _write_tsv_atomic(path: Path, rows: list[tuple[str, int]]) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write("sentence\tlabel\n")
-            for text, label in rows:
-                fh.write(f"{text}\t{label}\n")
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
+    write_text_atomic(path, "sentence\tlabel\n" + "".join(f"{text}\t{label}\n" for text, label in rows))
 
 
 def write_demo_glue(

@@ -20,13 +20,14 @@ from __future__ import annotations
 
 import hashlib
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
 from torch import nn
+
+from sparsebert.io import atomic_path
 
 FEATURE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -89,13 +90,6 @@ def teacher_logits(teacher: nn.Module, features: Sequence[dict], batch_size: int
             log(f"teacher-logit cache {path}: shape {logits.shape} does not fit {len(features)} examples, "
                 "computing again")
     logits = predict_logits(teacher, features, batch_size, pad_token_id, bf16, progress=progress)
-    root.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=root)
-    os.close(fd)
-    try:
-        save_file({"logits": np.ascontiguousarray(logits, dtype=np.float32)}, tmp)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_path(path) as tmp:
+        save_file({"logits": np.ascontiguousarray(logits, dtype=np.float32)}, str(tmp))
     return logits, False

@@ -4,7 +4,8 @@ One extension module from ``csrc/spmm.cpp`` (fp32 CSR, and the Python bindings),
 ``csrc/spmm_int8.cpp`` (sparse int8) and ``csrc/common.h``. The shared library is compiled once per
 (every source and header, compiler flags, CPU flags, torch version) with
 ``-O3 -march=native`` and cached under ``$SPARSEBERT_CACHE/torch_extensions`` (default
-``~/.cache/sparsebert``). When compilation is impossible (no compiler, no ninja, an unusual
+``~/.cache/sparsebert``); it is compiled from copies of the sources in the build directory
+(:func:`stage_sources`). When compilation is impossible (no compiler, no ninja, an unusual
 platform) :func:`load_kernel` returns ``None`` with the reason in :func:`build_error`, and the
 runtime falls back to torch kernels (CSR / dense).
 
@@ -26,6 +27,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from sparsebert.errors import SparsebertError
+from sparsebert.io import atomic_path
 
 _CSRC = Path(__file__).parent / "csrc"
 #: compiled translation units (spmm.cpp holds the PYBIND11 module)
@@ -140,6 +142,29 @@ def build_lock(build_dir: Path, timeout: float | None = None) -> Iterator[Path]:
         guard.release()
 
 
+def stage_sources(build_dir: Path) -> list[Path]:
+    """Copy the kernel's sources (:func:`source_files`) into ``build_dir/src`` and return the
+    translation units there.
+
+    The build compiles these copies, so the build directory does not depend on where sparsebert is
+    installed: torch's loader writes the source paths into ``build.ninja`` and rebuilds whenever
+    they change, so two checkouts (or a git worktree) of the same sources would otherwise rebuild
+    each other's library. A copy is rewritten only when its content differs (ninja rebuilds on a
+    newer modification time); each write is atomic.
+
+    Returns:
+        ``build_dir/src/spmm.cpp`` and ``build_dir/src/spmm_int8.cpp``.
+    """
+    src_dir = Path(build_dir) / "src"
+    for f in source_files():
+        dst = src_dir / f.name
+        data = f.read_bytes()
+        if not dst.is_file() or dst.read_bytes() != data:
+            with atomic_path(dst) as tmp:
+                tmp.write_bytes(data)
+    return [src_dir / s.name for s in _SOURCES]
+
+
 def load_kernel(verbose: bool = False):
     """The compiled extension module (``csr_linear``, ``int8_block_linear``, ``int8_quantize_tokens``,
     ``int8_isa``), or ``None`` if it cannot be built.
@@ -165,7 +190,7 @@ def load_kernel(verbose: bool = False):
                 key = _build_key()
                 build_dir = cache_dir() / "torch_extensions" / f"spmm_{key}"
                 with build_lock(build_dir):
-                    module = load(name=f"sparsebert_spmm_{key}", sources=[str(s) for s in _SOURCES],
+                    module = load(name=f"sparsebert_spmm_{key}", sources=[str(s) for s in stage_sources(build_dir)],
                                   extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"], build_directory=str(build_dir),
                                   verbose=verbose)
             except KernelBuildLockedError:
