@@ -7,6 +7,7 @@ mechanics do not depend on trained weights.
 
 from __future__ import annotations
 
+import json
 import random
 import re
 import string
@@ -405,3 +406,67 @@ def test_byte_level_bpe_model(tmp_path):
     assert counts["mlm_words"] >= 2 and counts["neighbour_words"] >= 1 and counts["replacement_rate"] == 1.0
     for v in copies[0]:
         assert v.text_a.startswith("The ") and v.text_a.endswith(".") and "\u0120" not in v.text_a
+
+
+# --------------------------------------------------------------------------- teacher-agreement filter
+
+
+def test_teacher_agreement_classification():
+    from sparsebert.data.augment import teacher_agreement
+
+    #            originals (kept whatever the teacher says)   copies
+    logits = np.array([[2, 0], [0, 1], [3, 0],                  [0, 5], [4, 0], [1, 0], [0, 2]], dtype=float)
+    labels = [0, 0, 1,                                          1, 1, 0, 0]
+    keep, st = teacher_agreement(logits, labels, n_original=3, regression=False)
+    assert keep.tolist() == [True, True, True, True, False, True, False]
+    assert (st["originals"], st["copies"], st["kept_copies"], st["kept_share"]) == (3, 4, 2, 0.5)
+    assert st["teacher_class_share"] == {"originals": [0.6667, 0.3333], "copies": [0.5, 0.5], "kept_copies": [0.5, 0.5]}
+    assert st["gold_class_share"] == {"originals": [0.6667, 0.3333], "copies": [0.5, 0.5], "kept_copies": [0.5, 0.5]}
+    assert st["teacher_agrees_with_gold"] == {"originals": 0.3333, "copies": 0.5}
+
+
+def test_teacher_agreement_regression_uses_the_teachers_error_on_the_originals():
+    from sparsebert.data.augment import teacher_agreement
+
+    scores = np.array([[1.0], [3.5], [2.0], [4.0], [0.0]])
+    gold = [1.5, 3.0, 2.4, 1.0, 0.5]  # originals' errors 0.5, 0.5 -> tolerance 0.5
+    keep, st = teacher_agreement(scores, gold, n_original=2, regression=True)
+    assert keep.tolist() == [True, True, True, False, True] and st["tolerance"] == 0.5
+    assert st["teacher_mae"] == {"originals": 0.5, "copies": round((0.4 + 3.0 + 0.5) / 3, 4)}
+
+
+@pytest.mark.parametrize("args, match", [
+    ((np.zeros((3, 2)), [0, 1], 1, False), r"shape \(3, 2\) for 2 labels"),
+    ((np.zeros((2, 2)), [0, 1], 3, False), "n_original=3 outside"),
+    ((np.zeros((2, 2)), [0.0, 1.0], 1, True), "regression needs one logit"),
+])
+def test_teacher_agreement_rejects_misfit_input(args, match):
+    from sparsebert.data.augment import teacher_agreement
+    from sparsebert.errors import InputError
+
+    with pytest.raises(InputError, match=match):
+        teacher_agreement(*args)
+
+
+def test_prune_augment_filter_keeps_originals_and_agreeing_copies(plain_model, tmp_path):
+    from sparsebert import PruneRecipe, prune
+
+    data = write_sst2(tmp_path / "glue", n=16)
+    augment_task("sst2", data, str(plain_model), tmp_path / "aug", AugmentSettings(copies=3), progress=False)
+    fast = dict(task="sst2", data_dir=str(data), teacher=str(plain_model), student=str(plain_model),
+                max_steps=2, batch_size=8, max_length=32, bf16=False, pruning_events=2, sparsity=0.5,
+                augment=str(tmp_path / "aug"))
+    with pytest.raises(ValueError, match="needs augment"):
+        PruneRecipe(out="x", **{**fast, "augment": None}, augment_filter="teacher-agrees")
+    with pytest.warns(UserWarning, match="unnamed"):
+        s = prune(PruneRecipe(out=str(tmp_path / "s"), augment_filter="teacher-agrees", **fast))
+    st = s["augment_filter"]
+    assert st["originals"] == 16 and st["copies"] == 48
+    assert s["train_examples"] == 16 + st["kept_copies"] < 64
+    # the kept copies are those whose gold label is the teacher's class, and they hold that share
+    shares = st["teacher_class_share"]["kept_copies"]
+    assert shares == st["gold_class_share"]["kept_copies"] and abs(sum(shares) - 1) < 1e-3
+    assert st["kept_share"] == round(st["kept_copies"] / 48, 4) == st["teacher_agrees_with_gold"]["copies"]
+    assert s["teacher_logits_cached"] is True
+    events = [json.loads(line)["event"] for line in (tmp_path / "s" / "log.jsonl").read_text().splitlines()]
+    assert "augment_filter" in events and "teacher_cache" in events

@@ -195,6 +195,8 @@ def prune(
     augment: Annotated[Optional[str], typer.Option(
         help="train on augmented data: a `sparsebert augment` output dir, or 'auto' (built with the student, "
              "cached in .cache/augment/<key>)")] = None,
+    augment_filter: Annotated[Optional[str], typer.Option(
+        help="none | teacher-agrees: keep only the augmented copies whose gold label the teacher agrees with")] = None,
     epochs: Epochs = None, learning_rate: LearningRate = None, batch_size: Batch = None, max_length: MaxLen = None,
     max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
@@ -217,7 +219,8 @@ def prune(
         normalize_terms=normalize_terms, prediction_only_from=prediction_only_from, cache_teacher=cache_teacher,
         temperature=temperature, attention_weight=attention_weight, hidden_weight=hidden_weight,
         prediction_weight=prediction_weight, label_weight=label_weight, student_layers=student_layers,
-        student_ffn=student_ffn, augment=augment, save_every=save_every, resume=resume, **_common(
+        student_ffn=student_ffn, augment=augment, augment_filter=augment_filter, save_every=save_every, resume=resume,
+        **_common(
             task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
             max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr, pooling))
     summary = run(r)

@@ -16,7 +16,9 @@ Beyond the paper (each a recipe field, see :class:`~sparsebert.recipe.PruneRecip
 N:M; :mod:`sparsebert.pruning.patterns`), s_0 jumps, fixed-mask recovery after ``prune_end`` with pruning
 events kept where the learning rate can still recover from them, learning-rate rewinding, and the
 balanced distillation options of :mod:`sparsebert.distill.loss`. When only the teacher's logits are
-needed they are computed once per training example before training (``cache_teacher``).
+needed they are computed once per training example before training (``cache_teacher``). With
+augmented data, ``augment_filter`` drops the copies whose gold label the teacher disagrees with
+(:mod:`sparsebert.data.augment.filter`).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from collections.abc import Callable
 import torch
 
 from sparsebert.checkpointing import TrainingRun
-from sparsebert.data.augment import load_augmented, prepare_augmented
+from sparsebert.data.augment import augment_record, load_augmented, prepare_augmented, teacher_agreement
 from sparsebert.data.taskdata import load_task_data
 from sparsebert.distill import AttentionScoreTap, DistillationLoss, DistillWeights
 from sparsebert.distill.logit_cache import teacher_logits
@@ -151,6 +153,30 @@ def cubic_schedule(steps: int, *, sparsity: float, initial_sparsity: float, prun
     return schedule, {"start_step": start, "end_step": moved, "requested_end_step": end}
 
 
+def _filter_augmented(recipe: PruneRecipe, task, teacher, tokenizer, examples: list, n_original: int):
+    """``augment_filter: teacher-agrees``: the teacher's logits over every original and augmented
+    example (:func:`~sparsebert.distill.logit_cache.teacher_logits`, disk-cached), and the examples
+    :func:`~sparsebert.data.augment.teacher_agreement` keeps.
+
+    Returns:
+        ``(kept examples, [kept, C] float32 teacher logits of them, statistics dict)``.
+    """
+    from sparsebert.data.encode import encode_examples
+
+    feats = encode_examples(tokenizer, examples, recipe.max_length, task.is_regression)
+    pad = tokenizer.pad_token_id
+    logits, from_disk = teacher_logits(
+        teacher, feats, recipe.eval_batch_size, pad, recipe.bf16,
+        progress=f"teacher logits for the augment filter ({len(feats):,} examples)",
+        log=lambda m: print(m, flush=True) if context().is_main else None)
+    keep, stats = teacher_agreement(logits, [f["labels"] for f in feats], n_original, task.is_regression)
+    stats["teacher_logits_from_disk"] = from_disk
+    if context().is_main:
+        print(f"augment filter (teacher-agrees): kept {stats['kept_copies']:,} of {stats['copies']:,} augmented "
+              f"copies and all {n_original:,} originals", flush=True)
+    return [e for e, k in zip(examples, keep) if k], logits[keep], stats
+
+
 def prune(recipe: PruneRecipe) -> dict:
     """Prune ``recipe.student`` to ``recipe.sparsity`` while distilling from ``recipe.teacher``.
 
@@ -183,11 +209,14 @@ def prune(recipe: PruneRecipe) -> dict:
             check_pair(teacher, student, teacher_tok, tokenizer)
         check_models(recipe, task, student, teacher)
         architecture_of(student)  # unsupported family -> clear error before data loading
-        train_examples = None
+        train_examples = filtered_logits = filter_stats = None
         if recipe.augment:
             with context().main_first():  # `--augment auto` builds its cache once
                 aug_dir = prepare_augmented(recipe.augment, task, recipe.data_dir, recipe.student, recipe.seed)
             train_examples = load_augmented(aug_dir, task)
+            if recipe.augment_filter == "teacher-agrees":
+                train_examples, filtered_logits, filter_stats = _filter_augmented(
+                    recipe, task, teacher, tokenizer, train_examples, augment_record(aug_dir, task)["counts"]["original"])
         data = load_task_data(task, recipe, tokenizer, train_examples=train_examples)
 
         loss_fn = None
@@ -212,7 +241,9 @@ def prune(recipe: PruneRecipe) -> dict:
         # are what a per-step forward would give), not once per step; kept on disk for later runs and
         # resumes with the same teacher and data (sparsebert.distill.logit_cache).
         cached = teacher is not None and recipe.cache_teacher and taps is None and not want_hidden
-        if cached:
+        if cached and filtered_logits is not None and len(filtered_logits) == len(data.train):
+            logits, from_cache = filtered_logits, filter_stats["teacher_logits_from_disk"]  # the filter's pass
+        elif cached:
             logits, from_cache = teacher_logits(
                 teacher, data.train, recipe.eval_batch_size, data.pad_token_id, recipe.bf16,
                 progress=f"teacher logits ({len(data.train):,} examples, once)",
@@ -263,6 +294,8 @@ def prune(recipe: PruneRecipe) -> dict:
                             lr_schedule=recipe.lr_schedule, **window)
                 if cached:
                     log.log("teacher_cache", examples=len(data.train), from_disk=from_cache)
+                if filter_stats is not None:
+                    log.log("augment_filter", **filter_stats)
                 result = fit(
                     model=student, extra_modules=[loss_fn] if loss_fn is not None else [], recipe=recipe, task=task, train_features=data.train,
                     eval_sets=data.eval_sets, pad_token_id=data.pad_token_id, compute_loss=compute_loss,
@@ -290,6 +323,7 @@ def prune(recipe: PruneRecipe) -> dict:
                                    "label": recipe.label_weight},
                     "train_examples": len(data.train),
                     "augmented_data": str(aug_dir) if recipe.augment else None,
+                    "augment_filter": filter_stats,
                     "train_seconds": result.train_seconds,
                     "mean_step_seconds": result.mean_step_seconds,
                     "eval_history": result.history,

@@ -160,6 +160,10 @@ class PruneRecipe(TrainRecipe):
         "output directory, or 'auto' to augment the train split with the student's model and default settings "
         "(cached in .cache/augment/<key>, keyed by the train file's sha256, the model and the settings); "
         "None = the plain train split")
+    augment_filter: Literal["none", "teacher-agrees"] = Field(
+        "none", description="with augment: 'teacher-agrees' keeps the originals and only the augmented copies on "
+        "which the teacher agrees with the copied gold label (classification: its arg-max; regression: within its "
+        "mean absolute error on the originals), LAMBADA's filter (Anaby-Tavor et al. 2020 §3); 'none' keeps all")
 
     @field_validator("pattern")
     @classmethod
@@ -189,6 +193,9 @@ class PruneRecipe(TrainRecipe):
             raise ValueError(f"prune_start {self.prune_start} must be < prune_end {self.prune_end}")
         if self.uses_teacher and self.teacher is None:
             raise ValueError("teacher is required when attention_weight, hidden_weight or prediction_weight is > 0")
+        if self.augment_filter != "none" and (self.augment is None or not self.uses_teacher):
+            raise ValueError(f"augment_filter {self.augment_filter!r} needs augment (augmented data) and a teacher "
+                             "(a distillation weight > 0)")
         if not self.uses_teacher and self.label_weight == 0:
             raise ValueError("every loss weight is 0: set label_weight > 0 or a distillation weight")
         return self

@@ -53,17 +53,21 @@ counts, wall time and throughput.
 
 Modules: :mod:`.settings` (:class:`AugmentSettings`), :mod:`.word_vectors` (GloVe files),
 :mod:`.candidates` (candidate words and their replacement sets: MLM and neighbours),
-:mod:`.augmenter` (sampling the copies) and :mod:`.writer` (the output directory, reading it
-back, and the cache of ``prune --augment auto``).
+:mod:`.augmenter` (sampling the copies), :mod:`.writer` (the output directory, reading it
+back, and the cache of ``prune --augment auto``) and :mod:`.filter` (``prune --augment-filter``:
+dropping the copies whose label the teacher no longer agrees with).
 """
 
 from .augmenter import Augmenter
 from .candidates import STOP_WORDS, CandidateGenerator
 from .settings import AugmentSettings
+from .filter import AUGMENT_FILTERS, teacher_agreement
 from .word_vectors import WordVectors, read_word_vectors
-from .writer import AUGMENT_FORMAT, DEFAULT_CACHE, augment_cache_key, augment_task, load_augmented, prepare_augmented
+from .writer import (AUGMENT_FORMAT, DEFAULT_CACHE, augment_cache_key, augment_record, augment_task, load_augmented,
+                     prepare_augmented)
 
 __all__ = [
     "STOP_WORDS", "AugmentSettings", "WordVectors", "read_word_vectors", "CandidateGenerator", "Augmenter",
-    "augment_task", "load_augmented", "augment_cache_key", "prepare_augmented", "AUGMENT_FORMAT", "DEFAULT_CACHE",
+    "augment_task", "augment_record", "load_augmented", "augment_cache_key", "prepare_augmented", "AUGMENT_FORMAT",
+    "DEFAULT_CACHE", "teacher_agreement", "AUGMENT_FILTERS",
 ]

@@ -152,14 +152,12 @@ def augment_task(
     return record
 
 
-def load_augmented(path: str | Path, task: TaskSpec | str) -> list[Example]:
-    """The training examples of an :func:`augment_task` output (originals, then copies).
+def augment_record(path: str | Path, task: TaskSpec | str) -> dict:
+    """The ``augment.json`` record of an :func:`augment_task` output, checked.
 
     Raises:
         FileNotFoundError: ``path`` or ``path/augment.json`` missing.
         InputError: ``augment.json`` is not an augment record, or is for another task (a ``ValueError``).
-        DataError: the train file is malformed, or holds a different number of rows than
-            ``augment.json`` records (``"<file>: ..."``).
     """
     from sparsebert.io import read_json
 
@@ -173,6 +171,22 @@ def load_augmented(path: str | Path, task: TaskSpec | str) -> list[Example]:
         raise InputError(f"{meta_path}: not a sparsebert augment record (format {AUGMENT_FORMAT!r} expected)")
     if meta.get("task") != spec.name:
         raise InputError(f"{meta_path}: augmented data is for task {meta.get('task')!r}, not {spec.name!r}")
+    return meta
+
+
+def load_augmented(path: str | Path, task: TaskSpec | str) -> list[Example]:
+    """The training examples of an :func:`augment_task` output: the originals
+    (``augment_record(path, task)["counts"]["original"]`` of them), then the copies.
+
+    Raises:
+        FileNotFoundError: ``path`` or ``path/augment.json`` missing.
+        InputError: ``augment.json`` is not an augment record, or is for another task (a ``ValueError``).
+        DataError: the train file is malformed, or holds a different number of rows than
+            ``augment.json`` records (``"<file>: ..."``).
+    """
+    spec = get_task(task)
+    path = Path(path)
+    meta = augment_record(path, spec)
     examples = read_glue_split(spec, path, spec.train_split)
     expected = meta.get("counts", {}).get("total")
     if expected != len(examples):
