@@ -92,3 +92,20 @@ def test_atomic_path_replaces_only_on_success(tmp_path):
     with atomic_path(target) as tmp:
         tmp.write_bytes(b"second")
     assert target.read_bytes() == b"second" and [p.name for p in target.parent.iterdir()] == ["out.txt"]
+
+
+def test_recipe_changes_ignores_fields_added_later_at_their_default():
+    """A run (or grid cell) made before a recipe field existed resumes / stays finished when the new
+    field keeps its default; any other difference is reported."""
+    from sparsebert.checkpointing import recipe_changes
+
+    r = build_recipe(PruneRecipe, None, task="rte", out="o", teacher="t", student="s")
+    saved = r.model_dump(mode="json")
+    assert recipe_changes(saved, r) == []
+    old = {k: v for k, v in saved.items() if k != "augment_filter"}  # written by an older sparsebert
+    assert recipe_changes(old, r) == []
+    assert recipe_changes({**old, "threads": 7}, r) == []  # MAY_CHANGE
+    filtered = r.model_copy(update={"augment": "aug", "augment_filter": "teacher-agrees"})
+    assert recipe_changes(old, filtered) == ["augment: None -> 'aug'", "augment_filter: None -> 'teacher-agrees'"]
+    assert recipe_changes({**saved, "sparsity": 0.9}, r) == ["sparsity: 0.9 -> 0.95"]
+    assert recipe_changes({**saved, "gone": 1}, r) == ["gone: 1 -> None"]  # a field sparsebert no longer has

@@ -226,10 +226,22 @@ def read_state(directory: Path, *, modules: dict[str, nn.Module], optimizer: tor
 
 
 def recipe_changes(saved: dict[str, Any], recipe: TrainRecipe) -> list[str]:
-    """Fields (outside :data:`MAY_CHANGE`) whose value differs: ``["name: old -> new", ...]``."""
+    """Fields (outside :data:`MAY_CHANGE`) whose value differs: ``["name: old -> new", ...]``.
+
+    A field missing from ``saved`` whose new value is the field's default is not a change: the run
+    was made by a sparsebert without that field, and a new field's default keeps the behaviour from
+    before it existed (so upgrading sparsebert neither stops a resume nor re-runs a finished grid cell).
+    """
     new = recipe.model_dump(mode="json")
+    fields = type(recipe).model_fields
+
+    def unchanged(k: str) -> bool:
+        if k not in saved and k in fields:
+            return new.get(k) == fields[k].default
+        return saved.get(k) == new.get(k)
+
     keys = sorted((set(saved) | set(new)) - MAY_CHANGE)
-    return [f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in keys if saved.get(k) != new.get(k)]
+    return [f"{k}: {saved.get(k)!r} -> {new.get(k)!r}" for k in keys if not unchanged(k)]
 
 
 def _state_step(path: Path) -> int:

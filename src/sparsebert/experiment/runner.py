@@ -30,7 +30,7 @@ from pathlib import Path
 
 import yaml
 
-from sparsebert.checkpointing import MAY_CHANGE
+from sparsebert.checkpointing import recipe_changes
 from sparsebert.experiment.grid import Cell, cell_recipe, expand_grid, teacher_cell
 from sparsebert.experiment.s4 import run_s4_benches, s4_models
 from sparsebert.experiment.spec import ExperimentSpec, load_spec
@@ -66,24 +66,20 @@ def finished_recipe(out: Path, cell: Cell) -> dict | None:
     return yaml.safe_load((d / "recipe.yaml").read_text(encoding="utf-8"))
 
 
-def _comparable(recipe: dict) -> dict:
-    return {k: v for k, v in recipe.items() if k not in MAY_CHANGE}
-
-
 def stale_reason(spec: ExperimentSpec, out: Path, cell: Cell, model_config=None) -> str | None:
     """Why a finished cell must be re-run, or None when it is up to date.
 
     A cell is stale when the spec now gives it a different recipe (settings that do not change
-    results — threads, save_every — excepted), or when its teacher finished after it (the
+    results — threads, save_every — excepted, and fields added to sparsebert after the cell ran that
+    keep their default: :func:`~sparsebert.checkpointing.recipe_changes`), or when its teacher finished after it (the
     teacher was re-trained).
     """
     done = finished_recipe(out, cell)
     if done is None:
         return None
-    want = cell_recipe(spec, cell, out / "cells", model_config).model_dump(mode="json")
-    changed = sorted(k for k in set(_comparable(want)) | set(_comparable(done)) if want.get(k) != done.get(k))
+    changed = recipe_changes(done, cell_recipe(spec, cell, out / "cells", model_config))
     if changed:
-        return f"recipe changed: {', '.join(changed)}"
+        return f"recipe changed: {', '.join(c.split(':', 1)[0] for c in changed)}"
     if not cell.is_teacher:
         t = cell_dir(out, teacher_cell(spec, cell.task)) / "summary.json"
         if t.is_file() and t.stat().st_mtime > (cell_dir(out, cell) / "summary.json").stat().st_mtime:
