@@ -200,6 +200,14 @@ def test_tiny_grid_runs_resumes_and_skips_finished_cells(tmp_path, tiny_bert, mo
 
     keep = (out / "cells/sst2/dense-teacher-seed1/summary.json").stat().st_mtime_ns
     shutil.rmtree(out / "cells/sst2/sparsebert-s0.5-seed1")
+    # --report-only: the report of the finished cells, the lost one listed as missing, nothing trained
+    res = CliRunner().invoke(app, ["experiment", str(spec), "--out", str(out), "--report-only"])
+    assert res.exit_code == 0, res.output
+    reported = json.loads((out / "results.json").read_text())
+    assert reported["missing"] == ["sst2/sparsebert-s0.5-seed1"] and len(reported["rows"]) == 3
+    assert not (out / "cells/sst2/sparsebert-s0.5-seed1").exists()
+    res = CliRunner().invoke(app, ["experiment", str(spec), "--out", str(tmp_path / "none"), "--report-only"])
+    assert res.exit_code != 0 and "does not exist" in res.output.replace("\n", " ")
     second = run_experiment(spec, out, log=lambda s: None)
     states = {c.cell.id: c.state for c in second["cells"]}
     assert states == {"sst2/dense-teacher-seed1": "done", "sst2/sparsebert-s0.5-seed1": "ran",

@@ -490,6 +490,8 @@ def experiment(
     workers: Annotated[Optional[int], typer.Option(help="cells in parallel (default: the spec's workers)")] = None,
     bench: Annotated[bool, typer.Option("--bench/--no-bench", help="run the S4 throughput bench after training")] = True,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="list the cells and write their recipes; train nothing")] = False,
+    report_only: Annotated[bool, typer.Option(
+        "--report-only", help="write results.json/.md and plots from the cells finished so far; train nothing")] = False,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="delete every cell of OUT and start over")] = False,
     launcher: Annotated[Optional[str], typer.Option(
         help="start every cell with this command, e.g. 'accelerate launch --multi_gpu --num_processes 8' "
@@ -501,6 +503,7 @@ def experiment(
     from sparsebert.experiment import run_experiment
 
     r = run_experiment(spec, out, workers=workers, overwrite=overwrite, dry_run=dry_run, bench=bench,
+                       report_only=report_only,
                        log=lambda s: console.print(s, markup=False),
                        launcher=shlex.split(launcher) if launcher else None)
     failed = [c for c in r["cells"] if c.state in ("failed", "skipped")]

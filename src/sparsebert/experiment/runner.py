@@ -34,6 +34,7 @@ from sparsebert.checkpointing import recipe_changes
 from sparsebert.experiment.grid import Cell, cell_recipe, expand_grid, teacher_cell
 from sparsebert.experiment.s4 import run_s4_benches, s4_models
 from sparsebert.experiment.spec import ExperimentSpec, load_spec
+from sparsebert.errors import InputError
 from sparsebert.io import write_text_atomic
 from sparsebert.recipe import recipe_yaml
 
@@ -180,7 +181,8 @@ def _schedule(spec: ExperimentSpec, todo: list[Cell], out: Path, model_config, w
 
 def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, workers: int | None = None,
                    overwrite: bool = False, dry_run: bool = False, bench: bool = True,
-                   log: Callable[[str], None] = print, launcher: list[str] | None = None) -> dict:
+                   log: Callable[[str], None] = print, launcher: list[str] | None = None,
+                   report_only: bool = False) -> dict:
     """Run (or resume) the grid of ``spec_path``, then the S4 bench, then write results and plots.
 
     Args:
@@ -190,6 +192,8 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
         dry_run: list the cells and write their recipes, train nothing.
         bench: run the S4 bench when the spec has one.
         launcher: overrides the spec's ``launcher`` (see :func:`stage_command`).
+        report_only: write ``results.json`` / ``results.md`` / plots from the cells finished so far (the
+            others listed as missing) and train and time nothing; e.g. for a grid stopped part-way.
     Returns:
         ``{"out", "cells": [CellStatus...], "results": results dict or None}``.
     Resume: finished cells whose recipe is unchanged (and whose teacher was not re-trained
@@ -198,6 +202,7 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
 
     Raises:
         SpecError: invalid spec.
+        InputError: ``report_only`` with ``overwrite``, or on an ``out`` that does not exist.
     """
     spec = load_spec(spec_path)
     out = (Path(out) if out is not None else Path("runs/experiments") / spec.name).resolve()  # cell paths absolute
@@ -206,6 +211,15 @@ def run_experiment(spec_path: str | Path, out: str | Path | None = None, *, work
         spec = spec.model_copy(update={"launcher": list(launcher)})
     if spec.threads is None:
         spec = spec.model_copy(update={"threads": max(1, (os.cpu_count() or 1) // workers)})
+    if report_only:
+        from sparsebert.experiment.report import write_results
+
+        if overwrite or not out.is_dir():
+            raise InputError(f"--report-only reports on an existing grid: {out} does not exist" if not overwrite
+                             else "--report-only and --overwrite exclude each other")
+        cells = expand_grid(spec)
+        results = write_results(spec, out, cells, spec_path=Path(spec_path))
+        return {"out": out, "cells": [CellStatus(c, "done") for c in cells if is_done(out, c)], "results": results}
     if overwrite:
         for sub in ("cells", "recipes", "logs", "bench", "plots"):
             shutil.rmtree(out / sub, ignore_errors=True)
