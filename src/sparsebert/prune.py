@@ -215,8 +215,9 @@ def prune(recipe: PruneRecipe) -> dict:
                 aug_dir = prepare_augmented(recipe.augment, task, recipe.data_dir, recipe.student, recipe.seed)
             train_examples = load_augmented(aug_dir, task)
             if recipe.augment_filter == "teacher-agrees":
+                n_original = augment_record(aug_dir, task)["counts"]["original"]
                 train_examples, filtered_logits, filter_stats = _filter_augmented(
-                    recipe, task, teacher, tokenizer, train_examples, augment_record(aug_dir, task)["counts"]["original"])
+                    recipe, task, teacher, tokenizer, train_examples, n_original)
         data = load_task_data(task, recipe, tokenizer, train_examples=train_examples)
 
         loss_fn = None

@@ -71,9 +71,9 @@ def stale_reason(spec: ExperimentSpec, out: Path, cell: Cell, model_config=None)
     """Why a finished cell must be re-run, or None when it is up to date.
 
     A cell is stale when the spec now gives it a different recipe (settings that do not change
-    results — threads, save_every — excepted, and fields added to sparsebert after the cell ran that
-    keep their default: :func:`~sparsebert.checkpointing.recipe_changes`), or when its teacher finished after it (the
-    teacher was re-trained).
+    results — threads, save_every — excepted, and fields added to sparsebert after the cell ran
+    that keep their default: :func:`~sparsebert.checkpointing.recipe_changes`), or when its
+    teacher finished after it (the teacher was re-trained).
     """
     done = finished_recipe(out, cell)
     if done is None:
