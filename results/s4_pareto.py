@@ -15,7 +15,7 @@ Models (those whose run has finished; the others are listed as missing):
 
 - MiniLM-L6 dense (the SST-2 teacher, runs/sst2/teacher), MiniLM-L6 at 90 / 95 % (runs/sst2/sparse{90,95}-default,
   ``results/run_sst2_prune.sh``),
-  the small-dense student of the largest budget of the knowledge grid (runs/experiments/sst2-steps*),
+  the small-dense students of the knowledge grid at 2,000 and 6,315 steps (runs/experiments/sst2-steps*),
 - MPNet-base dense (runs/sst2-mpnet/teacher) and MPNet-base at 90/95/97 % (runs/sst2-mpnet/sparse*-lr3e-5),
   ``results/run_mpnet_sst2.sh``.
 
@@ -24,7 +24,7 @@ it again); models are timed one after another, never beside a training process (
 Writes ``results/s4_pareto.{json,md}`` and ``results/s4_pareto.png`` (dev accuracy against
 sequences/s, one panel per batch size, the Pareto front drawn).
 
-Usage: .venv/bin/python results/s4_pareto.py [--overwrite] [--only KEY ...]
+Usage: .venv/bin/python results/s4_pareto.py [--overwrite] [--only KEY ...] [--render-only]
 """
 
 from __future__ import annotations
@@ -46,14 +46,15 @@ SPARSE_PATHS = ("dense-fp32", "sparse-runtime", "sparse-runtime-int8")
 
 def models() -> list[dict]:
     """The candidate models: key, label, run directory, kind (dense / sparse)."""
-    grids = sorted(ROOT.glob("runs/experiments/sst2-steps*/cells/sst2/small-dense-s0.95-seed42/summary.json"),
-                   key=lambda p: int(p.parts[-5].removeprefix("sst2-steps")))
-    small = grids[-1].parent if grids else ROOT / "runs/experiments/sst2-steps2000/cells/sst2/small-dense-s0.95-seed42"
     out = [{"key": "minilm-dense", "label": "MiniLM-L6 dense", "dir": ROOT / "runs/sst2/teacher", "kind": "dense"},
            {"key": "minilm-s90", "label": "MiniLM-L6 90 %", "dir": ROOT / "runs/sst2/sparse90-default", "kind": "sparse"},
-           {"key": "minilm-s95", "label": "MiniLM-L6 95 %", "dir": ROOT / "runs/sst2/sparse95-default", "kind": "sparse"},
-           {"key": "small-dense", "label": "small dense (MiniLM cut to 1 layer, FFN 64)", "dir": small, "kind": "dense"},
-           {"key": "mpnet-dense", "label": "MPNet-base dense", "dir": ROOT / "runs/sst2-mpnet/teacher", "kind": "dense"}]
+           {"key": "minilm-s95", "label": "MiniLM-L6 95 %", "dir": ROOT / "runs/sst2/sparse95-default", "kind": "sparse"}]
+    for steps in (2000, 6315):  # the knowledge grid's small dense students (equal non-zeros to 95 %)
+        out.append({"key": f"small-dense-{steps}", "label": f"small dense (MiniLM, 1 layer, FFN 64; {steps:,} steps)",
+                    "dir": ROOT / f"runs/experiments/sst2-steps{steps}/cells/sst2/small-dense-s0.95-seed42",
+                    "kind": "dense"})
+    out.append({"key": "mpnet-dense", "label": "MPNet-base dense", "dir": ROOT / "runs/sst2-mpnet/teacher",
+                "kind": "dense"})
     for s in (90, 95, 97):  # lr 3e-5 (the paper's BERT-base lr): at 1e-4 MPNet-base collapsed (results/mpnet_sst2.md)
         out.append({"key": f"mpnet-s{s}", "label": f"MPNet-base {s} %", "dir": ROOT / f"runs/sst2-mpnet/sparse{s}-lr3e-5",
                     "kind": "sparse"})
@@ -76,6 +77,7 @@ def bench_one(m: dict) -> dict:
                       budget_s=8.0, min_iters=5, max_iters=30, limit=False, log=print)
     res["command_wall_s"] = time.time() - t0
     res["model_info"], res["targets_nnz"] = describe_model(model, SEQ), nnz
+    res["model_dir"] = str(m["dir"].relative_to(ROOT))
     return res
 
 
@@ -108,6 +110,8 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--overwrite", action="store_true", help="time again the models already saved")
     ap.add_argument("--only", nargs="*", help="keys to (re)time")
+    ap.add_argument("--render-only", action="store_true",
+                    help="time nothing: tables and plot from the saved benches (e.g. while a training run is going)")
     args = ap.parse_args()
     OUT.mkdir(parents=True, exist_ok=True)
     table, missing = [], []
@@ -116,12 +120,17 @@ def main() -> int:
         if not (m["dir"] / "summary.json").is_file():
             missing.append(f"{m['label']} ({m['dir'].relative_to(ROOT)}: not finished)")
             continue
-        if (args.overwrite or not saved.is_file()) and (not args.only or m["key"] in args.only):
+        if (not args.render_only and (args.overwrite or not saved.is_file())
+                and (not args.only or m["key"] in args.only)):
             print(f"== {m['key']}", flush=True)
             write_json_atomic(saved, bench_one(m))
         if not saved.is_file():
+            missing.append(f"{m['label']} ({m['dir'].relative_to(ROOT)}: trained, not timed yet)")
             continue
         res = read_json(saved)
+        if res.get("model_dir", str(m["dir"].relative_to(ROOT))) != str(m["dir"].relative_to(ROOT)):
+            sys.exit(f"{saved} was measured on {res['model_dir']}, not {m['dir'].relative_to(ROOT)}: "
+                     "time it again with --overwrite --only " + m["key"])
         steps = read_json(m["dir"] / "summary.json").get("steps")
         for b in BATCHES:
             for pt in points(res, b):
@@ -159,7 +168,7 @@ def write(table: list[dict], fronts: dict[int, list[str]], missing: list[str]) -
                       f"{on} |")
         md.append("")
     if missing:
-        md += ["Not yet measured (run unfinished): " + "; ".join(missing) + ".", ""]
+        md += ["Not yet measured: " + "; ".join(missing) + ".", ""]
     md += ["![accuracy vs throughput](s4_pareto.png)", ""]
     write_json_atomic(ROOT / "results" / "s4_pareto.json", {"rows": table, "pareto": fronts, "missing": missing,
                                                             "keep_points": KEEP_POINTS})
