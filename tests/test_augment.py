@@ -458,8 +458,45 @@ def test_prune_augment_filter_keeps_originals_and_agreeing_copies(plain_model, t
                 augment=str(tmp_path / "aug"))
     with pytest.raises(ValueError, match="needs augment"):
         PruneRecipe(out="x", **{**fast, "augment": None}, augment_filter="teacher-agrees")
-    with pytest.warns(UserWarning, match="unnamed"):
-        s = prune(PruneRecipe(out=str(tmp_path / "s"), augment_filter="teacher-agrees", **fast))
+    import importlib
+
+    import sparsebert.data.encode as encode_mod
+    import sparsebert.data.taskdata as taskdata_mod
+
+    prune_mod = importlib.import_module("sparsebert.prune")  # the package's `prune` is the function
+
+    # the augmented set is tokenised once, and the teacher is not run during training (its logits
+    # come from the filter's pass)
+    encoded, teacher_calls, calls_in_fit, hooked = [], [0], [], []
+
+    def counting_encode(tokenizer, examples, *a, **k):
+        encoded.append(len(examples))
+        return encode(tokenizer, examples, *a, **k)
+
+    def hooked_load(name, task, **kw):
+        model = load_for_task(name, task, **kw)
+        if kw.get("require_head"):
+            model.register_forward_hook(lambda *_: teacher_calls.__setitem__(0, teacher_calls[0] + 1))
+            hooked.append(name)
+        return model
+
+    def counting_fit(*a, **k):
+        before = teacher_calls[0]
+        try:
+            return fit(*a, **k)
+        finally:
+            calls_in_fit.append(teacher_calls[0] - before)
+
+    encode, load_for_task, fit = encode_mod.encode_examples, prune_mod.load_for_task, prune_mod.fit
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(encode_mod, "encode_examples", counting_encode)
+        mp.setattr(taskdata_mod, "encode_examples", counting_encode)
+        mp.setattr(prune_mod, "load_for_task", hooked_load)
+        mp.setattr(prune_mod, "fit", counting_fit)
+        with pytest.warns(UserWarning, match="unnamed"):
+            s = prune(PruneRecipe(out=str(tmp_path / "s"), augment_filter="teacher-agrees", **fast))
+    assert sorted(encoded) == [2, 64], encoded  # dev (2 rows) and the augmented train set, once
+    assert hooked == [str(plain_model)] and calls_in_fit == [0]  # (the old code ran it once per step)
     st = s["augment_filter"]
     assert st["originals"] == 16 and st["copies"] == 48
     assert s["train_examples"] == 16 + st["kept_copies"] < 64

@@ -159,7 +159,7 @@ def _filter_augmented(recipe: PruneRecipe, task, teacher, tokenizer, examples: l
     :func:`~sparsebert.data.augment.teacher_agreement` keeps.
 
     Returns:
-        ``(kept examples, [kept, C] float32 teacher logits of them, statistics dict)``.
+        ``(kept examples, their encoded features, [kept, C] float32 teacher logits of them, statistics dict)``.
     """
     from sparsebert.data.encode import encode_examples
 
@@ -174,7 +174,8 @@ def _filter_augmented(recipe: PruneRecipe, task, teacher, tokenizer, examples: l
     if context().is_main:
         print(f"augment filter (teacher-agrees): kept {stats['kept_copies']:,} of {stats['copies']:,} augmented "
               f"copies and all {n_original:,} originals", flush=True)
-    return [e for e, k in zip(examples, keep) if k], logits[keep], stats
+    return ([e for e, k in zip(examples, keep) if k], [f for f, k in zip(feats, keep) if k], logits[keep],
+            stats)
 
 
 def prune(recipe: PruneRecipe) -> dict:
@@ -209,16 +210,16 @@ def prune(recipe: PruneRecipe) -> dict:
             check_pair(teacher, student, teacher_tok, tokenizer)
         check_models(recipe, task, student, teacher)
         architecture_of(student)  # unsupported family -> clear error before data loading
-        train_examples = filtered_logits = filter_stats = None
+        train_examples = train_features = filtered_logits = filter_stats = None
         if recipe.augment:
             with context().main_first():  # `--augment auto` builds its cache once
                 aug_dir = prepare_augmented(recipe.augment, task, recipe.data_dir, recipe.student, recipe.seed)
             train_examples = load_augmented(aug_dir, task)
             if recipe.augment_filter == "teacher-agrees":
                 n_original = augment_record(aug_dir, task)["counts"]["original"]
-                train_examples, filtered_logits, filter_stats = _filter_augmented(
+                train_examples, train_features, filtered_logits, filter_stats = _filter_augmented(
                     recipe, task, teacher, tokenizer, train_examples, n_original)
-        data = load_task_data(task, recipe, tokenizer, train_examples=train_examples)
+        data = load_task_data(task, recipe, tokenizer, train_examples=train_examples, train_features=train_features)
 
         loss_fn = None
         if teacher is not None:
@@ -249,6 +250,7 @@ def prune(recipe: PruneRecipe) -> dict:
                 teacher, data.train, recipe.eval_batch_size, data.pad_token_id, recipe.bf16,
                 progress=f"teacher logits ({len(data.train):,} examples, once)",
                 log=lambda m: print(m, flush=True) if context().is_main else None)
+        if cached:
             for feat, row in zip(data.train, logits):
                 feat["teacher_logits"] = row.tolist()
         phase2_step = None if recipe.prediction_only_from is None else int(recipe.prediction_only_from * steps)

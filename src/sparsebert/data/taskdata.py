@@ -46,12 +46,16 @@ def load_eval_sets(task: TaskSpec, recipe: TrainRecipe, tokenizer) -> dict[str, 
     return out
 
 
-def load_task_data(task: TaskSpec, recipe: TrainRecipe, tokenizer, train_examples: list[Example] | None = None) -> TaskData:
+def load_task_data(task: TaskSpec, recipe: TrainRecipe, tokenizer, train_examples: list[Example] | None = None,
+                   train_features: list[dict] | None = None) -> TaskData:
     """Read, subsample and encode the train split and the eval splits of ``task``.
 
     Args:
         train_examples: use these instead of the task's train split (e.g. augmented data).
+        train_features: ``train_examples`` already encoded with ``tokenizer`` and ``recipe.max_length``
+            (one feature per example, same order), so they are not tokenised twice.
     Raises:
+        ValueError: ``train_features`` without ``train_examples``, or of another length.
         DataError / FileNotFoundError: from the readers, naming file and line.
         PreflightError: an empty split or a label outside the task's label set (file:line).
         InputError: the tokenizer has no pad token (a ``ValueError``).
@@ -60,6 +64,12 @@ def load_task_data(task: TaskSpec, recipe: TrainRecipe, tokenizer, train_example
         raise InputError(f"tokenizer {tokenizer.name_or_path!r} has no pad token")
     examples = train_examples if train_examples is not None else load_split(task, task.train_split, recipe.data_dir)
     check_data(task, task.train_split, examples, str(recipe.data_dir or "hub"))
-    examples = subsample(examples, recipe.max_train_examples, recipe.seed)
-    train = encode_examples(tokenizer, examples, recipe.max_length, task.is_regression)
+    if train_features is not None:
+        if train_examples is None or len(train_features) != len(train_examples):
+            raise ValueError(f"train_features ({len(train_features):,}) must encode train_examples "
+                             f"({'none' if train_examples is None else f'{len(train_examples):,}'}) one to one")
+        train = subsample(train_features, recipe.max_train_examples, recipe.seed)  # same indices as the examples
+    else:
+        examples = subsample(examples, recipe.max_train_examples, recipe.seed)
+        train = encode_examples(tokenizer, examples, recipe.max_length, task.is_regression)
     return TaskData(train, load_eval_sets(task, recipe, tokenizer), tokenizer.pad_token_id)
