@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import math
 import shutil
+import warnings
 from pathlib import Path
 
 import pytest
@@ -176,6 +177,22 @@ def test_sparsity_in_range():
 
 
 # --- the composite check ---------------------------------------------------------------------------
+
+def test_learning_rate_warning_for_wide_students_only():
+    from types import SimpleNamespace
+
+    from sparsebert.preflight import check_learning_rate
+
+    wide, narrow = SimpleNamespace(hidden_size=768), SimpleNamespace(hidden_size=384)
+    with pytest.warns(UserWarning, match=r"learning_rate 0.0001 with a student of hidden size 768 at sparsity 0.95"):
+        assert "3e-5" in check_learning_rate(1e-4, 0.95, wide)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert check_learning_rate(3e-5, 0.95, wide) is None  # the rate that works
+        assert check_learning_rate(1e-4, 0.95, narrow) is None  # MiniLM-L6's default
+        assert check_learning_rate(1e-4, 0.3, wide) is None  # barely pruned
+        assert check_learning_rate(1e-4, 0.95, SimpleNamespace()) is None  # no hidden_size: nothing to say
+
 
 def test_stage_checks_run_every_check(tiny_bert, tmp_path):
     from sparsebert.models import load_for_task
