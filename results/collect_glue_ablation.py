@@ -27,6 +27,9 @@ FLAGS = {"default": "(prune defaults = recipes/sparsebert-default.yaml)",
          "lr5e-5": "--lr 5e-5",
          "aug20": "--augment runs/glue-ablation/<task>-aug20 (TinyBERT augmentation: 20 copies, p 0.4, K 15) "
                   "--max-steps <the plain cell's steps>",
+         "aug20-s90": "the aug20 cell at --sparsity 0.90",
+         "aug20-filter-s90": "the aug20 cell at --sparsity 0.90 with --augment-filter teacher-agrees (copies the teacher "
+                             "agrees with; STS-B: teacher error <= its error on the originals)",
          "from-teacher": "--student runs/glue-ablation/<task>-teacher (finetune-then-prune)",
          "balanced-kd": "--attention-weight 1 --attention-loss kl --hidden-weight 1 --normalize-terms "
                         "--prediction-only-from 0.6",
