@@ -5,7 +5,8 @@
 # checking that its recipe is the grid's (differences allowed: out; data_dir spelled differently but
 # the same directory; pooling absent = cls, the only pooling when it was trained); its recipe.yaml and
 # MANIFEST.json entry are replaced by the grid's recipe (new files: runs/sst2/teacher is not touched).
-# Usage: bash results/run_sst2_knowledge.sh STEPS [VARIANT ...]   (resumable; default: all five)
+# Usage: [SEEDS="42 43"] bash results/run_sst2_knowledge.sh STEPS [VARIANT ...]   (resumable; default: all five
+# variants, seed 42; SEEDS adds the students of other seeds to the same grid, the teacher stays seed 42's)
 # Output: runs/experiments/sst2-steps$STEPS/{results.json,results.md,...}
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +15,7 @@ STEPS=$1; shift
 OUT=runs/experiments/sst2-steps$STEPS
 mkdir -p "$OUT/cells/sst2" logs
 SPEC="$OUT/spec-input.yaml"
-VARIANTS="$*" $PY - "$STEPS" "$SPEC" <<'PY'
+SEEDS="${SEEDS:-42}" VARIANTS="$*" $PY - "$STEPS" "$SPEC" <<'PY'
 import os, sys, yaml
 from pathlib import Path
 steps, out = int(sys.argv[1]), Path(sys.argv[2])
@@ -23,6 +24,7 @@ spec["name"] = f"minilm-sst2-steps{steps}"
 spec["data_dir"] = str((Path("experiments") / spec["data_dir"]).resolve())
 spec["train"]["max_steps"] = steps
 spec["train"]["eval_every"] = max(100, steps // 4)
+spec["seeds"] = [int(x) for x in os.environ["SEEDS"].split()]
 if os.environ["VARIANTS"]:
     spec["variants"] = ["dense-teacher", *os.environ["VARIANTS"].split()]
 out.write_text(yaml.safe_dump(spec, sort_keys=False))
