@@ -19,6 +19,12 @@ Models (those whose run has finished; the others are listed as missing):
 - MPNet-base dense (runs/sst2-mpnet/teacher) and MPNet-base at 90/95/97 % (runs/sst2-mpnet/sparse*-lr3e-5),
   ``results/run_mpnet_sst2.sh``.
 
+Speed only: MPNet-base's teacher magnitude-pruned one-shot to 95 / 97 / 98 / 99 % (real weights, so
+the sparse runtime sees a real pattern; no training, so no accuracy), timed on the sparse int8 runtime
+beside the model with its linear layers removed (the "linears-free" time: attention, embeddings,
+LayerNorm, what no weight sparsity can remove). They answer the speed half of S4 at every sparsity:
+where on the throughput axis a BERT-base-shaped sparse model could sit at all, drawn as vertical lines.
+
 Each model's bench is saved in ``results/s4_pareto/<key>.json`` and re-used (``--overwrite`` times
 it again); models are timed one after another, never beside a training process (check ``uptime``).
 Writes ``results/s4_pareto.{json,md}`` and ``results/s4_pareto.png`` (dev accuracy against
@@ -30,6 +36,7 @@ Usage: .venv/bin/python results/s4_pareto.py [--overwrite] [--only KEY ...] [--r
 from __future__ import annotations
 
 import argparse
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -58,6 +65,45 @@ def models() -> list[dict]:
     for s in (90, 95, 97):  # lr 3e-5 (the paper's BERT-base lr): at 1e-4 MPNet-base collapsed (results/mpnet_sst2.md)
         out.append({"key": f"mpnet-s{s}", "label": f"MPNet-base {s} %", "dir": ROOT / f"runs/sst2-mpnet/sparse{s}-lr3e-5",
                     "kind": "sparse"})
+    return out
+
+
+#: speed-only points: (key, sparsity) of MPNet-base's fine-tuned teacher pruned one-shot
+SPEED_ONLY = [(f"mpnet-oneshot-s{round(100 * s)}", s) for s in (0.95, 0.97, 0.98, 0.99)]
+SPEED_ONLY_DIR = ROOT / "runs/sst2-mpnet/teacher"
+
+
+def bench_speed_only(sparsity: float) -> dict:
+    """Time MPNet-base's teacher pruned one-shot to ``sparsity`` on the sparse int8 runtime (and torch fp32,
+    the reference, and the linears-free model); no accuracy (module docstring)."""
+    from sparsebert.bench import magnitude_prune_
+    from sparsebert.bench.run import bench_model, describe_model
+    from sparsebert.export.checkpoint import load_any
+    from sparsebert.targets import prunable_linears
+
+    model = load_any(SPEED_ONLY_DIR)
+    magnitude_prune_(model, sparsity)
+    nnz = sum(int((lin.weight != 0).sum()) for lin in prunable_linears(model).values())
+    t0 = time.time()
+    res = bench_model(model, batches=BATCHES, seq=SEQ, threads=THREADS, paths=("dense-fp32", "sparse-runtime-int8"),
+                      budget_s=8.0, min_iters=5, max_iters=30, limit=True, log=print)
+    res["command_wall_s"] = time.time() - t0
+    res["model_info"], res["targets_nnz"], res["sparsity"] = describe_model(model, SEQ), nnz, sparsity
+    res["model_dir"] = str(SPEED_ONLY_DIR.relative_to(ROOT))
+    return res
+
+
+def speed_rows(res: dict, key: str) -> list[dict]:
+    """Per batch: the sparse int8 runtime's and the linears-free model's sequences/s of a speed-only bench."""
+    out = []
+    for b in BATCHES:
+        r = {x["path"]: x for x in res["results"][str(b)]}["sparse-runtime-int8"]
+        lim = res["summary"][str(b)].get("limit") or {}
+        if not r.get("median_ms"):
+            continue
+        out.append({"key": key, "batch": b, "sparsity": res["sparsity"], "params_nonzero_targets": res["targets_nnz"],
+                    "seq_per_s": b * 1000.0 / r["median_ms"],
+                    "linears_free_seq_per_s": b * 1000.0 / lim["nonlinear_ms"] if lim.get("nonlinear_ms") else None})
     return out
 
 
@@ -137,12 +183,23 @@ def main() -> int:
                 table.append({**pt, "id": f"{m['key']}/{pt['path']}", "key": m["key"], "label": m["label"],
                               "kind": m["kind"], "batch": b, "params_nonzero_targets": res.get("targets_nnz"),
                               "train_steps": steps, "bench_wall_s": res.get("command_wall_s")})
+    speed = []
+    for key, sparsity in SPEED_ONLY:
+        saved = OUT / f"{key}.json"
+        if not (SPEED_ONLY_DIR / "summary.json").is_file():
+            break
+        if (not args.render_only and (args.overwrite or not saved.is_file())
+                and (not args.only or key in args.only)):
+            print(f"== {key}", flush=True)
+            write_json_atomic(saved, bench_speed_only(sparsity))
+        if saved.is_file():
+            speed += speed_rows(read_json(saved), key)
     fronts = {b: pareto([t for t in table if t["batch"] == b]) for b in BATCHES}
-    write(table, fronts, missing)
+    write(table, fronts, missing, speed)
     return 0
 
 
-def write(table: list[dict], fronts: dict[int, list[str]], missing: list[str]) -> None:
+def write(table: list[dict], fronts: dict[int, list[str]], missing: list[str], speed: list[dict] | None = None) -> None:
     """results/s4_pareto.{json,md,png}."""
     md = ["# S4 on this CPU: SST-2 dev accuracy against throughput (2-core AVX2 EPYC, seq 128)", "",
           "Every model on every path it runs on (dense models: torch fp32 / dynamic int8, ONNX Runtime optimised "
@@ -167,11 +224,29 @@ def write(table: list[dict], fronts: dict[int, list[str]], missing: list[str]) -
                       f"{t0['fp32_accuracy']:.1f} | {t0['params_nonzero_targets'] / 1e6:.2f} M | {t0['train_steps']} | "
                       f"{on} |")
         md.append("")
+    speed = speed or []
+    if speed:
+        md += ["## Speed only: MPNet-base pruned one-shot (no training, no accuracy)", "",
+               "MPNet-base's fine-tuned teacher magnitude-pruned one-shot per matrix (real weights, so a real pattern), "
+               "timed on the sparse int8 runtime beside the same model with its linear layers removed: *linears-free* "
+               "is the attention, embeddings and LayerNorm that no weight sparsity removes, the ceiling of any "
+               "BERT-base-shaped sparse model on this CPU. Vertical lines in the plot.", "",
+               "| sparsity | non-zeros (Q,K,V,O,FFN) | sparse int8 runtime, batch 1: seq/s | batch 32: seq/s | "
+               "linears-free ceiling, batch 1 / 32: seq/s |", "|---:|---:|---:|---:|---|"]
+        for key in dict.fromkeys(r["key"] for r in speed):
+            by_b = {r["batch"]: r for r in speed if r["key"] == key}
+            r0 = next(iter(by_b.values()))
+            cells = [f"{by_b[b]['seq_per_s']:.1f}" if b in by_b else "–" for b in BATCHES]
+            ceil = " / ".join(f"{by_b[b]['linears_free_seq_per_s']:.1f}" if b in by_b and
+                              by_b[b]["linears_free_seq_per_s"] else "–" for b in BATCHES)
+            md.append(f"| {100 * r0['sparsity']:g} % | {r0['params_nonzero_targets'] / 1e6:.2f} M | {cells[0]} | "
+                      f"{cells[1]} | {ceil} |")
+        md.append("")
     if missing:
         md += ["Not yet measured: " + "; ".join(missing) + ".", ""]
     md += ["![accuracy vs throughput](s4_pareto.png)", ""]
     write_json_atomic(ROOT / "results" / "s4_pareto.json", {"rows": table, "pareto": fronts, "missing": missing,
-                                                            "keep_points": KEEP_POINTS})
+                                                            "keep_points": KEEP_POINTS, "speed_only": speed})
     write_text_atomic(ROOT / "results" / "s4_pareto.md", "\n".join(md) + "\n")
     print("\n".join(md))
     if not table:
@@ -194,6 +269,15 @@ def write(table: list[dict], fronts: dict[int, list[str]], missing: list[str]) -
             if best:
                 ax.annotate(f"{best['label']}\n{best['path']}", (best["seq_per_s"], best["accuracy"]), fontsize=6.5,
                             xytext=(4, 3), textcoords="offset points", color=colors[k])
+        for r in (r for r in speed if r["batch"] == b):  # where a BERT-base-shaped sparse model can sit at all
+            ax.axvline(r["seq_per_s"], color="0.6", ls="--", lw=0.8)
+            ax.text(r["seq_per_s"], 0.02, f" MPNet-base {100 * r['sparsity']:g} %\n (speed only)", fontsize=6,
+                    color="0.4", rotation=90, transform=ax.get_xaxis_transform(), va="bottom")
+        ceilings = [r["linears_free_seq_per_s"] for r in speed if r["batch"] == b and r["linears_free_seq_per_s"]]
+        if ceilings:
+            ax.axvline(statistics.median(ceilings), color="0.3", ls="-.", lw=0.8)
+            ax.text(statistics.median(ceilings), 0.98, " MPNet-base\n linears free", fontsize=6, color="0.3",
+                    transform=ax.get_xaxis_transform(), va="top")
         front = sorted((t for t in pts if t["id"] in fronts[b]), key=lambda t: t["seq_per_s"])
         ax.plot([t["seq_per_s"] for t in front], [t["accuracy"] for t in front], "k:", lw=1)
         ax.set_xscale("log")
@@ -202,7 +286,8 @@ def write(table: list[dict], fronts: dict[int, list[str]], missing: list[str]) -
         ax.set_ylabel("SST-2 dev accuracy, % (of that path)")
         ax.set_title(f"batch {b} x {SEQ} tokens, 2 threads")
     fig.suptitle("every model on every path; circles: sparse runtime, squares: dense paths; hollow: the path loses "
-                 f"> {KEEP_POINTS:g} point vs fp32; dotted: Pareto front", fontsize=8.5)
+                 f"> {KEEP_POINTS:g} point vs fp32; dotted: Pareto front; dashed: MPNet-base pruned one-shot (speed only), "
+                 "dash-dot: its linears-free ceiling", fontsize=8)
     fig.tight_layout()
     with atomic_path(ROOT / "results" / "s4_pareto.png") as tmp:
         fig.savefig(tmp, dpi=120, format="png")
