@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from sparsebert.io import atomic_path, write_json_atomic, write_text_atomic
+
 ROOT = Path(__file__).resolve().parents[1]
 GRIDS = ROOT / "runs" / "experiments"
 LONG_RUN = ROOT / "runs" / "sst2" / "sparse95-default"
@@ -51,12 +53,13 @@ def load_rows() -> tuple[list[dict], float, float]:
             if r["variant"] == "dense-teacher":
                 teacher = r["value"]
                 continue
-            rows.append({"variant": r["variant"], "steps": r["steps"], "accuracy": r["value"],
+            rows.append({"variant": r["variant"], "steps": r["steps"], "seed": r.get("seed", 42), "accuracy": r["value"],
                          "encoder_nnz": r["encoder_nnz"], "wall_s": r.get("wall_seconds"),
                          "source": str(res.relative_to(ROOT))})
     if (LONG_RUN / "summary.json").is_file():
         s = json.loads((LONG_RUN / "summary.json").read_text())
-        rows.append({"variant": "sparsebert", "steps": s["steps"], "accuracy": 100 * s["metrics"]["dev"]["accuracy"],
+        rows.append({"variant": "sparsebert", "steps": s["steps"], "seed": 42,
+                     "accuracy": 100 * s["metrics"]["dev"]["accuracy"],
                      "encoder_nnz": sum(m["nnz"] for m in s["sparsity"]["matrices"]), "wall_s": s.get("wall_seconds"),
                      "source": str(LONG_RUN.relative_to(ROOT)) + " (3 epochs)"})
     if teacher is None or floor is None:
@@ -84,13 +87,26 @@ def teacher_curve(floor: float, teacher: float) -> list[tuple[int, float]]:
     return [(h["step"], gain_retention(100 * h["score"], teacher, floor)) for h in s["eval_history"]]
 
 
+def mean_by_budget(rows: list[dict], variant: str) -> list[dict]:
+    """Per budget of ``variant``: steps, mean accuracy and GR over its seeds, and the per-seed rows."""
+    out = []
+    for steps in sorted({r["steps"] for r in rows if r["variant"] == variant}):
+        here = sorted((r for r in rows if r["variant"] == variant and r["steps"] == steps), key=lambda r: r["seed"])
+        out.append({"steps": steps, "accuracy": float(np.mean([r["accuracy"] for r in here])),
+                    "gain_retention": float(np.mean([r["gain_retention"] for r in here])),
+                    "gr_min": min(r["gain_retention"] for r in here), "gr_max": max(r["gain_retention"] for r in here),
+                    "seeds": [r["seed"] for r in here]})
+    return out
+
+
 def main() -> int:
     rows, teacher, floor = load_rows()
     for r in rows:
         r["gain_retention"] = gain_retention(r["accuracy"], teacher, floor)
+    means = {v: mean_by_budget(rows, v) for v in ORDER}
     fits = {}
-    for v in ORDER:
-        pts = sorted((r["steps"], r["gain_retention"]) for r in rows if r["variant"] == v)
+    for v in ORDER:  # one point per budget: the mean over seeds
+        pts = [(m["steps"], m["gain_retention"]) for m in means[v]]
         f = fit_log([p[0] for p in pts], [p[1] for p in pts])
         if f:
             fits[v] = f
@@ -98,26 +114,33 @@ def main() -> int:
     md = ["# SST-2, MiniLM-L6 at 95 %: knowledge study and budget scaling", "",
           f"Dense teacher (runs/sst2/teacher, 1 epoch = 2,105 steps): **{teacher:.1f}** dev accuracy; majority-class "
           f"floor **{floor:.1f}**; GR = (student − floor) / (teacher − floor). Every student: full SST-2 train set "
-          "(67,349 sentences), max length 64, batch 32, length-grouped batches, seed 42, one thread, prune's default "
+          "(67,349 sentences), max length 64, batch 32, length-grouped batches, one thread, prune's default "
           "recipe (cubic GMP per matrix to 95 % between 10 % and 60 % of the steps; logit distillation T = 2, "
-          "hardness 0.5) — the label-only variants with the distillation weights at 0 and label weight 1.", "",
+          "hardness 0.5) — the label-only variants with the distillation weights at 0 and label weight 1. Seed 42 "
+          "unless a row says otherwise (`SEEDS=\"42 43\"`: the teacher stays seed 42's); with several seeds the "
+          "scaling table and the fit use the mean per budget.", "",
           "Commands: `bash results/run_sst2_knowledge.sh STEPS [VARIANT ...]` (grid `experiments/minilm-sst2-knowledge"
           ".yaml`, train.max_steps = STEPS), `bash results/run_sst2_prune.sh default` (6,315 steps), then "
           "`.venv/bin/python results/collect_sst2_knowledge.py`.", ""]
     for steps in budgets:
-        here = sorted((r for r in rows if r["steps"] == steps), key=lambda r: ORDER.index(r["variant"]))
-        md += [f"## {steps:,} steps", "", "| variant | student starts | loss | encoder non-zeros | dev accuracy | GR | "
-               "train wall |", "|---|---|---|---:|---:|---:|---:|"]
+        here = sorted((r for r in rows if r["steps"] == steps), key=lambda r: (ORDER.index(r["variant"]), r["seed"]))
+        md += [f"## {steps:,} steps", "", "| variant | seed | student starts | loss | encoder non-zeros | dev accuracy | "
+               "GR | train wall |", "|---|---:|---|---|---:|---:|---:|---:|"]
         for r in here:
             nnz = f"{r['encoder_nnz'] / 1e6:.2f} M"
             wall = f"{r['wall_s'] / 60:.0f} min" if r["wall_s"] else "–"
-            md.append(f"| {r['variant']} | {START[r['variant']]} | {LOSS[r['variant']]} | {nnz} | {r['accuracy']:.1f} | "
-                      f"{100 * r['gain_retention']:.0f} % | {wall} |")
+            md.append(f"| {r['variant']} | {r['seed']} | {START[r['variant']]} | {LOSS[r['variant']]} | {nnz} | "
+                      f"{r['accuracy']:.1f} | {100 * r['gain_retention']:.0f} % | {wall} |")
+        for v in ORDER:
+            m = next((m for m in means[v] if m["steps"] == steps and len(m["seeds"]) > 1), None)
+            if m:
+                md.append(f"| {v} | mean of {len(m['seeds'])} | | | | {m['accuracy']:.1f} | "
+                          f"{100 * m['gain_retention']:.0f} % ({100 * m['gr_min']:.0f}–{100 * m['gr_max']:.0f}) | |")
         md.append("")
     md += ["## Budget scaling", "", "| variant | " + " | ".join(f"{b:,}" for b in budgets) + " | fit GR = a + b·log10(steps) "
            f"| GR at {PAPER_STEPS:,} (extrapolated) |", "|---|" + "---:|" * (len(budgets) + 2)]
     for v in ORDER:
-        by = {r["steps"]: r["gain_retention"] for r in rows if r["variant"] == v}
+        by = {m["steps"]: m["gain_retention"] for m in means[v]}
         if not by:
             continue
         f = fits.get(v)
@@ -129,17 +152,18 @@ def main() -> int:
     md += ["", "Extrapolation is a straight line in log(steps) through at most four budgets: a trend, not a "
            "prediction; GR cannot pass 100 % for long (the teacher's own curve flattens after ~1,000 steps).",
            "", "![GR against steps](sst2_budget_scaling.png)", ""]
-    out = {"teacher": teacher, "floor": floor, "rows": rows, "fits": fits,
+    out = {"teacher": teacher, "floor": floor, "rows": rows, "means": means, "fits": fits,
            "teacher_curve": teacher_curve(floor, teacher), "paper_steps": PAPER_STEPS}
-    (ROOT / "results" / "sst2_knowledge.json").write_text(json.dumps(out, indent=1) + "\n")
-    (ROOT / "results" / "sst2_knowledge.md").write_text("\n".join(md))
-    plot(rows, fits, out["teacher_curve"])
+    write_json_atomic(ROOT / "results" / "sst2_knowledge.json", out)
+    write_text_atomic(ROOT / "results" / "sst2_knowledge.md", "\n".join(md))
+    plot(means, fits, out["teacher_curve"])
     print("\n".join(md))
     return 0
 
 
-def plot(rows: list[dict], fits: dict, curve: list[tuple[int, float]]) -> None:
-    """GR against steps (log x) per variant, fits dotted, the teacher's own curve dashed."""
+def plot(means: dict[str, list[dict]], fits: dict, curve: list[tuple[int, float]]) -> None:
+    """GR against steps (log x) per variant (mean over seeds, bars: min–max), fits dotted, the teacher's own
+    curve dashed."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -147,11 +171,15 @@ def plot(rows: list[dict], fits: dict, curve: list[tuple[int, float]]) -> None:
 
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for i, v in enumerate(ORDER):
-        pts = sorted((r["steps"], r["gain_retention"]) for r in rows if r["variant"] == v)
-        if not pts:
+        ms = means[v]
+        if not ms:
             continue
+        pts = [(m["steps"], m["gain_retention"]) for m in ms]
         color = f"C{i}"
-        ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], "o-", color=color, label=v)
+        ax.errorbar([m["steps"] for m in ms], [100 * m["gain_retention"] for m in ms],
+                    yerr=[[100 * (m["gain_retention"] - m["gr_min"]) for m in ms],
+                          [100 * (m["gr_max"] - m["gain_retention"]) for m in ms]],
+                    fmt="o-", color=color, label=v, capsize=3)
         if v in fits:
             xs = np.logspace(math.log10(pts[0][0]), math.log10(PAPER_STEPS), 50)
             ax.plot(xs, 100 * (fits[v]["a"] + fits[v]["b_per_decade"] * np.log10(xs)), ":", color=color)
@@ -166,7 +194,8 @@ def plot(rows: list[dict], fits: dict, curve: list[tuple[int, float]]) -> None:
     ax.set_title("SST-2, MiniLM-L6 pruned to 95 %: gain retention vs budget")
     ax.legend(fontsize=8)
     fig.tight_layout()
-    fig.savefig(ROOT / "results" / "sst2_budget_scaling.png", dpi=120)
+    with atomic_path(ROOT / "results" / "sst2_budget_scaling.png") as tmp:
+        fig.savefig(tmp, dpi=120, format="png")
 
 
 if __name__ == "__main__":
