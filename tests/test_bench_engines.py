@@ -172,3 +172,32 @@ def test_bench_runs_every_dense_baseline(model, tmp_path, monkeypatch):
     assert lim["nonlinear_ms"] > 0 and set(lim["x_linears_free"]) == set(paths)
     assert not any("fused no" in w for w in res["warnings"])
     assert (tmp_path / "model-ort-opt.onnx").is_file() and (tmp_path / "model-ort-int8.onnx").is_file()
+
+
+def test_mean_pooled_model_through_onnxruntime_and_openvino(model, tmp_path):
+    """A mean-pooled head (sparsebert.pooling: hooks, no weights of its own) survives the ONNX export,
+    ORT's transformer optimiser and OpenVINO, padding included: the engines read the masked mean, not
+    [CLS] (a dropped hook would silently give the [CLS] model's logits)."""
+    pytest.importorskip("onnxruntime")
+    pytest.importorskip("openvino")
+    import copy
+
+    from sparsebert.export.onnx import export_onnx
+    from sparsebert.pooling import apply_pooling
+
+    mean = apply_pooling(copy.deepcopy(model), "mean").eval()
+    inputs = make_inputs(mean, 3, 12)
+    inputs["attention_mask"][1, 7:] = 0  # padded rows: the mean must skip them
+    inputs["attention_mask"][2, 3:] = 0
+    ref, cls_ref = _ref(mean, inputs), _ref(model, inputs)
+    assert np.abs(ref - cls_ref).max() > 1e-3  # the pooling changes the logits, so the checks below can fail
+    plain = export_onnx(mean, tmp_path / "mean.onnx")
+    assert np.abs(_ort(plain, inputs) - ref).max() < 1e-4
+    engines.ort_optimize(export_onnx(engines.eager_copy(mean), tmp_path / "eager.onnx"), tmp_path / "opt.onnx",
+                         mean.config)
+    assert np.abs(_ort(tmp_path / "opt.onnx", inputs) - ref).max() < 1e-4
+    ov_model = engines.openvino_read(plain)
+    feeds = {i.get_any_name(): inputs[i.get_any_name()].numpy() for i in ov_model.inputs}
+    req, _ = engines.openvino_compile(ov_model, {k: v.shape for k, v in feeds.items()}, threads=1, precision="f32")
+    req.infer(feeds)
+    assert np.abs(req.get_output_tensor(0).data - ref).max() < 1e-4
