@@ -227,9 +227,9 @@ def check_models(recipe, task: TaskSpec, student: nn.Module, teacher: nn.Module 
     """The models of a stage, once loaded and before the first step.
 
     ``max_length`` fits every model's positions; teacher and student agree with the task's label
-    set; a wide student is not pruned at a learning rate known to collapse it
-    (:func:`check_learning_rate`, a warning); the output's file system has room for a resumable state of ``student``
-    (:func:`estimate_checkpoint_bytes`). Vocabulary and layer mapping are checked by
+    set; a wide student pruned at a learning rate that hurt MPNet-base is warned about
+    (:func:`check_learning_rate`); the output's file system has room for a resumable state of
+    ``student`` (:func:`estimate_checkpoint_bytes`). Vocabulary and layer mapping are checked by
     :func:`sparsebert.prune.check_pair`.
 
     Raises:
