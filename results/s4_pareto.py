@@ -77,19 +77,12 @@ def bench_speed_only(sparsity: float) -> dict:
     """Time MPNet-base's teacher pruned one-shot to ``sparsity`` on the sparse int8 runtime (and torch fp32,
     the reference, and the linears-free model); no accuracy (module docstring)."""
     from sparsebert.bench import magnitude_prune_
-    from sparsebert.bench.run import bench_model, describe_model
     from sparsebert.export.checkpoint import load_any
-    from sparsebert.targets import prunable_linears
 
     model = load_any(SPEED_ONLY_DIR)
     magnitude_prune_(model, sparsity)
-    nnz = sum(int((lin.weight != 0).sum()) for lin in prunable_linears(model).values())
-    t0 = time.time()
-    res = bench_model(model, batches=BATCHES, seq=SEQ, threads=THREADS, paths=("dense-fp32", "sparse-runtime-int8"),
-                      budget_s=8.0, min_iters=5, max_iters=30, limit=True, log=print)
-    res["command_wall_s"] = time.time() - t0
-    res["model_info"], res["targets_nnz"], res["sparsity"] = describe_model(model, SEQ), nnz, sparsity
-    res["model_dir"] = str(SPEED_ONLY_DIR.relative_to(ROOT))
+    res = timed(model, SPEED_ONLY_DIR, ("dense-fp32", "sparse-runtime-int8"), limit=True)
+    res["sparsity"] = sparsity
     return res
 
 
@@ -107,24 +100,36 @@ def speed_rows(res: dict, key: str) -> list[dict]:
     return out
 
 
+def timed(model, model_dir: Path, paths: tuple[str, ...], eval_data=None, limit: bool = False) -> dict:
+    """:func:`sparsebert.bench.run.bench_model` at this script's settings, with the wall time, the model's
+    description, the non-zeros of its target matrices and ``model_dir`` added to the result."""
+    from sparsebert.bench.run import bench_model, describe_model
+    from sparsebert.report import sparsity_report
+
+    t0 = time.time()
+    res = bench_model(model, batches=BATCHES, seq=SEQ, threads=THREADS, paths=paths, eval_data=eval_data,
+                      budget_s=8.0, min_iters=5, max_iters=30, limit=limit, log=print)
+    res["command_wall_s"] = time.time() - t0
+    res["model_info"] = describe_model(model, SEQ)
+    res["targets_nnz"] = sparsity_report(model, SEQ)["targets"]["nnz"]
+    res["model_dir"] = str(model_dir.relative_to(ROOT))
+    return res
+
+
 def bench_one(m: dict) -> dict:
     """Time and evaluate one model on its paths (see the module docstring); returns the bench result."""
     from sparsebert.bench.accuracy import load_eval_data
-    from sparsebert.bench.run import bench_model, describe_model
     from sparsebert.export.checkpoint import load_any
-    from sparsebert.targets import prunable_linears
 
-    model = load_any(m["dir"])
-    nnz = sum(int((lin.weight != 0).sum()) for lin in prunable_linears(model).values())
     data = load_eval_data(m["dir"], "sst2", DATA, SEQ)
-    paths = SPARSE_PATHS if m["kind"] == "sparse" else DENSE_PATHS
-    t0 = time.time()
-    res = bench_model(model, batches=BATCHES, seq=SEQ, threads=THREADS, paths=paths, eval_data=data,
-                      budget_s=8.0, min_iters=5, max_iters=30, limit=False, log=print)
-    res["command_wall_s"] = time.time() - t0
-    res["model_info"], res["targets_nnz"] = describe_model(model, SEQ), nnz
-    res["model_dir"] = str(m["dir"].relative_to(ROOT))
-    return res
+    return timed(load_any(m["dir"]), m["dir"], SPARSE_PATHS if m["kind"] == "sparse" else DENSE_PATHS, eval_data=data)
+
+
+def wants_timing(args, key: str, saved: Path) -> bool:
+    """Whether ``key`` is (re)timed in this call: not --render-only, not saved yet or --overwrite, and
+    named by --only (when given)."""
+    return (not args.render_only and (args.overwrite or not saved.is_file())
+            and (not args.only or key in args.only))
 
 
 def points(res: dict, batch: int) -> list[dict]:
@@ -166,8 +171,7 @@ def main() -> int:
         if not (m["dir"] / "summary.json").is_file():
             missing.append(f"{m['label']} ({m['dir'].relative_to(ROOT)}: not finished)")
             continue
-        if (not args.render_only and (args.overwrite or not saved.is_file())
-                and (not args.only or m["key"] in args.only)):
+        if wants_timing(args, m["key"], saved):
             print(f"== {m['key']}", flush=True)
             write_json_atomic(saved, bench_one(m))
         if not saved.is_file():
@@ -188,8 +192,7 @@ def main() -> int:
         saved = OUT / f"{key}.json"
         if not (SPEED_ONLY_DIR / "summary.json").is_file():
             break
-        if (not args.render_only and (args.overwrite or not saved.is_file())
-                and (not args.only or key in args.only)):
+        if wants_timing(args, key, saved):
             print(f"== {key}", flush=True)
             write_json_atomic(saved, bench_speed_only(sparsity))
         if saved.is_file():
