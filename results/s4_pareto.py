@@ -172,7 +172,9 @@ def main() -> int:
     for m in models():
         saved = OUT / f"{m['key']}.json"
         if not (m["dir"] / "summary.json").is_file():
-            missing.append(f"{m['label']} ({m['dir'].relative_to(ROOT)}: not finished)")
+            started = m["dir"].exists() or (m["dir"].parent / f".{m['dir'].name}.partial").exists()
+            state = "not finished" if started else "not trained"
+            missing.append(f"{m['label']} ({m['dir'].relative_to(ROOT)}: {state})")
             continue
         if wants_timing(args, m["key"], saved):
             print(f"== {m['key']}", flush=True)
