@@ -32,6 +32,22 @@ LOSS = {"dense-teacher": "labels", "sparsebert": "teacher logits + labels (defau
         "prune-from-pretrained-no-kd": "labels only", "small-dense": "teacher logits + labels"}
 
 
+def _history(cell: Path) -> list[tuple[int, float]]:
+    h = json.loads((cell / "summary.json").read_text()).get("eval_history") or []
+    return [(e["step"], 100 * e["score"]) for e in h]
+
+
+def teacher_curve(cell: Path) -> str:
+    """The teacher's dev score after each evaluation, as text (``180: 74.2, 360: 81.7, ...``)."""
+    return ", ".join(f"{step}: {score:.1f}" for step, score in _history(cell)) or "not recorded"
+
+
+def last_epoch_gain(cell: Path) -> float:
+    """Points the teacher gained between its last two evaluations (0 with fewer)."""
+    h = _history(cell)
+    return h[-1][1] - h[-2][1] if len(h) >= 2 else 0.0
+
+
 def earlier_rows(task: str, sparsity: float, have: set[str]) -> list[dict]:
     """Rows (as in results.json) for the variants of ``EARLIER`` the grid lacks and that finished."""
     from sparsebert.data.tasks import get_task
@@ -57,7 +73,7 @@ def main() -> int:
         sys.exit("no runs/experiments/<task>-s<sparsity>/results.json: run results/run_glue_knowledge.sh first")
     md = ["# Knowledge study on the small GLUE tasks (MiniLM-L6, seed 42)", "",
           "Every student: the same 6 epochs of batch 32 of the task's official train split (MRPC 690 steps, STS-B "
-          "1,080, CoLA 1,602), prune's default recipe (cubic GMP per matrix, logit distillation T = 2, hardness 0.5); "
+          "1,080, CoLA 1,608), prune's default recipe (cubic GMP per matrix, logit distillation T = 2, hardness 0.5); "
           "the label-only variants with the distillation weights at 0 and label weight 1; the teacher fine-tuned "
           "for 3 epochs at lr 5e-5 (runs/glue-ablation/TASK-teacher). GR = (student − floor) / (teacher − floor).", ""]
     out = []
@@ -71,8 +87,13 @@ def main() -> int:
         rows = sorted(rows, key=lambda r: (ORDER.index(r["variant"]), r["sparsity"], r["seed"]))
         teacher = next(r["value"] for r in rows if r["variant"] == "dense-teacher")
         metric = rows[0]["metric"]
+        cell = res.parent / "cells" / task / "dense-teacher-seed42"
+        gain = last_epoch_gain(cell)
+        flat = (f"still rising in its last epoch (+{gain:.1f}): the teacher itself has not converged at this budget"
+                if gain > 1 else "flat in its last epoch")
         md += [f"## {task.upper()} at {100 * spec['sparsity']:g} % ({spec['train']['max_steps']:,} steps)", "",
-               f"Floor **{floor:.1f}**, teacher **{teacher:.1f}** ({metric}). Command: `bash results/run_glue_knowledge.sh "
+               f"Floor **{floor:.1f}**, teacher **{teacher:.1f}** ({metric}); the teacher's own dev curve (step: score) "
+               f"{teacher_curve(cell)}, {flat}. Command: `bash results/run_glue_knowledge.sh "
                f"{task} {spec['sparsity']:g}` ({res.parent.relative_to(ROOT)}).", "",
                "| variant | student starts | loss | encoder non-zeros | dev " + metric + " | GR | train wall |",
                "|---|---|---|---:|---:|---:|---:|"]
