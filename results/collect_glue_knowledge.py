@@ -21,7 +21,7 @@ from sparsebert.io import write_json_atomic, write_text_atomic
 ROOT = Path(__file__).resolve().parents[1]
 ORDER = ["dense-teacher", "sparsebert", "finetuned-student-kd", "finetune-then-prune", "prune-from-pretrained-no-kd",
          "small-dense"]
-START = {"dense-teacher": "pre-trained (fine-tuned, 3 epochs)", "sparsebert": "pre-trained",
+START = {"dense-teacher": "pre-trained, fine-tuned 3 epochs", "sparsebert": "pre-trained",
          "finetuned-student-kd": "fine-tuned", "finetune-then-prune": "fine-tuned",
          "prune-from-pretrained-no-kd": "pre-trained", "small-dense": "pre-trained, cut to ≈ equal non-zeros"}
 #: Cells trained earlier with the grid cell's exact recipe (same steps, data order, teacher, evaluation each
