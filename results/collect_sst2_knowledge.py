@@ -153,8 +153,11 @@ def main() -> int:
           "unless a row says otherwise (`SEEDS=\"42 43\"`: the teacher stays seed 42's); with several seeds the "
           "scaling table and the fit use the mean per budget.", "",
           "Commands: `bash results/run_sst2_knowledge.sh STEPS [VARIANT ...]` (grid `experiments/minilm-sst2-knowledge"
-          ".yaml`, train.max_steps = STEPS), `bash results/run_sst2_prune.sh default` (6,315 steps), then "
-          "`.venv/bin/python results/collect_sst2_knowledge.py`.", ""]
+          ".yaml`, train.max_steps = STEPS; the 2,000-step grid as `SEEDS=\"42 43\" SPARSITIES=\"0.9 0.97\" bash "
+          "results/run_sst2_knowledge.sh 2000`: seed 43 at 95 %, sparsebert, finetune-then-prune and small-dense at "
+          "90 / 97 %, ≈ 24 min per sparse cell, 4–5 min per small dense one, one thread), `[SPARSITY=0.90 TAG=90] "
+          "bash results/run_sst2_prune.sh default` (6,315 steps), then `.venv/bin/python "
+          "results/collect_sst2_knowledge.py`.", ""]
     for steps in budgets:
         here = sorted((r for r in rows if r["steps"] == steps), key=lambda r: (ORDER.index(r["variant"]), r["seed"]))
         md += [f"## {steps:,} steps", "", "| variant | seed | student starts | loss | encoder non-zeros | dev accuracy | "
