@@ -22,17 +22,20 @@ from pathlib import Path
 
 import yaml
 
+from sparsebert.experiment.grid import teacher_cell
+from sparsebert.experiment.spec import load_spec
 from sparsebert.integrity import sha256_file
 from sparsebert.io import write_json_atomic
 
 
 def main(src: Path, out: Path, spec: Path, task: str) -> int:
-    cell = out / "cells" / task / "dense-teacher-seed42"
+    cell_id = teacher_cell(load_spec(spec), task).id  # e.g. sst2/dense-teacher-seed42: the grid's own naming
+    cell = out / "cells" / cell_id
     if (cell / "summary.json").is_file():
         return 0
     subprocess.run([sys.executable, "-m", "sparsebert.cli", "experiment", str(spec), "--out", str(out), "--dry-run"],
                    check=True, stdout=subprocess.DEVNULL)
-    want_path = out / "recipes" / task / "dense-teacher-seed42.yaml"
+    want_path = out / "recipes" / f"{cell_id}.yaml"
     have, want = (yaml.safe_load(p.read_text()) for p in (src / "recipe.yaml", want_path))
     diff = {k for k in set(have) | set(want) if have.get(k) != want.get(k)} - {"out", "threads"}
     ok = (diff <= {"data_dir", "pooling"} and Path(have["data_dir"]).resolve() == Path(want["data_dir"]).resolve()
