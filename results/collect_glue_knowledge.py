@@ -13,9 +13,11 @@ Usage: .venv/bin/python results/collect_glue_knowledge.py
 from __future__ import annotations
 
 import json
+import statistics
 import sys
 from pathlib import Path
 
+from sparsebert.experiment.report import run_row
 from sparsebert.io import write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,21 +51,21 @@ def last_epoch_gain(cell: Path) -> float:
 
 
 def earlier_rows(task: str, sparsity: float, have: set[str]) -> list[dict]:
-    """Rows (as in results.json) for the variants of ``EARLIER`` the grid lacks and that finished."""
-    from sparsebert.data.tasks import get_task
-
+    """Rows (as in results.json) for the seed-42 variants of ``EARLIER`` the grid lacks and that finished."""
     rows = []
     for (t, s, variant), run in EARLIER.items():
-        summary = ROOT / run / "summary.json"
-        if t != task or abs(s - sparsity) > 1e-9 or variant in have or not summary.is_file():
-            continue
-        d = json.loads(summary.read_text())
-        metric = get_task(task).main_metric
-        rows.append({"variant": variant, "sparsity": s, "seed": d["recipe"]["seed"], "metric": metric,
-                     "value": 100 * d["metrics"]["dev"][metric], "steps": d["steps"],
-                     "encoder_nnz": sum(m["nnz"] for m in d["sparsity"]["matrices"]),
-                     "wall_seconds": d.get("wall_seconds"), "source": run})
+        row = run_row(ROOT / run, task) if t == task and abs(s - sparsity) < 1e-9 and variant not in have else None
+        if row is not None:
+            rows.append({**row, "variant": variant, "sparsity": s, "source": run})
     return rows
+
+
+def seed_spread(rows: list[dict]) -> dict[str, tuple[float, float, int]]:
+    """Per variant with more than one seed: (mean, sample std, number of seeds) of ``value``."""
+    by: dict[str, list[float]] = {}
+    for r in rows:
+        by.setdefault(r["variant"], []).append(r["value"])
+    return {v: (statistics.mean(x), statistics.stdev(x), len(x)) for v, x in by.items() if len(x) > 1}
 
 
 def main() -> int:
@@ -71,7 +73,7 @@ def main() -> int:
     grids = [g for g in grids if not g.parent.name.startswith("sst2")]
     if not grids:
         sys.exit("no runs/experiments/<task>-s<sparsity>/results.json: run results/run_glue_knowledge.sh first")
-    md = ["# Knowledge study on the small GLUE tasks (MiniLM-L6, seed 42)", "",
+    md = ["# Knowledge study on the small GLUE tasks (MiniLM-L6)", "",
           "Every student: the same 6 epochs of batch 32 of the task's official train split (MRPC 690 steps, STS-B "
           "1,080, CoLA 1,608), prune's default recipe (cubic GMP per matrix, logit distillation T = 2, hardness 0.5); "
           "the label-only variants with the distillation weights at 0 and label weight 1; the teacher fine-tuned "
@@ -83,17 +85,18 @@ def main() -> int:
         (task,) = spec["tasks"]
         floor = d["majority"].get(task)
         floor = 0.0 if floor is None else floor
-        rows = d["rows"] + earlier_rows(task, spec["sparsity"], {r["variant"] for r in d["rows"]})
+        rows = d["rows"] + earlier_rows(task, spec["sparsity"], {r["variant"] for r in d["rows"] if r["seed"] == 42})
         rows = sorted(rows, key=lambda r: (ORDER.index(r["variant"]), r["sparsity"], r["seed"]))
         teacher = next(r["value"] for r in rows if r["variant"] == "dense-teacher")
         metric = rows[0]["metric"]
-        cell = res.parent / "cells" / task / "dense-teacher-seed42"
+        cell = res.parent / "cells" / task / f"dense-teacher-seed{spec['seeds'][0]}"
         gain = last_epoch_gain(cell)
+        seeds_env = f'SEEDS="{" ".join(map(str, spec["seeds"]))}" ' if len(spec["seeds"]) > 1 else ""
         flat = (f"still rising in its last epoch (+{gain:.1f}): the teacher itself has not converged at this budget"
                 if gain > 1 else "flat in its last epoch")
         md += [f"## {task.upper()} at {100 * spec['sparsity']:g} % ({spec['train']['max_steps']:,} steps)", "",
                f"Floor **{floor:.1f}**, teacher **{teacher:.1f}** ({metric}); the teacher's own dev curve (step: score) "
-               f"{teacher_curve(cell)}, {flat}. Command: `bash results/run_glue_knowledge.sh "
+               f"{teacher_curve(cell)}, {flat}. Command: `{seeds_env}bash results/run_glue_knowledge.sh "
                f"{task} {spec['sparsity']:g}` ({res.parent.relative_to(ROOT)}).", "",
                "| variant | student starts | loss | encoder non-zeros | dev " + metric + " | GR | train wall |",
                "|---|---|---|---:|---:|---:|---:|"]
@@ -103,12 +106,17 @@ def main() -> int:
             w = f"{r['wall_seconds'] / 60:.0f} min" if r.get("wall_seconds") else "–"
             note = " (at or under the floor)" if r["value"] <= floor else ""
             src = f" ({r['source']})" if r.get("source") else ""
-            md.append(f"| {r['variant']}{src} | {START[r['variant']]} | {LOSS[r['variant']]} | {nnz} | {r['value']:.1f}{note} "
+            md.append(f"| {r['variant']}{src} (seed {r['seed']}) | {START[r['variant']]} | {LOSS[r['variant']]} | {nnz} | {r['value']:.1f}{note} "
                       f"| {100 * gr:.0f} % | {w} |")
             out.append({"task": task, "sparsity": r["sparsity"], "variant": r["variant"], "seed": r["seed"],
                         "metric": metric, "value": r["value"], "floor": floor, "teacher": teacher,
                         "gain_retention": gr, "encoder_nnz": r.get("encoder_nnz"), "steps": r.get("steps"),
                         "wall_seconds": r.get("wall_seconds"), "source": r.get("source", str(res.relative_to(ROOT)))})
+        spread = seed_spread([r for r in rows if r["variant"] != "dense-teacher"])
+        if spread:
+            md += ["", "Over seeds (mean ± sample std): " + "; ".join(
+                f"{v} {m:.1f} ± {sd:.1f} ({n} seeds, GR {100 * (m - floor) / (teacher - floor):.0f} %)"
+                for v, (m, sd, n) in sorted(spread.items(), key=lambda kv: ORDER.index(kv[0]))) + "."]
         if d.get("missing"):
             md.append("")
             md.append("Not run yet: " + ", ".join(str(m) for m in d["missing"]) + ".")

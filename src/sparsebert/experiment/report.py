@@ -28,17 +28,21 @@ PAPER_BERT_BASE = {
 METRIC_NAMES = {"f1": "F1", "accuracy": "acc", "mcc": "MCC", "pearson": "Pearson", "spearman": "Spearman"}
 
 
-def cell_row(out: Path, cell: Cell) -> dict | None:
-    """One finished cell as a flat record (None when the cell has no ``summary.json``)."""
-    path = out / "cells" / cell.id / "summary.json"
+def run_row(run: Path, task_name: str) -> dict | None:
+    """A finished ``prune``/``finetune`` run directory as a flat record (None without ``summary.json``).
+
+    ``value`` and ``metrics`` are the task's dev metrics in percent; ``encoder_nnz`` / ``encoder_numel``
+    count the prunable encoder matrices; ``seed`` is the recipe's.
+    """
+    path = run / "summary.json"
     if not path.is_file():
         return None
     s = read_json(path)
-    task = get_task(cell.task)
+    task = get_task(task_name)
     metrics = s["metrics"][task.eval_splits[0]]
     targets = s["sparsity"]["targets"]
     return {
-        "cell": cell.id, "task": cell.task, "variant": cell.variant, "sparsity": cell.sparsity, "seed": cell.seed,
+        "task": task_name, "seed": s.get("recipe", {}).get("seed"),
         "metric": task.main_metric, "value": 100 * metrics[task.main_metric],
         "metrics": {k: 100 * v for k, v in metrics.items()},
         "achieved_sparsity": targets["sparsity"], "encoder_nnz": targets["nnz"], "encoder_numel": targets["numel"],
@@ -47,6 +51,15 @@ def cell_row(out: Path, cell: Cell) -> dict | None:
         "small_dense": s.get("small_dense"), "steps": s["steps"], "train_examples": s["train_examples"],
         "train_seconds": s["train_seconds"], "wall_seconds": s["wall_seconds"],
     }
+
+
+def cell_row(out: Path, cell: Cell) -> dict | None:
+    """One finished grid cell (``out/cells/<cell.id>/``) as :func:`run_row`'s record plus the cell's keys."""
+    row = run_row(out / "cells" / cell.id, cell.task)
+    if row is None:
+        return None
+    return {"cell": cell.id, "task": cell.task, "variant": cell.variant, "sparsity": cell.sparsity,
+            "seed": cell.seed, **{k: v for k, v in row.items() if k not in ("task", "seed")}}
 
 
 def majority_baseline(task_name: str, data_dir: str | None) -> float | None:
