@@ -1,7 +1,8 @@
 """The knowledge study on the small GLUE tasks (MRPC, STS-B, CoLA) into results/glue_knowledge.{json,md}.
 
 Reads every grid ``runs/experiments/<task>-s<sparsity>/results.json`` (``bash results/run_glue_knowledge.sh
-TASK SPARSITY [VARIANT ...]``). Every row: the dev metric, the floor (the main metric of always predicting
+TASK SPARSITY [VARIANT ...]``; a run of some variants writes a results.json of those only: refresh it with
+``REPORT_ONLY=1 [SEEDS="42 43"] bash results/run_glue_knowledge.sh TASK SPARSITY``, which lists every cell). Every row: the dev metric, the floor (the main metric of always predicting
 the train split's majority class, :func:`sparsebert.experiment.report.majority_baseline`: MRPC F1 81.2,
 CoLA MCC 0; STS-B: 0, a constant prediction has no correlation), gain retention GR = (student − floor) /
 (teacher − floor), encoder non-zeros, steps and wall time. A student at or under its floor answers nothing
@@ -117,9 +118,10 @@ def main() -> int:
             md += ["", "Over seeds (mean ± sample std): " + "; ".join(
                 f"{v} {m:.1f} ± {sd:.1f} ({n} seeds, GR {100 * (m - floor) / (teacher - floor):.0f} %)"
                 for v, (m, sd, n) in sorted(spread.items(), key=lambda kv: ORDER.index(kv[0]))) + "."]
-        if d.get("missing"):
-            md.append("")
-            md.append("Not run yet: " + ", ".join(str(m) for m in d["missing"]) + ".")
+        earlier = {f"{task}/{r['variant']}-s{r['sparsity']:g}-seed{r['seed']}" for r in rows if r.get("source")}
+        missing = [str(m) for m in d.get("missing") or [] if str(m) not in earlier]
+        if missing:
+            md += ["", "Not run yet: " + ", ".join(missing) + "."]
         md.append("")
     write_json_atomic(ROOT / "results" / "glue_knowledge.json", {"rows": out})
     write_text_atomic(ROOT / "results" / "glue_knowledge.md", "\n".join(md))
