@@ -8,7 +8,8 @@ grid's recipe (new files: the source folder is not touched).
 
 Usage: .venv/bin/python results/link_teacher_cell.py TEACHER_DIR GRID_OUT SPEC TASK
 Exits non-zero, naming the differing settings, when the recipes differ; does nothing when the
-cell already has a summary.json.
+cell already has a summary.json, or when TEACHER_DIR holds no finished run (no summary.json: runs/ is
+not kept across machines), and then the grid fine-tunes its own teacher with the same recipe.
 """
 
 from __future__ import annotations
@@ -32,6 +33,9 @@ def main(src: Path, out: Path, spec: Path, task: str) -> int:
     cell_id = teacher_cell(load_spec(spec), task).id  # e.g. sst2/dense-teacher-seed42: the grid's own naming
     cell = out / "cells" / cell_id
     if (cell / "summary.json").is_file():
+        return 0
+    if not (src / "summary.json").is_file():
+        print(f"no finished teacher in {src}: the grid fine-tunes its own ({cell_id})")
         return 0
     subprocess.run([sys.executable, "-m", "sparsebert.cli", "experiment", str(spec), "--out", str(out), "--dry-run"],
                    check=True, stdout=subprocess.DEVNULL)
