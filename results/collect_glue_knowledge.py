@@ -40,17 +40,6 @@ def _history(cell: Path) -> list[tuple[int, float]]:
     return [(e["step"], 100 * e["score"]) for e in h]
 
 
-def teacher_curve(cell: Path) -> str:
-    """The teacher's dev score after each evaluation, as text (``180: 74.2, 360: 81.7, ...``)."""
-    return ", ".join(f"{step}: {score:.1f}" for step, score in _history(cell)) or "not recorded"
-
-
-def last_epoch_gain(cell: Path) -> float:
-    """Points the teacher gained between its last two evaluations (0 with fewer)."""
-    h = _history(cell)
-    return h[-1][1] - h[-2][1] if len(h) >= 2 else 0.0
-
-
 def earlier_rows(task: str, sparsity: float, have: set[str]) -> list[dict]:
     """Rows (as in results.json) for the seed-42 variants of ``EARLIER`` the grid lacks and that finished."""
     rows = []
@@ -69,61 +58,108 @@ def seed_spread(rows: list[dict]) -> dict[str, tuple[float, float, int]]:
     return {v: (statistics.mean(x), statistics.stdev(x), len(x)) for v, x in by.items() if len(x) > 1}
 
 
-def main() -> int:
-    grids = sorted((ROOT / "runs" / "experiments").glob("*-s0.*/results.json"))
-    grids = [g for g in grids if not g.parent.name.startswith("sst2")]
-    if not grids:
-        sys.exit("no runs/experiments/<task>-s<sparsity>/results.json: run results/run_glue_knowledge.sh first")
-    md = ["# Knowledge study on the small GLUE tasks (MiniLM-L6)", "",
+HEADER = ["# Knowledge study on the small GLUE tasks (MiniLM-L6)", "",
           "Every student: the same 6 epochs of batch 32 of the task's official train split (MRPC 690 steps, STS-B "
           "1,080, CoLA 1,608), prune's default recipe (cubic GMP per matrix, logit distillation T = 2, hardness 0.5); "
           "the label-only variants with the distillation weights at 0 and label weight 1; the teacher fine-tuned "
-          "for 3 epochs at lr 5e-5 (runs/glue-ablation/TASK-teacher). GR = (student − floor) / (teacher − floor).", ""]
+          "for 3 epochs at lr 5e-5 (runs/glue-ablation/TASK-teacher, or the grid's own dense-teacher cell with the "
+          "same recipe). GR = (student − floor) / (teacher − floor).", ""]
+
+
+def grid_from_run(res: Path) -> tuple[dict, list[dict]]:
+    """One grid's ``results.json`` as (grid record, rows of :data:`out`'s shape), earlier cells included.
+
+    The grid record holds what the Markdown section needs besides the rows (floor, teacher, the teacher's
+    dev curve, steps, seeds, cells not run), so a section can be rendered again without the run directory.
+    """
+    d = json.loads(res.read_text())
+    spec = d["spec"]
+    (task,) = spec["tasks"]
+    floor = d["majority"].get(task)
+    floor = 0.0 if floor is None else floor
+    rows = d["rows"] + earlier_rows(task, spec["sparsity"], {r["variant"] for r in d["rows"] if r["seed"] == 42})
+    rows = sorted(rows, key=lambda r: (ORDER.index(r["variant"]), r["sparsity"], r["seed"]))
+    teacher = next(r["value"] for r in rows if r["variant"] == "dense-teacher")
+    metric = rows[0]["metric"]
+    cell = res.parent / "cells" / task / f"dense-teacher-seed{spec['seeds'][0]}"
+    earlier = {f"{task}/{r['variant']}-s{r['sparsity']:g}-seed{r['seed']}" for r in rows if r.get("source")}
+    grid = {"task": task, "sparsity": spec["sparsity"], "steps": spec["train"]["max_steps"], "metric": metric,
+            "floor": floor, "teacher": teacher, "teacher_curve": _history(cell), "seeds": spec["seeds"],
+            "run_dir": str(res.parent.relative_to(ROOT)),
+            "not_run": [str(m) for m in d.get("missing") or [] if str(m) not in earlier]}
     out = []
-    for res in grids:
-        d = json.loads(res.read_text())
-        spec = d["spec"]
-        (task,) = spec["tasks"]
-        floor = d["majority"].get(task)
-        floor = 0.0 if floor is None else floor
-        rows = d["rows"] + earlier_rows(task, spec["sparsity"], {r["variant"] for r in d["rows"] if r["seed"] == 42})
-        rows = sorted(rows, key=lambda r: (ORDER.index(r["variant"]), r["sparsity"], r["seed"]))
-        teacher = next(r["value"] for r in rows if r["variant"] == "dense-teacher")
-        metric = rows[0]["metric"]
-        cell = res.parent / "cells" / task / f"dense-teacher-seed{spec['seeds'][0]}"
-        gain = last_epoch_gain(cell)
-        seeds_env = f'SEEDS="{" ".join(map(str, spec["seeds"]))}" ' if len(spec["seeds"]) > 1 else ""
-        flat = (f"still rising in its last epoch (+{gain:.1f}): the teacher itself has not converged at this budget"
-                if gain > 1 else "flat in its last epoch")
-        md += [f"## {task.upper()} at {100 * spec['sparsity']:g} % ({spec['train']['max_steps']:,} steps)", "",
-               f"Floor **{floor:.1f}**, teacher **{teacher:.1f}** ({metric}); the teacher's own dev curve (step: score) "
-               f"{teacher_curve(cell)}, {flat}. Command: `{seeds_env}bash results/run_glue_knowledge.sh "
-               f"{task} {spec['sparsity']:g}` ({res.parent.relative_to(ROOT)}).", "",
-               "| variant | student starts | loss | encoder non-zeros | dev " + metric + " | GR | train wall |",
-               "|---|---|---|---:|---:|---:|---:|"]
-        for r in rows:
-            gr = (r["value"] - floor) / (teacher - floor)
-            nnz = f"{r['encoder_nnz'] / 1e6:.2f} M" if r.get("encoder_nnz") else "–"
-            w = f"{r['wall_seconds'] / 60:.0f} min" if r.get("wall_seconds") else "–"
-            note = " (at or under the floor)" if r["value"] <= floor else ""
-            src = f" ({r['source']})" if r.get("source") else ""
-            md.append(f"| {r['variant']}{src} (seed {r['seed']}) | {START[r['variant']]} | {LOSS[r['variant']]} | {nnz} | {r['value']:.1f}{note} "
-                      f"| {100 * gr:.0f} % | {w} |")
-            out.append({"task": task, "sparsity": r["sparsity"], "variant": r["variant"], "seed": r["seed"],
-                        "metric": metric, "value": r["value"], "floor": floor, "teacher": teacher,
-                        "gain_retention": gr, "encoder_nnz": r.get("encoder_nnz"), "steps": r.get("steps"),
-                        "wall_seconds": r.get("wall_seconds"), "source": r.get("source", str(res.relative_to(ROOT)))})
-        spread = seed_spread([r for r in rows if r["variant"] != "dense-teacher"])
-        if spread:
-            md += ["", "Over seeds (mean ± sample std): " + "; ".join(
-                f"{v} {m:.1f} ± {sd:.1f} ({n} seeds, GR {100 * (m - floor) / (teacher - floor):.0f} %)"
-                for v, (m, sd, n) in sorted(spread.items(), key=lambda kv: ORDER.index(kv[0]))) + "."]
-        earlier = {f"{task}/{r['variant']}-s{r['sparsity']:g}-seed{r['seed']}" for r in rows if r.get("source")}
-        missing = [str(m) for m in d.get("missing") or [] if str(m) not in earlier]
-        if missing:
-            md += ["", "Not run yet: " + ", ".join(missing) + "."]
-        md.append("")
-    write_json_atomic(ROOT / "results" / "glue_knowledge.json", {"rows": out})
+    for r in rows:
+        out.append({"task": task, "sparsity": r["sparsity"], "variant": r["variant"], "seed": r["seed"],
+                    "metric": metric, "value": r["value"], "floor": floor, "teacher": teacher,
+                    "gain_retention": (r["value"] - floor) / (teacher - floor), "encoder_nnz": r.get("encoder_nnz"),
+                    "steps": r.get("steps"), "wall_seconds": r.get("wall_seconds"),
+                    "source": r.get("source", str(res.relative_to(ROOT)))})
+    return grid, out
+
+
+def render(grid: dict, rows: list[dict]) -> list[str]:
+    """The Markdown section of one grid (task at one sparsity) from its record and rows."""
+    task, floor, teacher, metric = grid["task"], grid["floor"], grid["teacher"], grid["metric"]
+    curve = ", ".join(f"{step}: {score:.1f}" for step, score in grid["teacher_curve"]) or "not recorded"
+    h = grid["teacher_curve"]
+    gain = h[-1][1] - h[-2][1] if len(h) >= 2 else 0.0
+    flat = (f"still rising in its last epoch (+{gain:.1f}): the teacher itself has not converged at this budget"
+            if gain > 1 else "flat in its last epoch")
+    seeds_env = f'SEEDS="{" ".join(map(str, grid["seeds"]))}" ' if len(grid["seeds"]) > 1 else ""
+    kept = (f" Kept from an earlier results/glue_knowledge.json: {grid['run_dir']} is not on this machine."
+            if grid.get("kept") else "")
+    md = [f"## {task.upper()} at {100 * grid['sparsity']:g} % ({grid['steps']:,} steps)", "",
+          f"Floor **{floor:.1f}**, teacher **{teacher:.1f}** ({metric}); the teacher's own dev curve (step: score) "
+          f"{curve}, {flat}. Command: `{seeds_env}bash results/run_glue_knowledge.sh "
+          f"{task} {grid['sparsity']:g}` ({grid['run_dir']}).{kept}", "",
+          "| variant | student starts | loss | encoder non-zeros | dev " + metric + " | GR | train wall |",
+          "|---|---|---|---:|---:|---:|---:|"]
+    for r in rows:
+        nnz = f"{r['encoder_nnz'] / 1e6:.2f} M" if r.get("encoder_nnz") else "–"
+        w = f"{r['wall_seconds'] / 60:.0f} min" if r.get("wall_seconds") else "–"
+        note = " (at or under the floor)" if r["value"] <= floor else ""
+        src = f" ({r['source']})" if not r["source"].startswith(grid["run_dir"]) else ""
+        md.append(f"| {r['variant']}{src} (seed {r['seed']}) | {START[r['variant']]} | {LOSS[r['variant']]} | {nnz} "
+                  f"| {r['value']:.1f}{note} | {100 * r['gain_retention']:.0f} % | {w} |")
+    spread = seed_spread([r for r in rows if r["variant"] != "dense-teacher"])
+    if spread:
+        md += ["", "Over seeds (mean ± sample std): " + "; ".join(
+            f"{v} {m:.1f} ± {sd:.1f} ({n} seeds, GR {100 * (m - floor) / (teacher - floor):.0f} %)"
+            for v, (m, sd, n) in sorted(spread.items(), key=lambda kv: ORDER.index(kv[0]))) + "."]
+    if grid["not_run"]:
+        md += ["", "Not run yet: " + ", ".join(grid["not_run"]) + "."]
+    return md + [""]
+
+
+def main() -> int:
+    """Merge the grids under runs/experiments into results/glue_knowledge.{json,md}.
+
+    A grid found under runs/ replaces its (task, sparsity) section; a section of the existing JSON whose
+    run directory is gone (runs/ is not kept across machines) is kept as it was, and says so.
+    """
+    store = ROOT / "results" / "glue_knowledge.json"
+    old = json.loads(store.read_text()) if store.is_file() else {"grids": [], "rows": []}
+    if old.get("rows") and "grids" not in old:
+        sys.exit(f"{store}: rows without 'grids' records (an older format): cannot keep its sections")
+    sections: dict[tuple[str, float], tuple[dict, list[dict]]] = {}
+    for g in old.get("grids", []):
+        key = (g["task"], g["sparsity"])
+        rows = [r for r in old["rows"] if r["task"] == g["task"] and (r["sparsity"] == g["sparsity"] or (
+            r["variant"] == "dense-teacher" and r["source"].startswith(g["run_dir"])))]
+        sections[key] = ({**g, "kept": True}, rows)
+    grids = sorted((ROOT / "runs" / "experiments").glob("*-s0.*/results.json"))
+    for res in (g for g in grids if not g.parent.name.startswith("sst2")):
+        grid, rows = grid_from_run(res)
+        sections[(grid["task"], grid["sparsity"])] = (grid, rows)
+    if not sections:
+        sys.exit("no runs/experiments/<task>-s<sparsity>/results.json: run results/run_glue_knowledge.sh first")
+    md, out_grids, out_rows = list(HEADER), [], []
+    for key in sorted(sections):
+        grid, rows = sections[key]
+        md += render(grid, rows)
+        out_grids.append({k: v for k, v in grid.items() if k != "kept"})
+        out_rows += rows
+    write_json_atomic(store, {"grids": out_grids, "rows": out_rows})
     write_text_atomic(ROOT / "results" / "glue_knowledge.md", "\n".join(md))
     print("\n".join(md))
     return 0
