@@ -31,8 +31,8 @@ random walk); the tests measure both.
 Weight storage (:func:`blocks_1x4`): blocks of 4 consecutive input columns of one output row,
 only blocks with a non-zero kept (block CSR). Weights pruned with 1x4 blocks are stored exactly;
 unstructured weights are zero-filled to whole blocks (:func:`fill_1x4`: stored values per
-non-zero, at most 4). The kernel is ``csrc/spmm_int8.cpp`` (AVX2 here; an AVX-512-VNNI /
-AVX-VNNI path is compiled where the CPU has it, untested so far); without the compiled extension
+non-zero, at most 4). The kernel is ``csrc/spmm_int8.cpp``: AVX-512 VNNI (``vpdpbusd``) where the CPU
+has it (tested on an AVX-512 VNNI EPYC), AVX2 otherwise (AVX-VNNI alone is compiled but untested); without the compiled extension
 :class:`Int8BlockLinear` computes the same result with :func:`int8_linear_reference` (fp64, exact,
 slow).
 """
