@@ -7,7 +7,8 @@
 # AVX2 EPYC, README "Speed"), so it cannot be the best dense path. DeepSparse is included when `make deepsparse`
 # installed it. MODEL=dir benches that model instead of the synthetic one (results/run_bench_cpu_minilm.sh).
 # Run on a quiet machine (no training).
-# Usage: [SPARSITY=0.9 SPARSITY_TAG=90] [BUDGET=s] [OUT=path] bash results/run_bench_cpu.sh
+# PATTERN=1x4 (or RxC, N:M) prunes the synthetic model in that pattern (output name ending _1x4, _2of4).
+# Usage: [SPARSITY=0.9 SPARSITY_TAG=90] [PATTERN=1x4] [BUDGET=s] [OUT=path] bash results/run_bench_cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SB=.venv/bin/sparsebert
@@ -20,7 +21,8 @@ PATHS="--path dense-fp32 --path dynamic-int8 --path onnxruntime-fp32 --path onnx
 if [ -n "${MODEL:-}" ]; then
   SOURCE="$MODEL"
 else
-  SOURCE="--synthetic bert-base --sparsity ${SPARSITY:-0.95}"
+  SOURCE="--synthetic bert-base --sparsity ${SPARSITY:-0.95} --pattern ${PATTERN:-unstructured}"
 fi
+SUFFIX=""; [ -n "${PATTERN:-}" ] && [ "$PATTERN" != unstructured ] && SUFFIX="_${PATTERN/:/of}"
 $SB bench $SOURCE --batch 1 --batch 32 --seq 128 --threads 2 $PATHS --budget ${BUDGET:-10} --no-sizes \
-    --remeasure-kernels --out "${OUT:-results/bench_${ISA}_bert-base_sparse${SPARSITY_TAG:-95}}"
+    --remeasure-kernels --out "${OUT:-results/bench_${ISA}_bert-base_sparse${SPARSITY_TAG:-95}${SUFFIX}}"

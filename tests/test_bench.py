@@ -14,6 +14,7 @@ from sparsebert.bench.run import PathResult, _ratios
 from sparsebert.bench.synthetic import magnitude_prune_, synthetic_model
 from sparsebert.cli import app
 from sparsebert.errors import InputError
+from sparsebert.pruning.masks import is_block_structured, is_n_m
 from sparsebert.targets import prunable_linears
 from sparsebert.timing import time_calls
 
@@ -101,6 +102,24 @@ def test_synthetic_model_is_pruned_exactly():
         assert int((lin.weight == 0).sum()) == round(0.95 * lin.weight.numel())
     with pytest.raises(ValueError, match="sparsity"):
         magnitude_prune_(m, 1.0)
+
+
+def test_synthetic_model_in_blocks_and_n_m_patterns():
+    """bench --synthetic --pattern: 1x4 blocks and 2:4 groups with the exact count, bad patterns named."""
+    m = synthetic_model("minilm", 0.95, pattern="1x4")
+    for lin in prunable_linears(m).values():
+        keep = lin.weight != 0  # random weights: a kept weight is non-zero
+        assert is_block_structured(keep, 1, 4)
+        assert int((~keep).sum()) == 4 * round(0.95 * lin.weight.numel() / 4)
+    m = synthetic_model("minilm", 0.5, pattern="2:4")
+    for lin in prunable_linears(m).values():
+        assert is_n_m(lin.weight != 0, 2, 4)
+    with pytest.raises(InputError, match="2:4"):
+        synthetic_model("minilm", 0.95, pattern="2:4")
+    with pytest.raises(InputError, match="divisible"):
+        synthetic_model("minilm", 0.9, pattern="1x5")
+    r = CliRunner().invoke(app, ["bench", "nowhere", "--pattern", "1x4"])
+    assert r.exit_code == 2 and "--pattern" in r.output
 
 
 def test_ratios_reference_the_fastest_fp32_and_the_best_dense_path():

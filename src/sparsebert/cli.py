@@ -384,6 +384,8 @@ def bench(
     model: Annotated[Optional[Path], typer.Argument(help="model/run directory or sparse checkpoint")] = None,
     synthetic: Annotated[Optional[str], typer.Option(help="random model of this shape instead: bert-base | minilm")] = None,
     sparsity: Annotated[float, typer.Option(help="magnitude sparsity of the --synthetic model")] = 0.95,
+    pattern: Annotated[str, typer.Option(help="sparsity pattern of the --synthetic model: unstructured, RxC "
+                                         "blocks (1x4: VNNI-friendly) or N:M")] = "unstructured",
     batch: Annotated[Optional[list[int]], typer.Option(help="batch size(s) (default 1 and 32)")] = None,
     seq: Annotated[int, typer.Option(help="sequence length")] = 128,
     threads: Threads = None,
@@ -426,13 +428,16 @@ def bench(
         raise InputError("give either MODEL or --synthetic bert-base|minilm")
     if task is None and (data_dir is not None or eval_examples is not None or not timing):
         raise InputError("--data-dir, --eval-examples and --no-timing go with --task (the dev metric per path)")
+    if pattern != "unstructured" and not synthetic:
+        raise InputError("--pattern sets how the --synthetic model is pruned; a MODEL keeps its own pattern")
     if task is not None and synthetic:
         raise InputError("--task needs a MODEL directory with a task head and a tokenizer, not --synthetic")
     if synthetic:
         from sparsebert.bench.synthetic import synthetic_model
 
-        m = synthetic_model(synthetic, sparsity)
-        title = f"sparsebert bench: synthetic {synthetic}, {sparsity:.0%} magnitude sparsity"
+        m = synthetic_model(synthetic, sparsity, pattern=pattern)
+        shape = "" if pattern == "unstructured" else f" in {pattern} blocks" if "x" in pattern else f", {pattern}"
+        title = f"sparsebert bench: synthetic {synthetic}, {sparsity:.0%} magnitude sparsity{shape}"
         source = None
     else:
         from sparsebert.export.checkpoint import load_any
