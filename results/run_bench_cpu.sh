@@ -5,7 +5,8 @@
 # has AVX-512 VNNI, bench_avx2_* otherwise (the AVX2-only EPYC of results/bench_avx2_*). dense-bf16 is timed only
 # where the CPU has native bf16 (AVX512-BF16 or AMX): elsewhere torch emulates it (27x slower than fp32 on the
 # AVX2 EPYC, README "Speed"), so it cannot be the best dense path. DeepSparse is included when `make deepsparse`
-# installed it. MODEL=dir benches that model instead of the synthetic one (results/run_bench_cpu_minilm.sh).
+# installed it. MODEL=dir NAME=name benches that model instead of the synthetic one, to results/bench_<isa>_NAME
+# (results/run_bench_cpu_minilm.sh).
 # Run on a quiet machine (no training).
 # PATTERN=1x4 (or RxC, N:M) prunes the synthetic model in that pattern (output name ending _1x4, _2of4).
 # Usage: [SPARSITY=0.9 SPARSITY_TAG=90] [PATTERN=1x4] [BUDGET=s] [OUT=path] bash results/run_bench_cpu.sh
@@ -19,10 +20,11 @@ PATHS="--path dense-fp32 --path dynamic-int8 --path onnxruntime-fp32 --path onnx
 [[ " $flags " == *" avx512_bf16 "* || " $flags " == *" amx_bf16 "* ]] && PATHS="--path dense-bf16 $PATHS"
 [ -x .cache/venv-deepsparse/bin/python ] && PATHS="$PATHS --path deepsparse"
 if [ -n "${MODEL:-}" ]; then
-  SOURCE="$MODEL"
+  SOURCE="$MODEL"; NAME=${NAME:?MODEL needs NAME, the output name after bench_${ISA}_}
 else
   SOURCE="--synthetic bert-base --sparsity ${SPARSITY:-0.95} --pattern ${PATTERN:-unstructured}"
+  SUFFIX=""; [ -n "${PATTERN:-}" ] && [ "$PATTERN" != unstructured ] && SUFFIX="_${PATTERN/:/of}"
+  NAME="bert-base_sparse${SPARSITY_TAG:-95}${SUFFIX}"
 fi
-SUFFIX=""; [ -n "${PATTERN:-}" ] && [ "$PATTERN" != unstructured ] && SUFFIX="_${PATTERN/:/of}"
 $SB bench $SOURCE --batch 1 --batch 32 --seq 128 --threads 2 $PATHS --budget ${BUDGET:-10} --no-sizes \
-    --remeasure-kernels --out "${OUT:-results/bench_${ISA}_bert-base_sparse${SPARSITY_TAG:-95}${SUFFIX}}"
+    --remeasure-kernels --out "${OUT:-results/bench_${ISA}_${NAME}}"

@@ -8,6 +8,4 @@
 # Usage: MODEL=dir [NAME=sst2-sparse95] [BUDGET=s] bash results/run_bench_cpu_minilm.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
-ISA=avx2; grep -m1 '^flags' /proc/cpuinfo | grep -qw avx512_vnni && ISA=avx512vnni
-MODEL=${MODEL:-runs/sst2/sparse95-default} OUT=${OUT:-results/bench_${ISA}_minilm_${NAME:-sst2-sparse95}} \
-    exec bash results/run_bench_cpu.sh
+MODEL=${MODEL:-runs/sst2/sparse95-default} NAME=minilm_${NAME:-sst2-sparse95} exec bash results/run_bench_cpu.sh

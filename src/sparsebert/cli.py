@@ -428,15 +428,18 @@ def bench(
         raise InputError("give either MODEL or --synthetic bert-base|minilm")
     if task is None and (data_dir is not None or eval_examples is not None or not timing):
         raise InputError("--data-dir, --eval-examples and --no-timing go with --task (the dev metric per path)")
-    if pattern != "unstructured" and not synthetic:
+    from sparsebert.pruning.patterns import UNSTRUCTURED, parse_pattern
+
+    pat = parse_pattern(pattern)  # InputError naming the value
+    if pat.kind != UNSTRUCTURED and not synthetic:
         raise InputError("--pattern sets how the --synthetic model is pruned; a MODEL keeps its own pattern")
     if task is not None and synthetic:
         raise InputError("--task needs a MODEL directory with a task head and a tokenizer, not --synthetic")
     if synthetic:
         from sparsebert.bench.synthetic import synthetic_model
 
-        m = synthetic_model(synthetic, sparsity, pattern=pattern)
-        shape = "" if pattern == "unstructured" else f" in {pattern} blocks" if "x" in pattern else f", {pattern}"
+        m = synthetic_model(synthetic, sparsity, pattern=pat.text)
+        shape = {UNSTRUCTURED: "", "block": f" in {pat.text} blocks"}.get(pat.kind, f", {pat.text}")
         title = f"sparsebert bench: synthetic {synthetic}, {sparsity:.0%} magnitude sparsity{shape}"
         source = None
     else:

@@ -29,7 +29,8 @@ SHAPES: dict[str, dict[str, int]] = {
 def magnitude_prune_(model: nn.Module, sparsity: float, pattern: str = UNSTRUCTURED) -> None:
     """Prune every target matrix ``[out, in]`` to ``sparsity`` by magnitude in ``pattern``, in place.
 
-    Unstructured: the ``round(sparsity * n)`` smallest-magnitude weights are zeroed. ``RxC``: whole blocks of
+    The pruner's mask creator (:func:`sparsebert.pruning.masks.pattern_masks`) on ``|w|``. Unstructured: the
+    ``round(sparsity * n)`` smallest-magnitude weights are zeroed. ``RxC``: whole blocks of
     R output rows x C input columns, ranked by the sum of their magnitudes, ``round(sparsity * blocks)``
     zeroed. ``N:M``: the N largest of every M consecutive weights of a row kept (sparsity must be 1 - N/M).
 
@@ -41,19 +42,10 @@ def magnitude_prune_(model: nn.Module, sparsity: float, pattern: str = UNSTRUCTU
     linears = prunable_linears(model)
     p = check_pattern(pattern, {name: tuple(lin.weight.shape) for name, lin in linears.items()})
     check_pattern_sparsity(p, sparsity)
-    if p.kind == UNSTRUCTURED:
-        for lin in linears.values():
-            w = lin.weight
-            k = round(sparsity * w.numel())
-            if k:
-                idx = w.abs().flatten().argsort()[:k]
-                w.view(-1)[idx] = 0.0
-        return
     scores = {name: block_sum(lin.weight.abs(), p.rows, p.cols) if p.kind == "block" else lin.weight.abs()
               for name, lin in linears.items()}
-    masks = pattern_masks(p, scores, sparsity, {})
-    for name, lin in linears.items():
-        lin.weight.mul_(masks[name])
+    for name, keep in pattern_masks(p, scores, sparsity, {}).items():
+        linears[name].weight.masked_fill_(~keep, 0.0)
 
 
 def synthetic_model(shape: str, sparsity: float, num_labels: int = 2, seed: int = 0,
