@@ -50,6 +50,23 @@ def earlier_rows(task: str, sparsity: float, have: set[str]) -> list[dict]:
     return rows
 
 
+def _under(source: str, run_dir: str) -> bool:
+    """Whether ``source`` is ``run_dir`` or a path inside it (``runs/experiments/stsb-s0.9`` does not hold
+    ``runs/experiments/stsb-s0.95/results.json``: a string prefix is not a folder)."""
+    return Path(run_dir) == Path(source) or Path(run_dir) in Path(source).parents
+
+
+def _unique(rows: list[dict]) -> list[dict]:
+    """``rows`` without exact repeats, in order (a store written before ``_under`` could repeat a teacher row)."""
+    seen, out = set(), []
+    for r in rows:
+        key = json.dumps(r, sort_keys=True)
+        if key not in seen:
+            seen.add(key)
+            out.append(r)
+    return out
+
+
 def seed_spread(rows: list[dict]) -> dict[str, tuple[float, float, int]]:
     """Per variant with more than one seed: (mean, sample std, number of seeds) of ``value``."""
     by: dict[str, list[float]] = {}
@@ -145,8 +162,8 @@ def main() -> int:
     for g in old.get("grids", []):
         key = (g["task"], g["sparsity"])
         rows = [r for r in old["rows"] if r["task"] == g["task"] and (r["sparsity"] == g["sparsity"] or (
-            r["variant"] == "dense-teacher" and r["source"].startswith(g["run_dir"])))]
-        sections[key] = ({**g, "kept": True}, rows)
+            r["variant"] == "dense-teacher" and _under(r["source"], g["run_dir"])))]
+        sections[key] = ({**g, "kept": True}, _unique(rows))
     grids = sorted((ROOT / "runs" / "experiments").glob("*-s0.*/results.json"))
     for res in (g for g in grids if not g.parent.name.startswith("sst2")):
         grid, rows = grid_from_run(res)
