@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from accelerate import Accelerator
 from transformers import (AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding, Trainer,
                           TrainerControl, TrainerState, TrainingArguments)
 
@@ -49,10 +50,14 @@ def _args(tmp_path, **kw) -> TrainingArguments:
 
 
 def _spy_clip(monkeypatch, callback, record: list):
-    """Check, whenever the Trainer clips, that every pruned entry's gradient is exactly zero."""
-    real_clip = torch.nn.utils.clip_grad_norm_
+    """Check, whenever the Trainer clips, that every pruned entry's gradient is exactly zero.
 
-    def spy(params, *a, **k):
+    The spy wraps ``Accelerator.clip_grad_norm_``, the Trainer's one clipping call: below it, accelerate
+    < 1.16 calls ``torch.nn.utils.clip_grad_norm_`` and 1.16 calls ``get_total_norm`` and
+    ``clip_grads_with_norm_`` (a spy on torch's function saw no clipping at all with 1.16)."""
+    real_clip = Accelerator.clip_grad_norm_
+
+    def spy(self, params, *a, **k):
         params = list(params)
         sp = callback.sparsifier
         if sp is not None and sp.current_sparsity > 0:
@@ -62,9 +67,9 @@ def _spy_clip(monkeypatch, callback, record: list):
             record.append("clip-checked")
         else:
             record.append("clip")
-        return real_clip(params, *a, **k)
+        return real_clip(self, params, *a, **k)
 
-    monkeypatch.setattr(torch.nn.utils, "clip_grad_norm_", spy)
+    monkeypatch.setattr(Accelerator, "clip_grad_norm_", spy)
 
 
 def test_trainer_reaches_target_sparsity_with_masks_enforced_and_distillation(tiny_bert, sst2, tmp_path, monkeypatch):

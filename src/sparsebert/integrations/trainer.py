@@ -31,8 +31,9 @@ pieces act:
    of pruned entries stay exactly 0;
 2. (:class:`DistillationTrainer` only, on the last micro-batch) gradient-based criteria observe the
    gradients here, before clipping, as in sparsebert's own loop (:func:`sparsebert.training.fit`);
-3. ``Trainer._clip_grad_norm`` (``accelerator.clip_grad_norm_`` -> ``torch.nn.utils.clip_grad_norm_``):
-   pruned gradients are already 0, so they add nothing to the clipped norm;
+3. ``Trainer._clip_grad_norm`` (``accelerator.clip_grad_norm_`` -> ``torch.nn.utils.clip_grad_norm_``
+   before accelerate 1.16, ``get_total_norm`` + ``clip_grads_with_norm_`` from 1.16): pruned gradients
+   are already 0, so they add nothing to the clipped norm;
 4. ``on_pre_optimizer_step``: with a plain ``Trainer``, gradient-based criteria observe here — the
    gradients are then the *clipped* ones (scaled by ``min(1, max_grad_norm / ‖g‖)``); magnitude
    pruning (the default) reads no gradients and is unaffected;
