@@ -114,8 +114,16 @@ def grid_from_run(res: Path) -> tuple[dict, list[dict]]:
     return grid, out
 
 
-def render(grid: dict, rows: list[dict]) -> list[str]:
-    """The Markdown section of one grid (task at one sparsity) from its record and rows."""
+def plateaus() -> dict[str, dict]:
+    """Per task, the 10-epoch teacher curve's record (results/teacher_curves.json, from
+    results/collect_teacher_curves.py), or nothing where it was not run."""
+    path = ROOT / "results" / "teacher_curves.json"
+    return {r["task"]: r for r in json.loads(path.read_text())["tasks"]} if path.is_file() else {}
+
+
+def render(grid: dict, rows: list[dict], plateau: dict | None = None) -> list[str]:
+    """The Markdown section of one grid (task at one sparsity) from its record and rows; with ``plateau``
+    (the task's 10-epoch teacher record) a second GR column against the dense model's plateau."""
     task, floor, teacher, metric = grid["task"], grid["floor"], grid["teacher"], grid["metric"]
     curve = ", ".join(f"{step}: {score:.1f}" for step, score in grid["teacher_curve"]) or "not recorded"
     h = grid["teacher_curve"]
@@ -125,19 +133,28 @@ def render(grid: dict, rows: list[dict]) -> list[str]:
     seeds_env = f'SEEDS="{" ".join(map(str, grid["seeds"]))}" ' if len(grid["seeds"]) > 1 else ""
     kept = (f" Kept from an earlier results/glue_knowledge.json: {grid['run_dir']} is not on this machine."
             if grid.get("kept") else "")
+    if plateau:
+        flat = (f"{'still rising' if gain > 1 else 'flat'} in its last epoch ({gain:+.1f}), "
+                f"{plateau['plateau'] - teacher:.1f} under the plateau of the same recipe run 10 epochs, "
+                f"**{plateau['plateau']:.1f}**, which the dense model reaches at step {plateau['flat_step']:,} "
+                f"(results/teacher_curves.md): the {grid['steps']:,} student steps are "
+                f"{grid['steps'] / plateau['flat_step']:.1f}x the steps at which the dense model's curve flattens; "
+                "*GR plateau* = (student − floor) / (plateau − floor)")
     md = [f"## {task.upper()} at {100 * grid['sparsity']:g} % ({grid['steps']:,} steps)", "",
           f"Floor **{floor:.1f}**, teacher **{teacher:.1f}** ({metric}); the teacher's own dev curve (step: score) "
           f"{curve}, {flat}. Command: `{seeds_env}bash results/run_glue_knowledge.sh "
           f"{task} {grid['sparsity']:g}` ({grid['run_dir']}).{kept}", "",
-          "| variant | student starts | loss | encoder non-zeros | dev " + metric + " | GR | train wall |",
-          "|---|---|---|---:|---:|---:|---:|"]
+          "| variant | student starts | loss | encoder non-zeros | dev " + metric + " | GR |"
+          + (" GR plateau |" if plateau else "") + " train wall |",
+          "|---|---|---|---:|---:|---:|" + ("---:|" if plateau else "") + "---:|"]
     for r in rows:
         nnz = f"{r['encoder_nnz'] / 1e6:.2f} M" if r.get("encoder_nnz") else "–"
         w = f"{r['wall_seconds'] / 60:.0f} min" if r.get("wall_seconds") else "–"
         note = " (at or under the floor)" if r["value"] <= floor else ""
-        src = f" ({r['source']})" if not r["source"].startswith(grid["run_dir"]) else ""
+        src = f" ({r['source']})" if not _under(r["source"], grid["run_dir"]) else ""
+        gp = f" {100 * (r['value'] - floor) / (plateau['plateau'] - floor):.0f} % |" if plateau else ""
         md.append(f"| {r['variant']}{src} (seed {r['seed']}) | {START[r['variant']]} | {LOSS[r['variant']]} | {nnz} "
-                  f"| {r['value']:.1f}{note} | {100 * r['gain_retention']:.0f} % | {w} |")
+                  f"| {r['value']:.1f}{note} | {100 * r['gain_retention']:.0f} % |{gp} {w} |")
     spread = seed_spread([r for r in rows if r["variant"] != "dense-teacher"])
     if spread:
         md += ["", "Over seeds (mean ± sample std): " + "; ".join(
@@ -170,10 +187,10 @@ def main() -> int:
         sections[(grid["task"], grid["sparsity"])] = (grid, rows)
     if not sections:
         sys.exit("no runs/experiments/<task>-s<sparsity>/results.json: run results/run_glue_knowledge.sh first")
-    md, out_grids, out_rows = list(HEADER), [], []
+    md, out_grids, out_rows, flat = list(HEADER), [], [], plateaus()
     for key in sorted(sections):
         grid, rows = sections[key]
-        md += render(grid, rows)
+        md += render(grid, rows, flat.get(grid["task"]))
         out_grids.append({k: v for k, v in grid.items() if k != "kept"})
         out_rows += rows
     write_json_atomic(store, {"grids": out_grids, "rows": out_rows})

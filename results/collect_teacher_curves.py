@@ -1,0 +1,68 @@
+"""The dense teacher's own dev curve over 10 epochs (``bash results/run_teacher_curves.sh``) into
+results/teacher_curves.{json,md}: where it flattens, against the 3-epoch teacher the knowledge grids use.
+
+The plateau is the mean dev score over the run's last five evaluations (epochs 6–10); the curve has
+*flattened* at the first evaluation within 1 point of the plateau. Dev scores are noisy (CoLA moves
+±1 MCC between epochs), so a best-checkpoint value is not used as the plateau.
+
+Usage: .venv/bin/python results/collect_teacher_curves.py
+"""
+
+from __future__ import annotations
+
+import json
+import statistics
+import sys
+from pathlib import Path
+
+from sparsebert.io import write_json_atomic, write_text_atomic
+
+ROOT = Path(__file__).resolve().parents[1]
+STEPS_PER_EPOCH = {"mrpc": 115, "stsb": 180, "cola": 268}
+STUDENT_EPOCHS = 6  # results/run_glue_knowledge.sh
+
+
+def curve_record(summary: Path) -> dict:
+    """One task's record: curve [(step, score in points)], plateau, flat_step, best, wall.
+
+    Raises SystemExit naming the file when it has fewer than five evaluations."""
+    d = json.loads(summary.read_text())
+    curve = [(e["step"], 100 * e["score"]) for e in d.get("eval_history") or []]
+    if len(curve) < 5:
+        sys.exit(f"{summary}: {len(curve)} evaluations in eval_history, need at least 5")
+    plateau = statistics.mean(s for _, s in curve[-5:])
+    flat_step = next(step for step, s in curve if s >= plateau - 1)
+    return {"task": d["task"], "curve": curve, "plateau": plateau, "flat_step": flat_step,
+            "flat_epoch": flat_step / STEPS_PER_EPOCH[d["task"]], "best": max(s for _, s in curve),
+            "student_steps": STUDENT_EPOCHS * STEPS_PER_EPOCH[d["task"]], "train_seconds": d["train_seconds"],
+            "source": str(summary.parent.relative_to(ROOT))}
+
+
+def main() -> int:
+    runs = sorted((ROOT / "runs" / "teacher-curve").glob("*-10ep/summary.json"))
+    if not runs:
+        sys.exit("no runs/teacher-curve/TASK-10ep/summary.json: run results/run_teacher_curves.sh first")
+    recs = [curve_record(p) for p in runs]
+    md = ["# The dense teacher's own curve: 10 epochs (MiniLM-L6)", "",
+          "The knowledge grids' teacher recipe (lr 5e-5, batch 32, linear decay, seed 42) run for 10 epochs instead of "
+          "3, dev evaluated every epoch. Plateau = mean of the last five evaluations; flattened = first evaluation "
+          "within 1 point of it. Command: `bash results/run_teacher_curves.sh` then "
+          "`.venv/bin/python results/collect_teacher_curves.py`.", "",
+          "| task | dev curve (epoch: score) | plateau | flattened at | student budget | train wall |",
+          "|---|---|---:|---|---|---:|"]
+    for r in recs:
+        per = STEPS_PER_EPOCH[r["task"]]
+        curve = ", ".join(f"{step // per}: {s:.1f}" for step, s in r["curve"])
+        md.append(f"| {r['task']} | {curve} | {r['plateau']:.1f} | step {r['flat_step']:,} (epoch {r['flat_epoch']:g}) "
+                  f"| {r['student_steps']:,} steps ({STUDENT_EPOCHS} epochs, "
+                  f"{r['student_steps'] / r['flat_step']:.1f}x) | {r['train_seconds'] / 60:.0f} min |")
+    write_json_atomic(ROOT / "results" / "teacher_curves.json", {"plateau_rule": "mean of the last 5 evaluations",
+                                                                 "flat_rule": "first evaluation >= plateau - 1",
+                                                                 "tasks": recs})
+    write_text_atomic(ROOT / "results" / "teacher_curves.md", "\n".join(md) + "\n")
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
