@@ -222,8 +222,16 @@ def _error_line(err: BaseException) -> str:
     return f"{type(err).__name__}: {text.splitlines()[0] if text else ''}".rstrip(": ")
 
 
-class _Paths:
-    """Builds each path's callable once per model (per batch where it must)."""
+class PathRunners:
+    """Builds each bench path's callable for one model, once per model (per batch where it must).
+
+    ``runner(path, inputs)`` gives ``(call, logits_of_last_call, note)`` for any of :data:`CPU_PATHS`
+    (torch fp32 / bf16 / dynamic int8, ONNX Runtime fp32 / optimised fp32 / int8, OpenVINO fp32 / int8,
+    the sparse runtime fp32 / int8); ``linears_free(inputs)`` the call of the model with its target linears
+    stubbed (:mod:`sparsebert.bench.limits`). Exported files (ONNX, quantised graphs) go to ``workdir``.
+    :func:`bench_model` uses it for one model's paths; a script timing several models side by side
+    builds one per model and times their calls together (:func:`sparsebert.timing.time_calls`).
+    """
 
     def __init__(self, model: nn.Module, threads: int, workdir: Path, log: Callable[[str], None],
                  families: tuple[str, ...] | None, cpu_flags: list[str] | None = None, remeasure: bool = False):
@@ -592,7 +600,7 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
     tmp = tempfile.TemporaryDirectory(prefix="sparsebert-bench-") if workdir is None else None
     work = Path(workdir) if workdir is not None else Path(tmp.name)
     work.mkdir(parents=True, exist_ok=True)
-    builder = _Paths(model, threads, work, log, families, env.get("cpu_flags"), remeasure=remeasure_kernels)
+    builder = PathRunners(model, threads, work, log, families, env.get("cpu_flags"), remeasure=remeasure_kernels)
     results: dict[str, list[dict]] = {}
     summary: dict[str, dict] = {}
     problems: dict[tuple[str, str], list[int]] = {}
