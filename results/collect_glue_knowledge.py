@@ -103,7 +103,8 @@ def grid_from_run(res: Path) -> tuple[dict, list[dict]]:
     grid = {"task": task, "sparsity": spec["sparsity"], "steps": spec["train"]["max_steps"], "metric": metric,
             "floor": floor, "teacher": teacher, "teacher_curve": _history(cell), "seeds": spec["seeds"],
             "run_dir": str(res.parent.relative_to(ROOT)),
-            "not_run": [str(m) for m in d.get("missing") or [] if str(m) not in earlier]}
+            "not_run": [str(m) for m in d.get("missing") or [] if str(m) not in earlier],
+            "variants_not_in_spec": [v for v in ORDER if v not in spec["variants"]]}
     out = []
     for r in rows:
         out.append({"task": task, "sparsity": r["sparsity"], "variant": r["variant"], "seed": r["seed"],
@@ -130,6 +131,8 @@ def render(grid: dict, rows: list[dict], plateau: dict | None = None) -> list[st
     gain = h[-1][1] - h[-2][1] if len(h) >= 2 else 0.0
     flat = (f"still rising in its last epoch (+{gain:.1f}): the teacher itself has not converged at this budget"
             if gain > 1 else "flat in its last epoch")
+    variants = ("".join(f" {v}" for v in ORDER[1:] if v not in grid["variants_not_in_spec"])
+                if grid.get("variants_not_in_spec") else "")
     seeds_env = f'SEEDS="{" ".join(map(str, grid["seeds"]))}" ' if len(grid["seeds"]) > 1 else ""
     kept = (f" Kept from an earlier results/glue_knowledge.json: {grid['run_dir']} is not on this machine."
             if grid.get("kept") else "")
@@ -143,7 +146,7 @@ def render(grid: dict, rows: list[dict], plateau: dict | None = None) -> list[st
     md = [f"## {task.upper()} at {100 * grid['sparsity']:g} % ({grid['steps']:,} steps)", "",
           f"Floor **{floor:.1f}**, teacher **{teacher:.1f}** ({metric}); the teacher's own dev curve (step: score) "
           f"{curve}, {flat}. Command: `{seeds_env}bash results/run_glue_knowledge.sh "
-          f"{task} {grid['sparsity']:g}` ({grid['run_dir']}).{kept}", "",
+          f"{task} {grid['sparsity']:g}{variants}` ({grid['run_dir']}).{kept}", "",
           "| variant | student starts | loss | encoder non-zeros | dev " + metric + " | GR |"
           + (" GR plateau |" if plateau else "") + " train wall |",
           "|---|---|---|---:|---:|---:|" + ("---:|" if plateau else "") + "---:|"]
@@ -162,6 +165,9 @@ def render(grid: dict, rows: list[dict], plateau: dict | None = None) -> list[st
             for v, (m, sd, n) in sorted(spread.items(), key=lambda kv: ORDER.index(kv[0]))) + "."]
     if grid["not_run"]:
         md += ["", "Not run yet: " + ", ".join(grid["not_run"]) + "."]
+    if grid.get("variants_not_in_spec"):
+        md += ["", "Not in this grid (run with `... " + f"{task} {grid['sparsity']:g} VARIANT ...` to add them): "
+               + ", ".join(grid["variants_not_in_spec"]) + "."]
     return md + [""]
 
 
