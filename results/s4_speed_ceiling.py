@@ -29,8 +29,8 @@ Usage: .venv/bin/python results/s4_speed_ceiling.py [--overwrite] [--budget SECO
 from __future__ import annotations
 
 import argparse
-import os
 import copy
+import os
 import statistics
 import sys
 import tempfile
