@@ -245,7 +245,7 @@ def test_failing_paths_are_reported_and_the_others_timed(tiny_bert, monkeypatch)
     both FAILED rows and warnings; the other paths keep their rounds."""
     from transformers import AutoModelForSequenceClassification
 
-    real = bench_run._Paths.runner
+    real = bench_run.PathRunners.runner
 
     def runner(self, path, inputs):
         if path == "dense-bf16":
@@ -262,7 +262,7 @@ def test_failing_paths_are_reported_and_the_others_timed(tiny_bert, monkeypatch)
             return call()
         return flaky, logits_of, note
 
-    monkeypatch.setattr(bench_run._Paths, "runner", runner)
+    monkeypatch.setattr(bench_run.PathRunners, "runner", runner)
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
     res = bench_run.bench_model(model, batches=(2,), seq=8, threads=1, warmup=0, min_iters=3, max_iters=3,
                                 budget_s=0.0, paths=("dense-fp32", "dense-bf16", "dynamic-int8"))

@@ -141,7 +141,7 @@ def path_logits(call: Callable[[], Any], logits_of: Callable[[], torch.Tensor], 
                 arrays: dict[str, torch.Tensor]) -> np.ndarray:
     """Run ``arrays`` (:func:`padded_arrays`, ``[N, seq]``) through one bench path.
 
-    ``call`` / ``logits_of`` are a path's callables from ``_Paths.runner``, bound to ``inputs``
+    ``call`` / ``logits_of`` are a path's callables from ``PathRunners.runner``, bound to ``inputs``
     (``[batch, seq]`` tensors the path reads at every call); each chunk of ``batch`` rows is copied
     into ``inputs`` in place, a short last chunk is filled up with copies of its first row.
 
