@@ -129,14 +129,15 @@ def render(grid: dict, rows: list[dict], plateau: dict | None = None) -> list[st
     curve = ", ".join(f"{step}: {score:.1f}" for step, score in grid["teacher_curve"]) or "not recorded"
     h = grid["teacher_curve"]
     gain = h[-1][1] - h[-2][1] if len(h) >= 2 else 0.0
-    flat = (f"still rising in its last epoch (+{gain:.1f}): the teacher itself has not converged at this budget"
-            if gain > 1 else "flat in its last epoch")
     variants = ("".join(f" {v}" for v in ORDER[1:] if v not in grid["variants_not_in_spec"])
                 if grid.get("variants_not_in_spec") else "")
     seeds_env = f'SEEDS="{" ".join(map(str, grid["seeds"]))}" ' if len(grid["seeds"]) > 1 else ""
     kept = (f" Kept from an earlier results/glue_knowledge.json: {grid['run_dir']} is not on this machine."
             if grid.get("kept") else "")
-    if plateau:
+    if not plateau:
+        flat = (f"still rising in its last epoch (+{gain:.1f}): the teacher itself has not converged at this budget"
+                if gain > 1 else "flat in its last epoch")
+    else:
         flat = (f"{'still rising' if gain > 1 else 'flat'} in its last epoch ({gain:+.1f}), "
                 f"{plateau['plateau'] - teacher:.1f} under the plateau of the same recipe run 10 epochs, "
                 f"**{plateau['plateau']:.1f}**, which the dense model reaches at step {plateau['flat_step']:,} "

@@ -18,23 +18,27 @@ from pathlib import Path
 from sparsebert.io import write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-STEPS_PER_EPOCH = {"mrpc": 115, "stsb": 180, "cola": 268}
 STUDENT_EPOCHS = 6  # results/run_glue_knowledge.sh
 
 
 def curve_record(summary: Path) -> dict:
     """One task's record: curve [(step, score in points)], plateau, flat_step, best, wall.
 
-    Raises SystemExit naming the file when it has fewer than five evaluations."""
+    The run evaluates once per epoch, so its first evaluation's step is the steps per epoch.
+
+    Raises SystemExit naming the file when it has fewer than five evaluations or they are not one per epoch."""
     d = json.loads(summary.read_text())
     curve = [(e["step"], 100 * e["score"]) for e in d.get("eval_history") or []]
     if len(curve) < 5:
         sys.exit(f"{summary}: {len(curve)} evaluations in eval_history, need at least 5")
+    per_epoch = curve[0][0]
+    if [step for step, _ in curve] != [per_epoch * (i + 1) for i in range(len(curve))]:
+        sys.exit(f"{summary}: eval_history steps {[step for step, _ in curve]} are not one evaluation per epoch")
     plateau = statistics.mean(s for _, s in curve[-5:])
     flat_step = next(step for step, s in curve if s >= plateau - 1)
     return {"task": d["task"], "curve": curve, "plateau": plateau, "flat_step": flat_step,
-            "flat_epoch": flat_step / STEPS_PER_EPOCH[d["task"]], "best": max(s for _, s in curve),
-            "student_steps": STUDENT_EPOCHS * STEPS_PER_EPOCH[d["task"]], "train_seconds": d["train_seconds"],
+            "steps_per_epoch": per_epoch, "flat_epoch": flat_step / per_epoch, "best": max(s for _, s in curve),
+            "student_steps": STUDENT_EPOCHS * per_epoch, "train_seconds": d["train_seconds"],
             "source": str(summary.parent.relative_to(ROOT))}
 
 
@@ -51,7 +55,7 @@ def main() -> int:
           "| task | dev curve (epoch: score) | plateau | flattened at | student budget | train wall |",
           "|---|---|---:|---|---|---:|"]
     for r in recs:
-        per = STEPS_PER_EPOCH[r["task"]]
+        per = r["steps_per_epoch"]
         curve = ", ".join(f"{step // per}: {s:.1f}" for step, s in r["curve"])
         md.append(f"| {r['task']} | {curve} | {r['plateau']:.1f} | step {r['flat_step']:,} (epoch {r['flat_epoch']:g}) "
                   f"| {r['student_steps']:,} steps ({STUDENT_EPOCHS} epochs, "
