@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import copy
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -80,16 +79,10 @@ def _entries() -> list[dict]:
     return out
 
 
-def _stats(ms: list[float], batch: int) -> dict:
-    q = statistics.quantiles(ms, n=10) if len(ms) > 1 else [ms[0]] * 9
-    med = statistics.median(ms)
-    return {"median_ms": med, "p10_ms": q[0], "p90_ms": q[-1], "seq_per_s": batch * 1000.0 / med, "calls": len(ms)}
-
-
 @torch.inference_mode()
 def measure(budget_s: float) -> dict:
     """Build every (model, path) call and time them interleaved per batch size; returns the result record."""
-    from sparsebert.bench.run import PathRunners, bench_environment, make_inputs
+    from sparsebert.bench.run import PathResult, PathRunners, bench_environment, make_inputs
     from sparsebert.timing import time_calls
 
     torch.set_num_threads(THREADS)
@@ -97,10 +90,11 @@ def measure(budget_s: float) -> dict:
     entries = _entries()
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
-        runners = {e["key"]: PathRunners(e["model"], THREADS, Path(tmp) / e["key"], print, None, env.get("cpu_flags"))
-                   for e in entries}
+        runners = {}
         for e in entries:
             (Path(tmp) / e["key"]).mkdir()
+            runners[e["key"]] = PathRunners(e["model"], THREADS, Path(tmp) / e["key"], print, None,
+                                            env.get("cpu_flags"))
         for b in BATCHES:
             calls, notes = {}, {}
             for e in entries:
@@ -116,10 +110,15 @@ def measure(budget_s: float) -> dict:
             labels = list(calls)
             times = time_calls({f"{k}|{p}": calls[(k, p)] for k, p in labels}, warmup=2, min_iters=5,
                                max_iters=40, budget_s=budget_s * len(labels), rotate=True)
+            by_key = {e["key"]: e for e in entries}
             for k, p in labels:
-                e = next(x for x in entries if x["key"] == k)
+                e = by_key[k]
+                r = PathResult(path=p, batch=b, seq=SEQ, uses_sparsity=p.startswith("sparse-runtime"),
+                               times_ms=[1e3 * t for t in times[f"{k}|{p}"]])
+                r.fill_stats()  # the bench tables' median / p10 / p90
                 rows.append({"batch": b, "key": k, "label": e["label"], "path": p, "targets_nnz": e["targets_nnz"],
-                             "note": notes[(k, p)], **_stats([1e3 * t for t in times[f"{k}|{p}"]], b)})
+                             "note": notes[(k, p)], "median_ms": r.median_ms, "p10_ms": r.p10_ms,
+                             "p90_ms": r.p90_ms, "seq_per_s": r.seq_per_s, "times_ms": r.times_ms})
 
     env["loadavg_end"] = [round(v, 2) for v in os.getloadavg()]
     return {"environment": env, "seq": SEQ, "threads": THREADS, "rows": rows}

@@ -133,6 +133,14 @@ class PathResult:
     skipped: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def fill_stats(self) -> None:
+        """Median, p10 / p90 (ms) and sequences/s from ``times_ms``; nothing when no call was timed."""
+        if self.times_ms:
+            self.median_ms = statistics.median(self.times_ms)
+            self.p10_ms = _percentile(self.times_ms, 10)
+            self.p90_ms = _percentile(self.times_ms, 90)
+            self.seq_per_s = self.batch / (self.median_ms / 1e3)
+
 
 def _percentile(xs: list[float], q: float) -> float:
     return float(np.percentile(np.asarray(xs), q))
@@ -507,14 +515,6 @@ def _time_group(rows: dict[str, PathResult], calls: dict[str, Callable[[], Any]]
     return out
 
 
-def _fill_stats(r: PathResult) -> None:
-    if r.times_ms:
-        r.median_ms = statistics.median(r.times_ms)
-        r.p10_ms = _percentile(r.times_ms, 10)
-        r.p90_ms = _percentile(r.times_ms, 90)
-        r.seq_per_s = r.batch / (r.median_ms / 1e3)
-
-
 @torch.inference_mode()
 def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: int = 128, threads: int | None = None,
                 paths: tuple[str, ...] | None = None, deepsparse_python: str | Path | None = None,
@@ -684,7 +684,7 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
                 except Exception as err:
                     r.status, r.skipped = "failed", f"failed: {_error_line(err)}"
             for r in rows.values():
-                _fill_stats(r)
+                r.fill_stats()
                 if r.median_ms:
                     log(f"  {r.path}: median {r.median_ms:.2f} ms, p10-p90 {r.p10_ms:.2f}-{r.p90_ms:.2f} ms "
                         f"({len(r.times_ms)} calls)")
