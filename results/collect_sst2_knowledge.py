@@ -3,7 +3,11 @@
 Reads every grid ``runs/experiments/sst2-steps<N>/results.json`` (``results/run_sst2_knowledge.sh N
 [VARIANT ...]``) and the 3-epoch runs ``runs/sst2/sparse95-default`` and ``sparse90-default``
 (``[SPARSITY=0.90 TAG=90] results/run_sst2_prune.sh default``: the grid's ``sparsebert`` cell with
-6,315 steps instead of ``max_steps``), and writes
+6,315 steps instead of ``max_steps``). Runs are outside git and a new machine may not have them: the rows
+of the committed ``results/sst2_knowledge.json`` whose source folder is gone are kept as they are
+(``"archived": true``), so a budget run on another machine adds to the study instead of replacing it.
+Every row keeps the score of the teacher it was distilled from (each grid's own ``dense-teacher`` cell)
+and its GR is against that teacher. Writes
 
 - ``results/sst2_knowledge.{json,md}``: per budget, every variant's dev accuracy, non-zeros, gain
   retention GR = (student − floor) / (teacher − floor) (floor = majority class of the dev set) and
@@ -45,30 +49,68 @@ def gain_retention(value: float, teacher: float, floor: float) -> float:
     return (value - floor) / (teacher - floor)
 
 
-def load_rows() -> tuple[list[dict], float, float]:
-    """Every student result (variant, steps, accuracy %, non-zeros, wall s, source), the teacher's and the floor."""
-    rows, teacher, floor = [], None, None
+ARCHIVE = ROOT / "results" / "sst2_knowledge.json"
+
+
+def source_path(source: str) -> Path:
+    """The run folder or results file a row's ``source`` names ("runs/sst2/sparse95-default (3 epochs)")."""
+    return ROOT / source.split(" (")[0]
+
+
+def archived_rows() -> tuple[list[dict], float | None]:
+    """Rows of the committed results whose source is not on this machine (its runs/ is outside git), and the
+    floor they were measured against. A row written before rows carried their teacher gets the file's
+    top-level ``teacher``. Raises SystemExit naming the file when it is not the collector's JSON."""
+    if not ARCHIVE.is_file():
+        return [], None
+    try:
+        d = json.loads(ARCHIVE.read_text())
+        kept = [{**r, "teacher": r.get("teacher", d.get("teacher")), "archived": True}
+                for r in d["rows"] if not source_path(r["source"]).exists()]
+        floor = d["floor"]
+    except (ValueError, KeyError, TypeError) as e:
+        sys.exit(f"{ARCHIVE}: not a collect_sst2_knowledge.py result ({e!r}); restore it from git")
+    if any(r["teacher"] is None for r in kept):
+        sys.exit(f"{ARCHIVE}: an archived row has no teacher score")
+    return kept, floor
+
+
+def load_rows() -> tuple[list[dict], float]:
+    """Every student result (variant, steps, seed, sparsity, accuracy %, non-zeros, wall s, source, its teacher's
+    accuracy %) and the majority-class floor (%). Raises SystemExit when there is no result at all, or when a
+    grid's floor differs from the archived rows' (another dev set)."""
+    rows, floor = archived_rows()
+    teachers = {}
     for res in sorted(GRIDS.glob("sst2-steps*/results.json")):
         d = json.loads(res.read_text())
+        if floor is not None and abs(d["majority"]["sst2"] - floor) > 1e-9:
+            sys.exit(f"{res}: majority floor {d['majority']['sst2']} differs from the others' {floor}")
         floor = d["majority"]["sst2"]
+        teacher = next((r["value"] for r in d["rows"] if r["variant"] == "dense-teacher"), None)
+        if teacher is None:
+            sys.exit(f"{res}: no dense-teacher row")
+        teachers[res.parent.name] = teacher
         for r in d["rows"]:
             if r["variant"] == "dense-teacher":
-                teacher = r["value"]
                 continue
             rows.append({"variant": r["variant"], "steps": r["steps"], "seed": r.get("seed", 42),
                          "sparsity": r["sparsity"], "accuracy": r["value"],
                          "encoder_nnz": r["encoder_nnz"], "wall_s": r.get("wall_seconds"),
-                         "source": str(res.relative_to(ROOT))})
+                         "source": str(res.relative_to(ROOT)), "teacher": teacher})
     for sparsity, run in LONG_RUNS.items():
         if (run / "summary.json").is_file():
             s = json.loads((run / "summary.json").read_text())
             rows.append({"variant": "sparsebert", "steps": s["steps"], "seed": 42, "sparsity": sparsity,
                          "accuracy": 100 * s["metrics"]["dev"]["accuracy"],
                          "encoder_nnz": sum(m["nnz"] for m in s["sparsity"]["matrices"]),
-                         "wall_s": s.get("wall_seconds"), "source": str(run.relative_to(ROOT)) + " (3 epochs)"})
-    if teacher is None or floor is None:
-        sys.exit("no runs/experiments/sst2-steps*/results.json: run results/run_sst2_knowledge.sh first")
-    return rows, teacher, floor
+                         "wall_s": s.get("wall_seconds"), "source": str(run.relative_to(ROOT)) + " (3 epochs)",
+                         "teacher": teachers.get("sst2-steps2000", teachers.get("sst2-steps6315"))})
+    if not rows or floor is None:
+        sys.exit("no runs/experiments/sst2-steps*/results.json and no archived rows: run "
+                 "results/run_sst2_knowledge.sh first")
+    if any(r["teacher"] is None for r in rows):
+        sys.exit("runs/sst2/sparse*-default found without the sst2-steps2000 or -6315 grid that holds its teacher")
+    return rows, floor
 
 
 def fit_log(steps: list[int], gr: list[float]) -> dict | None:
@@ -85,10 +127,14 @@ def fit_log(steps: list[int], gr: list[float]) -> dict | None:
             f"gr_at_{PAPER_STEPS}": float(at), "steps_to_gr_1": reach}
 
 
-def teacher_curve(floor: float, teacher: float) -> list[tuple[int, float]]:
-    """The teacher's own dev accuracy against its fine-tuning steps, as GR against its final score."""
+def teacher_curve(floor: float) -> list[tuple[int, float]]:
+    """The teacher's own dev accuracy against its fine-tuning steps, as GR against its best (kept) score;
+    the committed curve when runs/sst2/teacher is not on this machine."""
+    if not (TEACHER / "summary.json").is_file():
+        return [tuple(c) for c in json.loads(ARCHIVE.read_text())["teacher_curve"]]
     s = json.loads((TEACHER / "summary.json").read_text())
-    return [(h["step"], gain_retention(100 * h["score"], teacher, floor)) for h in s["eval_history"]]
+    best = 100 * max(h["score"] for h in s["eval_history"])
+    return [(h["step"], gain_retention(100 * h["score"], best, floor)) for h in s["eval_history"]]
 
 
 def mean_by_budget(rows: list[dict], variant: str) -> list[dict]:
@@ -131,9 +177,13 @@ def sparsity_table(rows: list[dict], order: list[str]) -> list[str]:
 
 
 def main() -> int:
-    all_rows, teacher, floor = load_rows()
+    all_rows, floor = load_rows()
     for r in all_rows:
-        r["gain_retention"] = gain_retention(r["accuracy"], teacher, floor)
+        r["gain_retention"] = gain_retention(r["accuracy"], r["teacher"], floor)
+    teacher_by_steps = {}
+    for r in all_rows:
+        teacher_by_steps.setdefault(r["steps"], set()).add(round(r["teacher"], 6))
+    teachers = sorted({t for ts in teacher_by_steps.values() for t in ts})
     rows = [r for r in all_rows if abs(r["sparsity"] - 0.95) < 1e-9]  # the budget study is at 95 %
     means = {v: mean_by_budget(rows, v) for v in ORDER}
     fits = {}
@@ -144,14 +194,19 @@ def main() -> int:
             fits[v] = f
     budgets = sorted({r["steps"] for r in rows})
     md = ["# SST-2, MiniLM-L6: knowledge study (95 %, and 90 / 97 % at 2,000 steps) and budget scaling", "",
-          f"Dense teacher (runs/sst2/teacher, 1 epoch = 2,105 steps): **{teacher:.1f}** dev accuracy; majority-class "
+          "Dense teacher (runs/sst2/teacher, 1 epoch = 2,105 steps, the same recipe each time): "
+          + " / ".join(f"**{t:.1f}**" for t in teachers) + " dev accuracy (each budget's section names its own; every "
+          "GR is against the teacher the student was distilled from); majority-class "
           f"floor **{floor:.1f}**; GR = (student − floor) / (teacher − floor). Every student: full SST-2 train set "
           "(67,349 sentences), max length 64, batch 32, length-grouped batches, one thread, prune's default "
           "recipe (cubic GMP per matrix to the target sparsity between 10 % and 60 % of the steps; logit distillation "
           "T = 2, "
           "hardness 0.5) — the label-only variants with the distillation weights at 0 and label weight 1. Seed 42 "
           "unless a row says otherwise (`SEEDS=\"42 43\"`: the teacher stays seed 42's); with several seeds the "
-          "scaling table and the fit use the mean per budget.", "",
+          "scaling table and the fit use the mean per budget."
+          + (f" {sum(r.get('archived', False) for r in all_rows)} rows come from the committed JSON: their run "
+             "folders are not on the machine that last ran this collector (`\"archived\": true`)."
+             if any(r.get("archived") for r in all_rows) else ""), "",
           "Commands: `bash results/run_sst2_knowledge.sh STEPS [VARIANT ...]` (grid `experiments/minilm-sst2-knowledge"
           ".yaml`, train.max_steps = STEPS; the 2,000-step grid as `SEEDS=\"42 43\" SPARSITIES=\"0.9 0.97\" bash "
           "results/run_sst2_knowledge.sh 2000`: seed 43 at 95 %, sparsebert, finetune-then-prune and small-dense at "
@@ -160,7 +215,8 @@ def main() -> int:
           "results/collect_sst2_knowledge.py`.", ""]
     for steps in budgets:
         here = sorted((r for r in rows if r["steps"] == steps), key=lambda r: (ORDER.index(r["variant"]), r["seed"]))
-        md += [f"## {steps:,} steps", "", "| variant | seed | student starts | loss | encoder non-zeros | dev accuracy | "
+        ts = " / ".join(f"{t:.1f}" for t in sorted(teacher_by_steps[steps]))
+        md += [f"## {steps:,} steps (teacher {ts})", "", "| variant | seed | student starts | loss | encoder non-zeros | dev accuracy | "
                "GR | train wall |", "|---|---:|---|---|---:|---:|---:|---:|"]
         for r in here:
             nnz = f"{r['encoder_nnz'] / 1e6:.2f} M"
@@ -189,8 +245,8 @@ def main() -> int:
     md += ["", "Extrapolation is a straight line in log(steps) through at most four budgets: a trend, not a "
            "prediction; GR cannot pass 100 % for long (the teacher's own curve flattens after ~1,000 steps).",
            "", "![GR against steps](sst2_budget_scaling.png)", ""]
-    out = {"teacher": teacher, "floor": floor, "rows": all_rows, "means": means, "fits": fits,
-           "teacher_curve": teacher_curve(floor, teacher), "paper_steps": PAPER_STEPS}
+    out = {"teachers": teachers, "floor": floor, "rows": all_rows, "means": means, "fits": fits,
+           "teacher_curve": teacher_curve(floor), "paper_steps": PAPER_STEPS}
     write_json_atomic(ROOT / "results" / "sst2_knowledge.json", out)
     write_text_atomic(ROOT / "results" / "sst2_knowledge.md", "\n".join(md))
     plot(means, fits, out["teacher_curve"])
