@@ -25,12 +25,15 @@ beside the model with its linear layers removed (the "linears-free" time: attent
 LayerNorm, what no weight sparsity can remove). They answer the speed half of S4 at every sparsity:
 where on the throughput axis a BERT-base-shaped sparse model could sit at all, drawn as vertical lines.
 
-Each model's bench is saved in ``results/s4_pareto/<key>.json`` and re-used (``--overwrite`` times
+Each model's bench is saved in ``results/NAME/<key>.json`` and re-used (``--overwrite`` times
 it again); models are timed one after another, never beside a training process (check ``uptime``).
-Writes ``results/s4_pareto.{json,md}`` and ``results/s4_pareto.png`` (dev accuracy against
-sequences/s, one panel per batch size, the Pareto front drawn).
+Writes ``results/NAME.{json,md}`` and ``results/NAME.png`` (dev accuracy against sequences/s, one panel
+per batch size, the Pareto front drawn). NAME is ``s4_pareto`` unless ``--name`` says otherwise: one
+name per CPU, so that a run on another machine does not mix its timings with these (the tables name the
+CPU from the benches' own environment, and a name whose benches come from two CPUs is refused). On a CPU
+with AVX512-BF16 the dense models also run ``dense-bf16`` (the model cast to bf16), a fast dense path there.
 
-Usage: .venv/bin/python results/s4_pareto.py [--overwrite] [--only KEY ...] [--render-only]
+Usage: .venv/bin/python results/s4_pareto.py [--name NAME] [--overwrite] [--only KEY ...] [--render-only]
 """
 
 from __future__ import annotations
@@ -45,10 +48,10 @@ from pathlib import Path
 from sparsebert.io import atomic_path, read_json, write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
-OUT = ROOT / "results" / "s4_pareto"
 DATA = ROOT.parent / "shared" / "data" / "glue"
 SEQ, BATCHES, THREADS = 128, (1, 32), 2
 DENSE_PATHS = ("dense-fp32", "dynamic-int8", "onnxruntime-opt-fp32", "onnxruntime-int8", "openvino-int8")
+BF16_PATH = "dense-bf16"  # added to DENSE_PATHS where the CPU has avx512_bf16
 SPARSE_PATHS = ("dense-fp32", "sparse-runtime", "sparse-runtime-int8")
 
 
@@ -57,7 +60,9 @@ def models() -> list[dict]:
     out = [{"key": "minilm-dense", "label": "MiniLM-L6 dense", "dir": ROOT / "runs/sst2/teacher", "kind": "dense"},
            {"key": "minilm-s90", "label": "MiniLM-L6 90 %", "dir": ROOT / "runs/sst2/sparse90-default", "kind": "sparse"},
            {"key": "minilm-s95", "label": "MiniLM-L6 95 %", "dir": ROOT / "runs/sst2/sparse95-default", "kind": "sparse"}]
-    for steps in (2000, 6315):  # the knowledge grid's small dense students (equal non-zeros to 95 %)
+    out.append({"key": "minilm-s95-20000", "label": "MiniLM-L6 95 % (20,000 steps)",
+                "dir": ROOT / "runs/experiments/sst2-steps20000/cells/sst2/sparsebert-s0.95-seed42", "kind": "sparse"})
+    for steps in (2000, 6315, 20000):  # the knowledge grid's small dense students (equal non-zeros to 95 %)
         out.append({"key": f"small-dense-{steps}", "label": f"small dense (MiniLM, 1 layer, FFN 64; {steps:,} steps)",
                     "dir": ROOT / f"runs/experiments/sst2-steps{steps}/cells/sst2/small-dense-s0.95-seed42",
                     "kind": "dense"})
@@ -116,7 +121,19 @@ def timed(model, model_dir: Path, paths: tuple[str, ...], eval_data=None, limit:
     res["model_info"] = describe_model(model, SEQ)
     res["targets_nnz"] = sparsity_report(model, SEQ)["targets"]["nnz"]
     res["model_dir"] = str(model_dir.relative_to(ROOT))
+    res["weights_sha256"] = weights_sha256(model_dir)
+    if (model_dir / "summary.json").is_file():
+        res["train_steps"] = read_json(model_dir / "summary.json").get("steps")
     return res
+
+
+def weights_sha256(model_dir: Path) -> str | None:
+    """sha256 of the run's model.safetensors as its MANIFEST.json records it (None without one): which weights
+    a saved bench measured."""
+    manifest = model_dir / "MANIFEST.json"
+    if not manifest.is_file():
+        return None
+    return read_json(manifest).get("files", {}).get("model.safetensors", {}).get("sha256")
 
 
 def bench_one(m: dict) -> dict:
@@ -124,8 +141,11 @@ def bench_one(m: dict) -> dict:
     from sparsebert.bench.accuracy import load_eval_data
     from sparsebert.export.checkpoint import load_any
 
+    from sparsebert.runtime.build import cpu_flags
+
     data = load_eval_data(m["dir"], "sst2", DATA, SEQ)
-    return timed(load_any(m["dir"]), m["dir"], SPARSE_PATHS if m["kind"] == "sparse" else DENSE_PATHS, eval_data=data)
+    dense = DENSE_PATHS + ((BF16_PATH,) if "avx512_bf16" in cpu_flags() else ())
+    return timed(load_any(m["dir"]), m["dir"], SPARSE_PATHS if m["kind"] == "sparse" else dense, eval_data=data)
 
 
 def wants_timing(args, key: str, saved: Path) -> bool:
@@ -166,27 +186,36 @@ def main() -> int:
     ap.add_argument("--only", nargs="*", help="keys to (re)time")
     ap.add_argument("--render-only", action="store_true",
                     help="time nothing: tables and plot from the saved benches (e.g. while a training run is going)")
+    ap.add_argument("--name", default="s4_pareto",
+                    help="results/NAME/ holds the benches, results/NAME.{json,md,png} the tables: one per CPU")
     args = ap.parse_args()
-    OUT.mkdir(parents=True, exist_ok=True)
-    table, missing = [], []
+    out_dir = ROOT / "results" / args.name
+    out_dir.mkdir(parents=True, exist_ok=True)
+    table, missing, cpus = [], [], {}
     for m in models():
-        saved = OUT / f"{m['key']}.json"
-        if not (m["dir"] / "summary.json").is_file():
+        saved = out_dir / f"{m['key']}.json"
+        trained = (m["dir"] / "summary.json").is_file()
+        if not trained and not saved.is_file():  # a saved bench stays usable when its run is not on this machine
             started = m["dir"].exists() or (m["dir"].parent / f".{m['dir'].name}.partial").exists()
-            state = "not finished" if started else "not trained"
+            state = "not finished" if started else "not trained on this machine"
             missing.append(f"{m['label']} ({m['dir'].relative_to(ROOT)}: {state})")
             continue
-        if wants_timing(args, m["key"], saved):
+        if trained and wants_timing(args, m["key"], saved):
             print(f"== {m['key']}", flush=True)
             write_json_atomic(saved, bench_one(m))
         if not saved.is_file():
             missing.append(f"{m['label']} ({m['dir'].relative_to(ROOT)}: trained, not timed yet)")
             continue
         res = read_json(saved)
+        cpus[saved] = cpu_label(res["environment"])
         if res.get("model_dir", str(m["dir"].relative_to(ROOT))) != str(m["dir"].relative_to(ROOT)):
             sys.exit(f"{saved} was measured on {res['model_dir']}, not {m['dir'].relative_to(ROOT)}: "
                      "time it again with --overwrite --only " + m["key"])
-        steps = read_json(m["dir"] / "summary.json").get("steps")
+        now = weights_sha256(m["dir"]) if trained else None
+        if now and res.get("weights_sha256") and res["weights_sha256"] != now:
+            sys.exit(f"{saved} was measured on other weights than {m['dir'].relative_to(ROOT)}/model.safetensors "
+                     f"has now (a retrained model): time it again with --name NEW or --overwrite --only {m['key']}")
+        steps = res.get("train_steps") or (read_json(m["dir"] / "summary.json").get("steps") if trained else None)
         for b in BATCHES:
             for pt in points(res, b):
                 table.append({**pt, "id": f"{m['key']}/{pt['path']}", "key": m["key"], "label": m["label"],
@@ -194,29 +223,49 @@ def main() -> int:
                               "train_steps": steps, "bench_wall_s": res.get("command_wall_s")})
     speed = []
     for key, sparsity in SPEED_ONLY:
-        saved = OUT / f"{key}.json"
+        saved = out_dir / f"{key}.json"
         if not (SPEED_ONLY_DIR / "summary.json").is_file():
             break
         if wants_timing(args, key, saved):
             print(f"== {key}", flush=True)
             write_json_atomic(saved, bench_speed_only(sparsity))
         if saved.is_file():
-            speed += speed_rows(read_json(saved), key)
+            res = read_json(saved)
+            cpus[saved] = cpu_label(res["environment"])
+            speed += speed_rows(res, key)
+    if len(set(cpus.values())) > 1:
+        sys.exit(f"results/{args.name}/ holds benches of different CPUs ("
+                 + "; ".join(f"{p.name}: {c}" for p, c in cpus.items()) + "): time them again with --overwrite")
     fronts = {b: pareto([t for t in table if t["batch"] == b]) for b in BATCHES}
-    write(table, fronts, missing, speed)
+    write(args.name, next(iter(cpus.values()), "no bench yet"), table, fronts, missing, speed)
     return 0
 
 
-def write(table: list[dict], fronts: dict[int, list[str]], missing: list[str], speed: list[dict] | None = None) -> None:
-    """results/s4_pareto.{json,md,png}."""
-    md = ["# S4 on this CPU: SST-2 dev accuracy against throughput (2-core AVX2 EPYC, seq 128)", "",
+def cpu_label(env: dict) -> str:
+    """The CPU a bench ran on, from its ``environment``: "2-core AMD EPYC, AVX-512 VNNI + AVX512-BF16, no AMX"."""
+    flags = set(env.get("cpu_flags", []))
+    if "avx512_vnni" in flags:
+        isa = "AVX-512 VNNI" + (" + AVX512-BF16" if "avx512_bf16" in flags else "")
+    elif "avx512f" in flags:
+        isa = "AVX-512 (no VNNI)"
+    else:
+        isa = "AVX2 (no AVX-512, VNNI or native bf16)" if "avx2" in flags else "no AVX2"
+    amx = "AMX" if {"amx_int8", "amx_bf16"} & flags else "no AMX"
+    return f"{env.get('cpu_count', '?')}-core {env.get('cpu_model', 'CPU')}, {isa}, {amx}"
+
+
+def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], missing: list[str],
+          speed: list[dict] | None = None) -> None:
+    """results/NAME.{json,md,png}; ``cpu`` names the machine in the title."""
+    md = [f"# S4 on this CPU: SST-2 dev accuracy against throughput ({cpu}; seq 128)", "",
           "Every model on every path it runs on (dense models: torch fp32 / dynamic int8, ONNX Runtime optimised "
-          "fp32 / int8, OpenVINO int8; sparse models: torch fp32, the sparse runtime fp32 / int8), with the accuracy "
+          "fp32 / int8, OpenVINO int8, and torch bf16 (the model cast to bf16) on a CPU with AVX512-BF16; sparse models: torch fp32, the sparse runtime fp32 / int8), with the accuracy "
           "*of that path* on the 872 dev sentences (padded to 128 tokens, the same compiled graphs as timed). The "
           "paths of one model are interleaved round by round; the models are timed one after another on a quiet "
           f"machine. A path *keeps* the model's accuracy when it loses at most {KEEP_POINTS:g} point against fp32; "
           "the Pareto front is taken over all (model, path) points.", "",
-          "Command: `.venv/bin/python results/s4_pareto.py` (per-model benches in results/s4_pareto/).", ""]
+          f"Command: `.venv/bin/python results/s4_pareto.py{'' if name == 's4_pareto' else ' --name ' + name}` "
+          f"(per-model benches in results/{name}/).", ""]
     for b in BATCHES:
         rows = [t for t in table if t["batch"] == b]
         md += [f"## batch {b}", "", "| model | fastest path: seq/s, accuracy | fastest path keeping the accuracy: "
@@ -252,10 +301,10 @@ def write(table: list[dict], fronts: dict[int, list[str]], missing: list[str], s
         md.append("")
     if missing:
         md += ["Not yet measured: " + "; ".join(missing) + ".", ""]
-    md += ["![accuracy vs throughput](s4_pareto.png)", ""]
-    write_json_atomic(ROOT / "results" / "s4_pareto.json", {"rows": table, "pareto": fronts, "missing": missing,
-                                                            "keep_points": KEEP_POINTS, "speed_only": speed})
-    write_text_atomic(ROOT / "results" / "s4_pareto.md", "\n".join(md) + "\n")
+    md += [f"![accuracy vs throughput]({name}.png)", ""]
+    write_json_atomic(ROOT / "results" / f"{name}.json", {"cpu": cpu, "rows": table, "pareto": fronts, "missing": missing,
+                                                          "keep_points": KEEP_POINTS, "speed_only": speed})
+    write_text_atomic(ROOT / "results" / f"{name}.md", "\n".join(md) + "\n")
     print("\n".join(md))
     if not table:
         return
@@ -300,11 +349,11 @@ def write(table: list[dict], fronts: dict[int, list[str]], missing: list[str], s
         ax.set_xlabel("sequences / s")
         ax.set_ylabel("SST-2 dev accuracy, % (of that path)")
         ax.set_title(f"batch {b} x {SEQ} tokens, 2 threads")
-    fig.suptitle("every model on every path; circles: sparse runtime, squares: dense paths; hollow: the path loses "
+    fig.suptitle(f"{cpu}: every model on every path; circles: sparse runtime, squares: dense paths; hollow: the path loses "
                  f"> {KEEP_POINTS:g} point vs fp32; dotted: Pareto front; dashed: MPNet-base pruned one-shot (speed only), "
                  "dash-dot: its linears-free ceiling", fontsize=8)
     fig.tight_layout()
-    with atomic_path(ROOT / "results" / "s4_pareto.png") as tmp:
+    with atomic_path(ROOT / "results" / f"{name}.png") as tmp:
         fig.savefig(tmp, dpi=120, format="png")
 
 
