@@ -259,7 +259,8 @@ def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], 
     """results/NAME.{json,md,png}; ``cpu`` names the machine in the title."""
     md = [f"# S4 on this CPU: SST-2 dev accuracy against throughput ({cpu}; seq 128)", "",
           "Every model on every path it runs on (dense models: torch fp32 / dynamic int8, ONNX Runtime optimised "
-          "fp32 / int8, OpenVINO int8, and torch bf16 (the model cast to bf16) on a CPU with AVX512-BF16; sparse models: torch fp32, the sparse runtime fp32 / int8), with the accuracy "
+          "fp32 / int8, OpenVINO int8, and torch bf16 (the model cast to bf16) on a CPU with AVX512-BF16; sparse "
+          "models: torch fp32, the sparse runtime fp32 / int8), with the accuracy "
           "*of that path* on the 872 dev sentences (padded to 128 tokens, the same compiled graphs as timed). The "
           "paths of one model are interleaved round by round; the models are timed one after another on a quiet "
           f"machine. A path *keeps* the model's accuracy when it loses at most {KEEP_POINTS:g} point against fp32; "
