@@ -350,7 +350,7 @@ def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], 
         ax.set_xlabel("sequences / s")
         ax.set_ylabel("SST-2 dev accuracy, % (of that path)")
         ax.set_title(f"batch {b} x {SEQ} tokens, 2 threads")
-    fig.suptitle(f"{cpu}: every model on every path; circles: sparse runtime, squares: dense paths; hollow: the path loses "
+    fig.suptitle(f"{cpu}\nevery model on every path; circles: sparse runtime, squares: dense paths; hollow: the path loses "
                  f"> {KEEP_POINTS:g} point vs fp32; dotted: Pareto front; dashed: MPNet-base pruned one-shot (speed only), "
                  "dash-dot: its linears-free ceiling", fontsize=8)
     fig.tight_layout()

@@ -244,6 +244,26 @@ def test_failed_teacher_skips_only_its_students(tmp_path, tiny_bert):
     assert states["rte/sparsebert-s0.5-seed1"] == ("skipped", "teacher rte/dense-teacher-seed1 failed")
 
 
+def test_a_cell_finished_meanwhile_by_another_run_is_left_alone(tmp_path):
+    """Two runs of one grid (the second started for an idle core): the first, reaching a cell the second has
+    finished since, reports it done instead of failing on the existing output (or overwriting its log)."""
+    from sparsebert.experiment.runner import cell_dir, run_cell
+
+    spec = load_spec(write_spec(tmp_path / "spec.yaml", model="m", sparsities=[0.5], sparsity=0.5, bench=None))
+    teacher, student = expand_grid(spec)
+    out = tmp_path / "out"
+    done = cell_dir(out, student)
+    done.mkdir(parents=True)
+    (done / "summary.json").write_text("{}")
+    log = out / "logs" / f"{student.id}.log"
+    log.parent.mkdir(parents=True)
+    log.write_text("the other run's log\n")
+    status = run_cell(spec, student, out)
+    assert (status.state, status.message) == ("done", "finished meanwhile by another run of this grid")
+    assert log.read_text() == "the other run's log\n" and not (out / "recipes" / f"{student.id}.yaml").exists()
+    assert (done / "summary.json").read_text() == "{}"
+
+
 def test_cells_run_through_the_launcher(tmp_path, tiny_bert):
     """`--launcher` (or the spec's `launcher`) starts every cell as `<launcher> -m sparsebert.cli <stage>
     --recipe FILE`: here a wrapper that records its arguments, then runs them with this Python (where

@@ -110,9 +110,16 @@ def run_cell(spec: ExperimentSpec, cell: Cell, out: Path, model_config=None, rep
     A half-done cell (a killed run) continues from its last training state
     (:mod:`sparsebert.checkpointing`); ``replace`` re-trains a finished (stale) cell.
 
+    A cell that another run of the same grid finished after this run listed its work (two ``sparsebert
+    experiment`` processes on one output, e.g. a second one started to use an idle core) is not run
+    again: its output, recipe and log are left as they are.
+
     Returns:
-        :class:`CellStatus` (``ran`` or ``failed`` with the last line of the cell's log).
+        :class:`CellStatus` (``ran``, ``failed`` with the last line of the cell's log, or ``done`` when the
+        cell was finished meanwhile).
     """
+    if not replace and is_done(out, cell):
+        return CellStatus(cell, "done", 0.0, "finished meanwhile by another run of this grid")
     recipe = cell_recipe(spec, cell, out / "cells", model_config)
     if replace:  # drop the stale result; a partial run of the new recipe (a killed attempt) still resumes
         shutil.rmtree(cell_dir(out, cell), ignore_errors=True)
@@ -175,7 +182,7 @@ def _schedule(spec: ExperimentSpec, todo: list[Cell], out: Path, model_config, w
                 del running[future]
                 results.append(status)
                 if status.cell.is_teacher:
-                    teacher_state[status.cell.task] = "ok" if status.state == "ran" else "failed"
+                    teacher_state[status.cell.task] = "ok" if status.state in ("ran", "done") else "failed"
     return results
 
 
