@@ -194,6 +194,8 @@ def main() -> int:
             fits[v] = f
     budgets = sorted({r["steps"] for r in rows})
     md = ["# SST-2, MiniLM-L6: knowledge study (95 %, and 90 / 97 % at 2,000 steps) and budget scaling", "",
+          "Paired (exact McNemar) tests of the 20,000-step students: [paired_sst2_steps20000.md]"
+          "(paired_sst2_steps20000.md).", "",
           "Dense teacher (runs/sst2/teacher, 1 epoch = 2,105 steps, the same recipe each time): "
           + " / ".join(f"**{t:.1f}**" for t in teachers) + " dev accuracy (each budget's section names its own; every "
           "GR is against the teacher the student was distilled from); majority-class "
@@ -211,7 +213,9 @@ def main() -> int:
           ".yaml`, train.max_steps = STEPS; the 2,000-step grid as `SEEDS=\"42 43\" SPARSITIES=\"0.9 0.97\" bash "
           "results/run_sst2_knowledge.sh 2000`: seed 43 at 95 %, sparsebert, finetune-then-prune and small-dense at "
           "90 / 97 %, ≈ 24 min per sparse cell, 4–5 min per small dense one, one thread), `[SPARSITY=0.90 TAG=90] "
-          "bash results/run_sst2_prune.sh default` (6,315 steps), then `.venv/bin/python "
+          "bash results/run_sst2_prune.sh default` (6,315 steps), `WORKERS=2 bash results/run_sst2_knowledge.sh 20000 "
+          "sparsebert finetune-then-prune small-dense` (AVX-512 EPYC, bf16 autocast, its own teacher fine-tuned by "
+          "`results/run_sst2_prune.sh`'s command: 5 min; 101 min wall, two cells at once), then `.venv/bin/python "
           "results/collect_sst2_knowledge.py`.", ""]
     for steps in budgets:
         here = sorted((r for r in rows if r["steps"] == steps), key=lambda r: (ORDER.index(r["variant"]), r["seed"]))
