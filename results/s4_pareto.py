@@ -140,7 +140,6 @@ def bench_one(m: dict) -> dict:
     """Time and evaluate one model on its paths (see the module docstring); returns the bench result."""
     from sparsebert.bench.accuracy import load_eval_data
     from sparsebert.export.checkpoint import load_any
-
     from sparsebert.runtime.build import cpu_flags
 
     data = load_eval_data(m["dir"], "sst2", DATA, SEQ)
