@@ -8,7 +8,7 @@ pairs, b = A right and B wrong, c = A wrong and B right, against p = 0.5 —
 (Dietterich 1998, "Approximate statistical tests for comparing supervised classification learning
 algorithms", §3.1).
 
-Every model is evaluated with :func:`sparsebert.training.predict_logits` at the given max length, in fp32 or,
+Every model is evaluated with :func:`sparsebert.evaluate.eval_logits` at the given max length, in fp32 or,
 with ``--bf16``, under bf16 autocast (what training's own evaluation uses on a CPU with AVX512-BF16); its
 accuracy is checked against the run's own ``summary.json`` where it has one. Classification tasks only.
 
@@ -32,22 +32,18 @@ DATA = ROOT.parent / "shared" / "data" / "glue"
 
 
 def correct_vector(model_dir: Path, task: str, max_length: int, bf16: bool) -> np.ndarray:
-    """``[N]`` bool: whether the model's dev prediction of each example is the gold label."""
-    from sparsebert.data.encode import encode_examples
-    from sparsebert.data.glue import load_split
+    """``[N]`` bool: whether the model's prediction of each example of the task's first dev split is its gold
+    label (:func:`sparsebert.evaluate.eval_logits`: the loading and batching of ``sparsebert evaluate``)."""
     from sparsebert.data.tasks import get_task
+    from sparsebert.evaluate import eval_logits
     from sparsebert.metrics import predictions
-    from sparsebert.models import load_for_task, load_tokenizer
-    from sparsebert.training import predict_logits
 
     spec = get_task(task)
     if spec.is_regression:
         raise SystemExit(f"{task}: regression task; McNemar needs right / wrong per example")
-    tok = load_tokenizer(str(model_dir))
-    model = load_for_task(str(model_dir), spec, require_head=True).eval()
-    feats = encode_examples(tok, load_split(spec, spec.eval_splits[0], DATA), max_length, False)
-    logits = predict_logits(model, feats, 128, tok.pad_token_id, bf16=bf16)
-    return predictions(spec, logits) == np.array([f["labels"] for f in feats])
+    split = spec.eval_splits[0]
+    logits, labels = eval_logits(model_dir, task, DATA, [split], max_length, bf16=bf16)[split]
+    return predictions(spec, logits) == labels
 
 
 def mcnemar(a: np.ndarray, b: np.ndarray) -> dict:

@@ -88,6 +88,7 @@ def measure(budget_s: float) -> dict:
     torch.set_num_threads(THREADS)
     env = bench_environment(THREADS)
     entries = _entries()
+    by_key = {e["key"]: e for e in entries}
     rows: list[dict] = []
     with tempfile.TemporaryDirectory() as tmp:
         runners = {}
@@ -110,7 +111,6 @@ def measure(budget_s: float) -> dict:
             labels = list(calls)
             times = time_calls({f"{k}|{p}": calls[(k, p)] for k, p in labels}, warmup=2, min_iters=5,
                                max_iters=40, budget_s=budget_s * len(labels), rotate=True)
-            by_key = {e["key"]: e for e in entries}
             for k, p in labels:
                 e = by_key[k]
                 r = PathResult(path=p, batch=b, seq=SEQ, uses_sparsity=p.startswith("sparse-runtime"),

@@ -179,3 +179,17 @@ def test_padded_arrays_fixed_shape_and_too_long_example_named():
     assert a["token_type_ids"].tolist() == [[0] * 4, [0] * 4] and "labels" not in a
     with pytest.raises(ValueError, match="example 0 has 3 tokens, more than seq=2"):
         padded_arrays(feats, 2, pad_token_id=0)
+
+
+def test_eval_logits_are_what_evaluate_scores(sst2_model):
+    """``eval_logits`` (used by results/paired_test.py) gives, per split, the logits and labels ``evaluate``
+    turns into its metrics: argmax agreement with the labels is exactly evaluate's accuracy."""
+    import numpy as np
+
+    from sparsebert.evaluate import eval_logits, evaluate
+
+    run, glue = sst2_model
+    out = eval_logits(run, "sst2", glue, max_length=SEQ)
+    logits, labels = out["dev"]
+    assert list(out) == ["dev"] and logits.shape == (37, 2) and labels.shape == (37,)
+    assert float(np.mean(logits.argmax(-1) == labels)) == evaluate(run, "sst2", glue, max_length=SEQ)["dev"]["accuracy"]
