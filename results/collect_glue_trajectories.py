@@ -8,6 +8,9 @@ evaluation interval). A stopped run is marked ``stopped at step k of n``; its la
 a final result. Commands of the runs: ``results/run_glue_ablation.sh`` (see each cell's flags in
 results/glue_ablation.md).
 
+Runs are outside git: the committed entries of ``results/glue_trajectories.json`` whose (seed, cell) has no
+log on this machine are kept as they are (``"archived": true``).
+
 Usage: .venv/bin/python results/collect_glue_trajectories.py
 """
 
@@ -19,6 +22,7 @@ import sys
 from pathlib import Path
 
 from sparsebert.data.tasks import get_task
+from sparsebert.io import write_json_atomic, write_text_atomic
 
 ROOT = Path(__file__).resolve().parents[1]
 RUNS = ROOT / "runs" / "glue-ablation"
@@ -56,6 +60,30 @@ def trajectory(log: Path, metric: str) -> dict:
     return {"rows": rows, "last_step": last_step, "pruning_end_step": end}
 
 
+def archived(live: set[tuple[str, str]]) -> list[dict]:
+    """Entries of the committed results/glue_trajectories.json whose (seed, cell) is not in ``live``, marked
+    ``"archived": true``. Raises SystemExit naming the file when it is not this collector's JSON."""
+    path = ROOT / "results" / "glue_trajectories.json"
+    if not path.is_file():
+        return []
+    try:
+        return [{**r, "archived": True} for r in json.loads(path.read_text(encoding="utf-8"))
+                if (r["seed"], r["cell"]) not in live]
+    except (ValueError, KeyError, TypeError) as e:
+        sys.exit(f"{path}: not a collect_glue_trajectories.py result ({e!r}); restore it from git")
+
+
+def section(r: dict) -> list[str]:
+    """Markdown of one run's evaluations."""
+    names = list(r["rows"][0]["all"]) if r["rows"] else [r["metric"]]
+    note = "; from the committed JSON, its run is not on this machine" if r.get("archived") else ""
+    md = [f"## {r['cell']} ({r['seed']}, {r['status']}{note})", "",
+          "| step | s_t | " + " | ".join(names) + " | loss |", "|---:|---:|" + "---:|" * len(names) + "---:|"]
+    md += [f"| {x['step']} | {x['target_sparsity']:.3f} | " + " | ".join(f"{x['all'][n]:.1f}" for n in names)
+           + f" | {x['train_loss']} |" for x in r["rows"]]
+    return md + [""]
+
+
 def main() -> int:
     out, md = [], ["# 95 % prune runs on MRPC, STS-B and CoLA: dev metric against sparsity", "",
                    "Every evaluation of every run under `runs/glue-ablation/` (finished or stopped), "
@@ -71,14 +99,12 @@ def main() -> int:
         status = (("finished" if finished else f"stopped at step {t['last_step']}")
                   + f"; s_f reached at step {t['pruning_end_step']}")
         out.append({"seed": seed, "cell": cell, "metric": metric, "status": status, **t})
-        names = list(t["rows"][0]["all"]) if t["rows"] else [metric]
-        md += [f"## {cell} ({seed}, {status})", "",
-               "| step | s_t | " + " | ".join(names) + " | loss |", "|---:|---:|" + "---:|" * len(names) + "---:|"]
-        md += [f"| {r['step']} | {r['target_sparsity']:.3f} | " + " | ".join(f"{r['all'][n]:.1f}" for n in names)
-               + f" | {r['train_loss']} |" for r in t["rows"]]
-        md.append("")
-    (ROOT / "results" / "glue_trajectories.json").write_text(json.dumps(out, indent=1) + "\n", encoding="utf-8")
-    (ROOT / "results" / "glue_trajectories.md").write_text("\n".join(md), encoding="utf-8")
+    out += archived({(r["seed"], r["cell"]) for r in out})
+    out.sort(key=lambda r: (r["seed"], r["cell"]))
+    for r in out:
+        md += section(r)
+    write_json_atomic(ROOT / "results" / "glue_trajectories.json", out)
+    write_text_atomic(ROOT / "results" / "glue_trajectories.md", "\n".join(md))
     print("\n".join(md))
     return 0
 
