@@ -195,7 +195,8 @@ def main() -> int:
     budgets = sorted({r["steps"] for r in rows})
     md = ["# SST-2, MiniLM-L6: knowledge study (95 %, and 90 / 97 % at 2,000 steps) and budget scaling", "",
           "Paired (exact McNemar) tests of the 20,000-step students: [paired_sst2_steps20000.md]"
-          "(paired_sst2_steps20000.md).", "",
+          "(paired_sst2_steps20000.md) (seed 42), [paired_sst2_steps20000_seed43.md](paired_sst2_steps20000_seed43.md) "
+          "(seed 43, and every pair across the two seeds).", "",
           "Dense teacher (runs/sst2/teacher, 1 epoch = 2,105 steps, the same recipe each time): "
           + " / ".join(f"**{t:.1f}**" for t in teachers) + " dev accuracy (each budget's section names its own; every "
           "GR is against the teacher the student was distilled from); majority-class "
@@ -215,7 +216,10 @@ def main() -> int:
           "90 / 97 %, ≈ 24 min per sparse cell, 4–5 min per small dense one, one thread), `[SPARSITY=0.90 TAG=90] "
           "bash results/run_sst2_prune.sh default` (6,315 steps), `WORKERS=2 bash results/run_sst2_knowledge.sh 20000 "
           "sparsebert finetune-then-prune small-dense` (AVX-512 EPYC, bf16 autocast, its own teacher fine-tuned by "
-          "`results/run_sst2_prune.sh`'s command: 5 min; 101 min wall, two cells at once), then `.venv/bin/python "
+          "`results/run_sst2_prune.sh`'s command: 5 min; 101 min wall, two cells at once) and its second seed, "
+          "`SEEDS=\"42 43\" WORKERS=2 bash results/run_sst2_knowledge.sh 20000 sparsebert finetune-then-prune "
+          "small-dense` (two sessions: stopped at step 2,800 and resumed from the saved training state; the seed-43 "
+          "train walls are the resumed part, 98 min wall for it), then `.venv/bin/python "
           "results/collect_sst2_knowledge.py`.", ""]
     for steps in budgets:
         here = sorted((r for r in rows if r["steps"] == steps), key=lambda r: (ORDER.index(r["variant"]), r["seed"]))
