@@ -11,7 +11,7 @@ from sparsebert.data.encode import encode_examples
 from sparsebert.data.glue import load_split
 from sparsebert.data.tasks import get_task
 from sparsebert.models import load_for_task, load_tokenizer
-from sparsebert.training import device, evaluate_features, predict_logits
+from sparsebert.training import device, evaluate_features, split_logits
 
 
 def evaluate(
@@ -60,8 +60,7 @@ def eval_logits(
     """
     spec, model, pad_token_id, eval_sets = _load(model_dir, task, data_dir, splits, max_length, max_examples)
     with torch.inference_mode():
-        return {split: (predict_logits(model, feats, batch_size, pad_token_id, bf16),
-                        np.array([f["labels"] for f in feats])) for split, feats in eval_sets.items()}
+        return split_logits(model, eval_sets, batch_size, pad_token_id, bf16)
 
 
 def _load(model_dir, task, data_dir, splits, max_length, max_examples):

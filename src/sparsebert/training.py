@@ -160,12 +160,20 @@ def evaluate_features(
     Returns:
         ``{split: {metric: value}}`` (values in [−1, 1], not percent).
     """
-    results = {}
-    for split, feats in eval_sets.items():
-        logits = predict_logits(model, feats, batch_size, pad_token_id, bf16)
-        labels = np.array([f["labels"] for f in feats])
-        results[split] = compute_metrics(task, predictions(task, logits), labels)
-    return results
+    return {split: compute_metrics(task, predictions(task, logits), labels)
+            for split, (logits, labels) in split_logits(model, eval_sets, batch_size, pad_token_id, bf16).items()}
+
+
+def split_logits(
+    model: nn.Module, eval_sets: dict[str, list[dict]], batch_size: int, pad_token_id: int, bf16: bool | None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Logits and gold labels of each encoded eval split, in the split's order.
+
+    Returns:
+        ``{split: (logits [N, num_labels] float32 ([N, 1] for regression), labels [N])}``.
+    """
+    return {split: (predict_logits(model, feats, batch_size, pad_token_id, bf16), np.array([f["labels"] for f in feats]))
+            for split, feats in eval_sets.items()}
 
 
 def headline(task: TaskSpec, results: dict[str, dict[str, float]]) -> float:
