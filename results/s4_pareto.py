@@ -41,8 +41,10 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import subprocess
 import sys
 import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 from sparsebert.io import atomic_path, read_json, write_json_atomic, write_text_atomic
@@ -118,6 +120,7 @@ def timed(model, model_dir: Path, paths: tuple[str, ...], eval_data=None, limit:
     res = bench_model(model, batches=BATCHES, seq=SEQ, threads=THREADS, paths=paths, eval_data=eval_data,
                       budget_s=8.0, min_iters=5, max_iters=30, limit=limit, log=print)
     res["command_wall_s"] = time.time() - t0
+    res["timed_utc"] = datetime.now(timezone.utc).isoformat(timespec="seconds")
     res["model_info"] = describe_model(model, SEQ)
     res["targets_nnz"] = sparsity_report(model, SEQ)["targets"]["nnz"]
     res["model_dir"] = str(model_dir.relative_to(ROOT))
@@ -125,6 +128,19 @@ def timed(model, model_dir: Path, paths: tuple[str, ...], eval_data=None, limit:
     if (model_dir / "summary.json").is_file():
         res["train_steps"] = read_json(model_dir / "summary.json").get("steps")
     return res
+
+
+def timed_on(res: dict, saved: Path) -> str:
+    """The UTC date a bench ran: its ``timed_utc``; for benches saved before that field, the date of the
+    commit that last changed ``saved`` ("≤ YYYY-MM-DD"), or of its file when it is not committed."""
+    if res.get("timed_utc"):
+        return res["timed_utc"][:10]
+    out = subprocess.run(["git", "log", "-1", "--format=%cs", "--", saved.name], cwd=saved.parent,
+                         capture_output=True, text=True, check=False).stdout.strip()
+    if not out or subprocess.run(["git", "diff", "--quiet", "--", saved.name], cwd=saved.parent,
+                                 check=False).returncode:
+        out = datetime.fromtimestamp(saved.stat().st_mtime, timezone.utc).date().isoformat()
+    return f"≤ {out}"
 
 
 def weights_sha256(model_dir: Path) -> str | None:
@@ -219,7 +235,8 @@ def main() -> int:
             for pt in points(res, b):
                 table.append({**pt, "id": f"{m['key']}/{pt['path']}", "key": m["key"], "label": m["label"],
                               "kind": m["kind"], "batch": b, "params_nonzero_targets": res.get("targets_nnz"),
-                              "train_steps": steps, "bench_wall_s": res.get("command_wall_s")})
+                              "train_steps": steps, "bench_wall_s": res.get("command_wall_s"),
+                              "timed_on": timed_on(res, saved)})
     speed = []
     for key, sparsity in SPEED_ONLY:
         saved = out_dir / f"{key}.json"
@@ -263,14 +280,21 @@ def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], 
           "*of that path* on the 872 dev sentences (padded to 128 tokens, the same compiled graphs as timed). The "
           "paths of one model are interleaved round by round; the models are timed one after another on a quiet "
           f"machine. A path *keeps* the model's accuracy when it loses at most {KEEP_POINTS:g} point against fp32; "
-          "the Pareto front is taken over all (model, path) points.", "",
+          "the Pareto front is taken over all (model, path) points. *timed on*: the UTC date of a model's bench "
+          "(\"≤\": benches saved before the date was recorded, dated by their commit). Benches of different "
+          "sessions ran on different hosts of the same CPU model: on the AVX-512 EPYC, dense MiniLM-L6's paths "
+          "timed up to 1.45x apart (most within 1.3x) across two sessions and two runs of one session "
+          "(results/s4_pareto_avx512vnni_repeat.md), while two MiniLM-L6 95 % models with equal non-zeros timed "
+          "1.7-1.9x apart across sessions at batch 1 (their patterns or the hosts; not separated). Read margins "
+          "under 1.3x as ties, and across dates only margins of 2x and more.",
+          "",
           f"Command: `.venv/bin/python results/s4_pareto.py{'' if name == 's4_pareto' else ' --name ' + name}` "
           f"(per-model benches in results/{name}/).", ""]
     for b in BATCHES:
         rows = [t for t in table if t["batch"] == b]
         md += [f"## batch {b}", "", "| model | fastest path: seq/s, accuracy | fastest path keeping the accuracy: "
                "seq/s, accuracy | fp32 accuracy | non-zeros (Q,K,V,O,FFN) | training steps (batch 32) | "
-               "on the Pareto front |", "|---|---|---|---:|---:|---:|---|"]
+               "on the Pareto front | timed on |", "|---|---|---|---:|---:|---:|---|---|"]
         keys = sorted({t["key"] for t in rows}, key=lambda k: -fastest([t for t in rows if t["key"] == k])["seq_per_s"])
         for k in keys:
             pts = [t for t in rows if t["key"] == k]
@@ -279,7 +303,7 @@ def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], 
             on = ", ".join(t["path"] for t in pts if t["id"] in fronts[b])
             md.append(f"| {t0['label']} | {f['path']}: {f['seq_per_s']:.1f}, {f['accuracy']:.1f} | {keep} | "
                       f"{t0['fp32_accuracy']:.1f} | {t0['params_nonzero_targets'] / 1e6:.2f} M | {t0['train_steps']} | "
-                      f"{on} |")
+                      f"{on} | {t0['timed_on']} |")
         md.append("")
     speed = speed or []
     if speed:
@@ -313,7 +337,7 @@ def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, len(BATCHES), figsize=(12, 4.6))
+    fig, axes = plt.subplots(1, len(BATCHES), figsize=(12, 5.8))
     colors = {k: f"C{i}" for i, k in enumerate(dict.fromkeys(t["key"] for t in table))}
     for ax, b in zip(axes, BATCHES):
         pts = [t for t in table if t["batch"] == b]
@@ -321,15 +345,6 @@ def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], 
             keeps = t["accuracy"] >= t["fp32_accuracy"] - KEEP_POINTS
             ax.scatter(t["seq_per_s"], t["accuracy"], marker="o" if t["path"].startswith("sparse") else "s",
                        facecolors=colors[t["key"]] if keeps else "none", edgecolors=colors[t["key"]], s=28)
-        placed: list[tuple[float, float]] = []
-        for k in colors:  # label each model once, at its fastest accuracy-keeping point, below a near one
-            best = fastest([t for t in pts if t["key"] == k], KEEP_POINTS)
-            if best:
-                x, y = best["seq_per_s"], best["accuracy"]
-                near = sum(abs(math.log10(x / px)) < 0.25 and abs(y - py) < 2 for px, py in placed)
-                placed.append((x, y))
-                ax.annotate(f"{best['label']}\n{best['path']}", (x, y), fontsize=6.5,
-                            xytext=(4, 3 - 16 * near), textcoords="offset points", color=colors[k])
         lines = sorted((r for r in speed if r["batch"] == b), key=lambda r: r["seq_per_s"])
         for r in lines:  # where a BERT-base-shaped sparse model can sit at all
             ax.axvline(r["seq_per_s"], color="0.6", ls="--", lw=0.8)
@@ -345,14 +360,17 @@ def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], 
         front = sorted((t for t in pts if t["id"] in fronts[b]), key=lambda t: t["seq_per_s"])
         ax.plot([t["seq_per_s"] for t in front], [t["accuracy"] for t in front], "k:", lw=1)
         ax.set_xscale("log")
-        ax.margins(x=0.3)  # room for the labels of the fastest points
+        ax.margins(x=0.1)
         ax.set_xlabel("sequences / s")
         ax.set_ylabel("SST-2 dev accuracy, % (of that path)")
         ax.set_title(f"batch {b} x {SEQ} tokens, 2 threads")
+    labels = {t["key"]: t["label"] for t in table}
+    handles = [plt.Line2D([], [], marker="o", ls="", color=c, label=labels[k]) for k, c in colors.items()]
+    fig.legend(handles=handles, loc="lower center", ncol=3, fontsize=7, frameon=False)
     fig.suptitle(f"{cpu}\nevery model on every path; circles: sparse runtime, squares: dense paths; hollow: the path loses "
                  f"> {KEEP_POINTS:g} point vs fp32; dotted: Pareto front; dashed: MPNet-base pruned one-shot (speed only), "
                  "dash-dot: its linears-free ceiling", fontsize=8)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.04 + 0.035 * math.ceil(len(colors) / 3), 1, 1))
     with atomic_path(ROOT / "results" / f"{name}.png") as tmp:
         fig.savefig(tmp, dpi=120, format="png")
 
