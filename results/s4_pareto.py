@@ -15,7 +15,8 @@ Models (those whose run has finished; the others are listed as missing):
 
 - MiniLM-L6 dense (the SST-2 teacher, runs/sst2/teacher), MiniLM-L6 at 90 / 95 % (runs/sst2/sparse{90,95}-default,
   ``results/run_sst2_prune.sh``),
-  the small-dense students of the knowledge grid at 2,000 and 6,315 steps (runs/experiments/sst2-steps*),
+  the small-dense students of the knowledge grid at 2,000, 6,315 and 20,000 steps (runs/experiments/sst2-steps*;
+  equal non-zeros to 95 %) and at 6,315 steps with MiniLM-L6 90 %'s non-zeros (``SPARSITIES=0.9``),
 - MPNet-base dense (runs/sst2-mpnet/teacher) and MPNet-base at 90/95/97 % (runs/sst2-mpnet/sparse*-lr3e-5),
   ``results/run_mpnet_sst2.sh``.
 
@@ -68,6 +69,9 @@ def models() -> list[dict]:
         out.append({"key": f"small-dense-{steps}", "label": f"small dense (MiniLM, 1 layer, FFN 64; {steps:,} steps)",
                     "dir": ROOT / f"runs/experiments/sst2-steps{steps}/cells/sst2/small-dense-s0.95-seed42",
                     "kind": "dense"})
+    out.append({"key": "small-dense-s90-6315", "label": "small dense (MiniLM, 1 layer, FFN 614; 6,315 steps)",
+                "dir": ROOT / "runs/experiments/sst2-steps6315/cells/sst2/small-dense-s0.9-seed42",
+                "kind": "dense"})  # equal non-zeros to MiniLM-L6 90 %
     out.append({"key": "mpnet-dense", "label": "MPNet-base dense", "dir": ROOT / "runs/sst2-mpnet/teacher",
                 "kind": "dense"})
     out.append({"key": "small-dense-mpnet", "label": "small dense (MPNet-base, 1 layer, FFN 1,229; 2,105 steps)",
