@@ -342,7 +342,9 @@ def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(1, len(BATCHES), figsize=(12, 5.8))
-    colors = {k: f"C{i}" for i, k in enumerate(dict.fromkeys(t["key"] for t in table))}
+    keys = list(dict.fromkeys(t["key"] for t in table))
+    cmap = plt.get_cmap("tab20")  # 20 colours: the dark ten first, then their light twins
+    colors = {k: f"C{i}" if len(keys) <= 10 else cmap((2 * i) % 20 + (2 * i) // 20) for i, k in enumerate(keys)}
     for ax, b in zip(axes, BATCHES):
         pts = [t for t in table if t["batch"] == b]
         for t in pts:
