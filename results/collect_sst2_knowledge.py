@@ -4,8 +4,10 @@ Reads every grid ``runs/experiments/sst2-steps<N>/results.json`` (``results/run_
 [VARIANT ...]``) and the 3-epoch runs ``runs/sst2/sparse95-default`` and ``sparse90-default``
 (``[SPARSITY=0.90 TAG=90] results/run_sst2_prune.sh default``: the grid's ``sparsebert`` cell with
 6,315 steps instead of ``max_steps``). Runs are outside git and a new machine may not have them: the rows
-of the committed ``results/sst2_knowledge.json`` whose source folder is gone are kept as they are
-(``"archived": true``), so a budget run on another machine adds to the study instead of replacing it.
+of the committed ``results/sst2_knowledge.json`` are kept as they are (``"archived": true``) unless this
+machine's runs hold the same cell (variant, steps, seed, sparsity), so a budget run on another machine adds
+to the study instead of replacing it. A cell run again replaces its archived row, which is listed with its
+teacher under ``superseded`` (JSON and Markdown), never dropped silently.
 Every row keeps the score of the teacher it was distilled from (each grid's own ``dense-teacher`` cell)
 and its GR is against that teacher. Writes
 
@@ -57,29 +59,36 @@ def source_path(source: str) -> Path:
     return ROOT / source.split(" (")[0]
 
 
-def archived_rows() -> tuple[list[dict], float | None]:
-    """Rows of the committed results whose source is not on this machine (its runs/ is outside git), and the
-    floor they were measured against. A row written before rows carried their teacher gets the file's
+def cell(r: dict) -> tuple:
+    """The cell a row measures: (variant, steps, seed, sparsity)."""
+    return r["variant"], r["steps"], r["seed"], round(r["sparsity"], 4)
+
+
+def archived_rows() -> tuple[list[dict], list[dict], float | None]:
+    """Rows of the committed results (this machine's runs/ is outside git), the rows they superseded earlier,
+    and the floor they were measured against. A row written before rows carried their teacher gets the file's
     top-level ``teacher``. Raises SystemExit naming the file when it is not the collector's JSON."""
     if not ARCHIVE.is_file():
-        return [], None
+        return [], [], None
     try:
         d = json.loads(ARCHIVE.read_text())
-        kept = [{**r, "teacher": r.get("teacher", d.get("teacher")), "archived": True}
-                for r in d["rows"] if not source_path(r["source"]).exists()]
+        kept = [{**r, "teacher": r.get("teacher", d.get("teacher")), "archived": True} for r in d["rows"]]
+        superseded = list(d.get("superseded", []))
         floor = d["floor"]
     except (ValueError, KeyError, TypeError) as e:
         sys.exit(f"{ARCHIVE}: not a collect_sst2_knowledge.py result ({e!r}); restore it from git")
     if any(r["teacher"] is None for r in kept):
         sys.exit(f"{ARCHIVE}: an archived row has no teacher score")
-    return kept, floor
+    return kept, superseded, floor
 
 
-def load_rows() -> tuple[list[dict], float]:
+def load_rows() -> tuple[list[dict], list[dict], float]:
     """Every student result (variant, steps, seed, sparsity, accuracy %, non-zeros, wall s, source, its teacher's
-    accuracy %) and the majority-class floor (%). Raises SystemExit when there is no result at all, or when a
-    grid's floor differs from the archived rows' (another dev set)."""
-    rows, floor = archived_rows()
+    accuracy %), the archived rows that this machine's runs of the same cell replace (with those of earlier
+    collections), and the majority-class floor (%). Raises SystemExit when there is no result at all, or when
+    a grid's floor differs from the archived rows' (another dev set)."""
+    archived, superseded, floor = archived_rows()
+    rows = []
     teachers = {}
     for res in sorted(GRIDS.glob("sst2-steps*/results.json")):
         d = json.loads(res.read_text())
@@ -105,12 +114,19 @@ def load_rows() -> tuple[list[dict], float]:
                          "encoder_nnz": sum(m["nnz"] for m in s["sparsity"]["matrices"]),
                          "wall_s": s.get("wall_seconds"), "source": str(run.relative_to(ROOT)) + " (3 epochs)",
                          "teacher": teachers.get("sst2-steps2000", teachers.get("sst2-steps6315"))})
+    local = {cell(r): r for r in rows}
+    for r in archived:
+        now = local.get(cell(r))
+        if now is None:
+            rows.append(r)
+        elif (r["source"], round(r["accuracy"], 6)) != (now["source"], round(now["accuracy"], 6)):
+            superseded.append({k: v for k, v in r.items() if k != "archived"})  # a rerun of the cell
     if not rows or floor is None:
         sys.exit("no runs/experiments/sst2-steps*/results.json and no archived rows: run "
                  "results/run_sst2_knowledge.sh first")
     if any(r["teacher"] is None for r in rows):
         sys.exit("runs/sst2/sparse*-default found without the sst2-steps2000 or -6315 grid that holds its teacher")
-    return rows, floor
+    return rows, superseded, floor
 
 
 def fit_log(steps: list[int], gr: list[float]) -> dict | None:
@@ -177,7 +193,7 @@ def sparsity_table(rows: list[dict], order: list[str]) -> list[str]:
 
 
 def main() -> int:
-    all_rows, floor = load_rows()
+    all_rows, superseded, floor = load_rows()
     for r in all_rows:
         r["gain_retention"] = gain_retention(r["accuracy"], r["teacher"], floor)
     teacher_by_steps = {}
@@ -224,18 +240,27 @@ def main() -> int:
     for steps in budgets:
         here = sorted((r for r in rows if r["steps"] == steps), key=lambda r: (ORDER.index(r["variant"]), r["seed"]))
         ts = " / ".join(f"{t:.1f}" for t in sorted(teacher_by_steps[steps]))
-        md += [f"## {steps:,} steps (teacher {ts})", "", "| variant | seed | student starts | loss | encoder non-zeros | dev accuracy | "
-               "GR | train wall |", "|---|---:|---|---|---:|---:|---:|---:|"]
+        md += [f"## {steps:,} steps (teacher {ts})", "", "| variant | seed | student starts | loss | encoder non-zeros | "
+               "teacher | dev accuracy | GR | train wall |", "|---|---:|---|---|---:|---:|---:|---:|---:|"]
         for r in here:
             nnz = f"{r['encoder_nnz'] / 1e6:.2f} M"
             wall = f"{r['wall_s'] / 60:.0f} min" if r["wall_s"] else "–"
             md.append(f"| {r['variant']} | {r['seed']} | {START[r['variant']]} | {LOSS[r['variant']]} | {nnz} | "
-                      f"{r['accuracy']:.1f} | {100 * r['gain_retention']:.0f} % | {wall} |")
+                      f"{r['teacher']:.1f} | {r['accuracy']:.1f} | {100 * r['gain_retention']:.0f} % | {wall} |")
         for v in ORDER:
             m = next((m for m in means[v] if m["steps"] == steps and len(m["seeds"]) > 1), None)
             if m:
-                md.append(f"| {v} | mean of {len(m['seeds'])} | | | | {m['accuracy']:.1f} | "
+                md.append(f"| {v} | mean of {len(m['seeds'])} | | | | | {m['accuracy']:.1f} | "
                           f"{100 * m['gain_retention']:.0f} % ({100 * m['gr_min']:.0f}–{100 * m['gr_max']:.0f}) | |")
+        md.append("")
+    if superseded:
+        md += ["## Cells run again", "", "Each row below was replaced in the tables above by a later run of the same "
+               "cell (variant, steps, seed, sparsity), on another machine with its own teacher.", "",
+               "| variant | steps | seed | sparsity | earlier run: dev accuracy (teacher) | source |",
+               "|---|---:|---:|---:|---:|---|"]
+        for r in sorted(superseded, key=lambda r: (r["steps"], ORDER.index(r["variant"]), r["seed"], r["sparsity"])):
+            md.append(f"| {r['variant']} | {r['steps']:,} | {r['seed']} | {100 * r['sparsity']:g} % | "
+                      f"{r['accuracy']:.1f} ({r['teacher']:.1f}) | {r['source']} |")
         md.append("")
     md += sparsity_table(all_rows, ORDER)
     md += ["## Budget scaling", "", "| variant | " + " | ".join(f"{b:,}" for b in budgets) + " | fit GR = a + b·log10(steps) "
@@ -253,7 +278,7 @@ def main() -> int:
     md += ["", "Extrapolation is a straight line in log(steps) through at most four budgets: a trend, not a "
            "prediction; GR cannot pass 100 % for long (the teacher's own curve flattens after ~1,000 steps).",
            "", "![GR against steps](sst2_budget_scaling.png)", ""]
-    out = {"teachers": teachers, "floor": floor, "rows": all_rows, "means": means, "fits": fits,
+    out = {"teachers": teachers, "floor": floor, "rows": all_rows, "superseded": superseded, "means": means, "fits": fits,
            "teacher_curve": teacher_curve(floor), "paper_steps": PAPER_STEPS}
     write_json_atomic(ROOT / "results" / "sst2_knowledge.json", out)
     write_text_atomic(ROOT / "results" / "sst2_knowledge.md", "\n".join(md))
