@@ -54,11 +54,6 @@ def gain_retention(value: float, teacher: float, floor: float) -> float:
 ARCHIVE = ROOT / "results" / "sst2_knowledge.json"
 
 
-def source_path(source: str) -> Path:
-    """The run folder or results file a row's ``source`` names ("runs/sst2/sparse95-default (3 epochs)")."""
-    return ROOT / source.split(" (")[0]
-
-
 def cell(r: dict) -> tuple:
     """The cell a row measures: (variant, steps, seed, sparsity)."""
     return r["variant"], r["steps"], r["seed"], round(r["sparsity"], 4)
