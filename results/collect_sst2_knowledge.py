@@ -250,7 +250,7 @@ def main() -> int:
         md.append("")
     if superseded:
         md += ["## Cells run again", "", "Each row below was replaced in the tables above by a later run of the same "
-               "cell (variant, steps, seed, sparsity), on another machine with its own teacher.", "",
+               "cell (variant, steps, seed, sparsity); each row's teacher is the one it was distilled from.", "",
                "| variant | steps | seed | sparsity | earlier run: dev accuracy (teacher) | source |",
                "|---|---:|---:|---:|---:|---|"]
         for r in sorted(superseded, key=lambda r: (r["steps"], ORDER.index(r["variant"]), r["seed"], r["sparsity"])):
