@@ -59,7 +59,8 @@ SPARSE_PATHS = ("dense-fp32", "sparse-runtime", "sparse-runtime-int8")
 
 
 def models() -> list[dict]:
-    """The candidate models: key, label, run directory, kind (dense / sparse)."""
+    """The candidate models: key, label, run directory, kind (dense / sparse), and teacher: the key of the
+    dense model of the same family (MiniLM-L6 or MPNet-base) that gain retention is measured against."""
     out = [{"key": "minilm-dense", "label": "MiniLM-L6 dense", "dir": ROOT / "runs/sst2/teacher", "kind": "dense"},
            {"key": "minilm-s90", "label": "MiniLM-L6 90 %", "dir": ROOT / "runs/sst2/sparse90-default", "kind": "sparse"},
            {"key": "minilm-s95", "label": "MiniLM-L6 95 %", "dir": ROOT / "runs/sst2/sparse95-default", "kind": "sparse"}]
@@ -79,7 +80,19 @@ def models() -> list[dict]:
     for s in (90, 95, 97):  # lr 3e-5 (the paper's BERT-base lr): at 1e-4 MPNet-base collapsed (results/mpnet_sst2.md)
         out.append({"key": f"mpnet-s{s}", "label": f"MPNet-base {s} %", "dir": ROOT / f"runs/sst2-mpnet/sparse{s}-lr3e-5",
                     "kind": "sparse"})
+    for m in out:
+        m["teacher"] = "mpnet-dense" if "mpnet" in m["key"] else "minilm-dense"
     return out
+
+
+def teacher_accuracy(table: list[dict], m: dict) -> float | None:
+    """fp32 SST-2 dev accuracy (%) of ``m``'s teacher: its row in this table, else its run's summary.json
+    (max length 64, as trained), else None (no gain retention is given)."""
+    row = next((t for t in table if t["key"] == m["teacher"]), None)
+    if row:
+        return row["fp32_accuracy"]
+    summary = next(t["dir"] for t in models() if t["key"] == m["teacher"]) / "summary.json"
+    return 100 * read_json(summary)["metrics"]["dev"]["accuracy"] if summary.is_file() else None
 
 
 #: speed-only points: (key, sparsity) of MPNet-base's fine-tuned teacher pruned one-shot
@@ -235,12 +248,13 @@ def main() -> int:
             sys.exit(f"{saved} was measured on other weights than {m['dir'].relative_to(ROOT)}/model.safetensors "
                      f"has now (a retrained model): time it again with --name NEW or --overwrite --only {m['key']}")
         steps = res.get("train_steps") or (read_json(m["dir"] / "summary.json").get("steps") if trained else None)
+        when = timed_on(res, saved)
         for b in BATCHES:
             for pt in points(res, b):
                 table.append({**pt, "id": f"{m['key']}/{pt['path']}", "key": m["key"], "label": m["label"],
                               "kind": m["kind"], "batch": b, "params_nonzero_targets": res.get("targets_nnz"),
                               "train_steps": steps, "bench_wall_s": res.get("command_wall_s"),
-                              "timed_on": timed_on(res, saved)})
+                              "timed_on": when})
     speed = []
     for key, sparsity in SPEED_ONLY:
         saved = out_dir / f"{key}.json"
@@ -256,8 +270,16 @@ def main() -> int:
     if len(set(cpus.values())) > 1:
         sys.exit(f"results/{args.name}/ holds benches of different CPUs ("
                  + "; ".join(f"{p.name}: {c}" for p, c in cpus.items()) + "): time them again with --overwrite")
+    from sparsebert.experiment.report import gain_retention, majority_baseline
+
+    floor = majority_baseline("sst2", str(DATA))
+    for m in models():
+        teacher = teacher_accuracy(table, m)
+        for t in (t for t in table if t["key"] == m["key"]):
+            t["teacher_accuracy"] = teacher
+            t["gain_retention"] = gain_retention(t["fp32_accuracy"], teacher, floor)
     fronts = {b: pareto([t for t in table if t["batch"] == b]) for b in BATCHES}
-    write(args.name, next(iter(cpus.values()), "no bench yet"), table, fronts, missing, speed)
+    write(args.name, next(iter(cpus.values()), "no bench yet"), table, fronts, missing, speed, floor)
     return 0
 
 
@@ -275,8 +297,9 @@ def cpu_label(env: dict) -> str:
 
 
 def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], missing: list[str],
-          speed: list[dict] | None = None) -> None:
-    """results/NAME.{json,md,png}; ``cpu`` names the machine in the title."""
+          speed: list[dict] | None = None, floor: float | None = None) -> None:
+    """results/NAME.{json,md,png}; ``cpu`` names the machine in the title, ``floor`` is the majority-class
+    dev accuracy (%) that gain retention is measured from."""
     md = [f"# S4 on this CPU: SST-2 dev accuracy against throughput ({cpu}; seq 128)", "",
           "Every model on every path it runs on (dense models: torch fp32 / dynamic int8, ONNX Runtime optimised "
           "fp32 / int8, OpenVINO int8, and torch bf16 (the model cast to bf16) on a CPU with AVX512-BF16; sparse "
@@ -292,12 +315,19 @@ def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], 
           "1.7-1.9x apart across sessions at batch 1 (their patterns or the hosts; not separated). Read margins "
           "under 1.3x as ties, and across dates only margins of 2x and more.",
           "",
+          (f"Majority-class floor {floor:.1f}; GR = (fp32 accuracy − floor) / (teacher − floor), the teacher being "
+           "the dense model of the same family (MiniLM-L6 or MPNet-base) in this table (fp32, seq 128), or its "
+           "run's own dev accuracy (max length 64) when it was not timed here."
+           + (" The 20,000-step MiniLM students were distilled from another MiniLM-L6 teacher (89.7)."
+              if any(t["train_steps"] == 20000 for t in table) else "") if floor is not None else
+           "No majority-class floor: the SST-2 data is not on this machine, so no gain retention is given."),
+          "",
           f"Command: `.venv/bin/python results/s4_pareto.py{'' if name == 's4_pareto' else ' --name ' + name}` "
           f"(per-model benches in results/{name}/).", ""]
     for b in BATCHES:
         rows = [t for t in table if t["batch"] == b]
         md += [f"## batch {b}", "", "| model | fastest path: seq/s, accuracy | fastest path keeping the accuracy: "
-               "seq/s, accuracy | fp32 accuracy | non-zeros (Q,K,V,O,FFN) | training steps (batch 32) | "
+               "seq/s, accuracy | fp32 accuracy (GR) | non-zeros (Q,K,V,O,FFN) | training steps (batch 32) | "
                "on the Pareto front | timed on |", "|---|---|---|---:|---:|---:|---|---|"]
         keys = sorted({t["key"] for t in rows}, key=lambda k: -fastest([t for t in rows if t["key"] == k])["seq_per_s"])
         for k in keys:
@@ -305,8 +335,9 @@ def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], 
             f, fk, t0 = fastest(pts), fastest(pts, KEEP_POINTS), pts[0]
             keep = f"{fk['path']}: {fk['seq_per_s']:.1f}, {fk['accuracy']:.1f}" if fk else "none"
             on = ", ".join(t["path"] for t in pts if t["id"] in fronts[b])
+            gr = f" ({100 * t0['gain_retention']:.0f} %)" if t0.get("gain_retention") is not None else ""
             md.append(f"| {t0['label']} | {f['path']}: {f['seq_per_s']:.1f}, {f['accuracy']:.1f} | {keep} | "
-                      f"{t0['fp32_accuracy']:.1f} | {t0['params_nonzero_targets'] / 1e6:.2f} M | {t0['train_steps']} | "
+                      f"{t0['fp32_accuracy']:.1f}{gr} | {t0['params_nonzero_targets'] / 1e6:.2f} M | {t0['train_steps']} | "
                       f"{on} | {t0['timed_on']} |")
         md.append("")
     speed = speed or []
@@ -331,7 +362,8 @@ def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], 
         md += ["Not yet measured: " + "; ".join(missing) + ".", ""]
     md += [f"![accuracy vs throughput]({name}.png)", ""]
     write_json_atomic(ROOT / "results" / f"{name}.json", {"cpu": cpu, "rows": table, "pareto": fronts, "missing": missing,
-                                                          "keep_points": KEEP_POINTS, "speed_only": speed})
+                                                          "keep_points": KEEP_POINTS, "speed_only": speed,
+                                                          "majority_floor": floor})
     write_text_atomic(ROOT / "results" / f"{name}.md", "\n".join(md) + "\n")
     print("\n".join(md))
     if not table:
