@@ -10,6 +10,8 @@ Language Understanding*, ICLR 2019, Table 1; key names as in the reference Huggi
   -> ``{"accuracy", "f1", "acc_and_f1"}`` where ``acc_and_f1 = (accuracy + f1) / 2``
 * STS-B: Pearson and Spearman rank correlation -> ``{"pearson", "spearman", "corr"}`` where
   ``corr = (pearson + spearman) / 2``
+* own data (:mod:`sparsebert.data.files`): classification -> ``{"accuracy", "macro_f1", "mcc"}``
+  (F1 averaged over the classes with equal weight; multi-class MCC, Gorodkin 2004), regression as STS-B
 
 All values are fractions (``0.873``, not ``87.3``); correlations lie in [-1, 1], accuracy and
 F1 in [0, 1].
@@ -23,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from .data.files import FileTaskSpec
 from .data.tasks import TaskSpec, get_task
 
 __all__ = ["compute_metrics", "main_metric"]
@@ -86,7 +89,9 @@ def compute_metrics(task: TaskSpec | str, predictions: Any, labels: Any) -> dict
         Plain Python floats, fractions not percent. CoLA ``{"mcc"}`` (Matthews correlation,
         sklearn ``matthews_corrcoef``; 0.0 when undefined, e.g. constant predictions);
         SST-2/QNLI/RTE/MNLI ``{"accuracy"}``; MRPC/QQP ``{"accuracy", "f1", "acc_and_f1"}``
-        (binary F1 of class 1, 0.0 when undefined); STS-B ``{"pearson", "spearman", "corr"}``
+        (binary F1 of class 1, 0.0 when undefined); own-data classification (a
+        :class:`~sparsebert.data.files.FileTaskSpec`) ``{"accuracy", "macro_f1", "mcc"}`` (macro F1: the mean F1
+        of the classes that occur in the labels or the predictions, sklearn's default); STS-B and own-data regression ``{"pearson", "spearman", "corr"}``
         (SciPy ``pearsonr``/``spearmanr``; ``corr`` is their mean; a correlation with a
         constant input is undefined and reported as 0.0 with a ``RuntimeWarning``).
 
@@ -116,6 +121,13 @@ def compute_metrics(task: TaskSpec | str, predictions: Any, labels: Any) -> dict
 
     p = _class_ids("predictions", preds, spec.num_labels)
     g = _class_ids("labels", gold, spec.num_labels)
+    if isinstance(spec, FileTaskSpec):
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="A single label was found")
+            mcc = float(matthews_corrcoef(g, p))
+        return {"accuracy": float(accuracy_score(g, p)),
+                "macro_f1": float(f1_score(g, p, average="macro", zero_division=0.0)),
+                "mcc": mcc}
     if spec.main_metric == "mcc":
         with warnings.catch_warnings():
             # sklearn warns when only one class occurs; the MCC is then 0.0 by definition.

@@ -1,6 +1,8 @@
-"""GLUE data: task registry, ``glue_data`` TSV readers, optional hub loading, and the demo set.
+"""Task data: GLUE task registry, ``glue_data`` TSV readers, optional hub loading, your own
+CSV / TSV / JSON-lines files, and the demo set.
 
-See :mod:`sparsebert.data.tasks`, :mod:`sparsebert.data.glue`, :mod:`sparsebert.data.encode`
+See :mod:`sparsebert.data.tasks`, :mod:`sparsebert.data.glue`, :mod:`sparsebert.data.files` (own data),
+:mod:`sparsebert.data.encode`
 (tokenising, batches), :mod:`sparsebert.data.taskdata` (the encoded splits of a training stage),
 :mod:`sparsebert.data.augment` (TinyBERT data augmentation; imported on first use of its names
 here) and :mod:`sparsebert.data.demo`.
@@ -11,6 +13,7 @@ Understanding*, ICLR 2019.
 from sparsebert._lazy import lazy_exports
 
 from .demo import DEMO_SDIST_SHA256, read_movie_snippets, write_demo_glue
+from .files import FileTaskSpec, files_task, read_data_file
 from .glue import DataError, Example, load_split, read_glue_split, resolve_task_dir
 from .tasks import TASKS, TaskSpec, get_task
 
@@ -27,6 +30,9 @@ __all__ = [
     "read_glue_split",
     "load_split",
     "resolve_task_dir",
+    "FileTaskSpec",
+    "files_task",
+    "read_data_file",
     "DEMO_SDIST_SHA256",
     "read_movie_snippets",
     "write_demo_glue",

@@ -296,6 +296,8 @@ def load_split(
 ) -> list[Example]:
     """Load one labelled split, from local ``glue_data`` files or from the Hugging Face Hub.
 
+    For an own-data task (a :class:`~sparsebert.data.files.FileTaskSpec`, from ``--train`` /
+    ``--dev``) this is :func:`~sparsebert.data.files.read_data_file` and ``data_dir`` is ignored.
     With ``data_dir`` this is :func:`read_glue_split`. Without it, the split is loaded with
     ``datasets.load_dataset(*task.hub_name, split=...)`` (``"dev"`` -> ``"validation"``,
     ``"dev_matched"`` -> ``"validation_matched"``, ...), and hub class ids are mapped to the
@@ -318,6 +320,10 @@ def load_split(
     Source: GLUE (Wang et al., ICLR 2019); hub copy ``nyu-mll/glue`` (Hugging Face datasets).
     """
     spec = get_task(task)
+    from .files import FileTaskSpec, read_data_file  # imported here: files imports this module
+
+    if isinstance(spec, FileTaskSpec):
+        return read_data_file(spec, split)
     if data_dir is not None:
         return read_glue_split(spec, data_dir, split, skip_malformed=skip_malformed)
     return _load_hub(spec, _canonical_split(spec, split))
