@@ -16,7 +16,7 @@ def test_shipped_recipes_validate():
 
 
 #: run-control fields (where, what, how often to log/save) that are not part of the method
-RUN_FIELDS = {"task", "data_dir", "out", "teacher", "student", "student_layers", "student_ffn", "augment", "seed",
+RUN_FIELDS = {"task", "data_dir", "train", "dev", "text_column", "text_pair_column", "label_column", "task_type", "out", "teacher", "student", "student_layers", "student_ffn", "augment", "seed",
               "threads", "overwrite", "resume", "save_every", "log_every", "eval_every", "eval_batch_size",
               "max_steps", "max_train_examples", "max_eval_examples", "bf16"}
 

@@ -25,6 +25,16 @@ console = Console()
 Recipe = Annotated[Optional[Path], typer.Option("--recipe", help="YAML recipe; CLI options override it")]
 Task = Annotated[Optional[str], typer.Option(help="GLUE task: cola sst2 mrpc stsb qqp mnli qnli rte")]
 DataDir = Annotated[Optional[str], typer.Option(help="glue_data root or task dir (default: hub via datasets)")]
+TrainFile = Annotated[Optional[str], typer.Option(
+    "--train", metavar="FILE", help="your own train file instead of --task: .csv, .tsv or .jsonl (labels found in it)")]
+DevFile = Annotated[Optional[str], typer.Option(
+    "--dev", metavar="FILE", help="your own dev file (same columns as --train)")]
+TextColumn = Annotated[Optional[str], typer.Option(help="own data: text column / JSON key (default text)")]
+TextPairColumn = Annotated[Optional[str], typer.Option(help="own data: second text of a pair task (default none)")]
+LabelColumn = Annotated[Optional[str], typer.Option(help="own data: label column / JSON key (default label)")]
+TaskType = Annotated[Optional[str], typer.Option(
+    help="own data: auto (default: regression when every label is a number and one is not whole) | "
+         "classification | regression")]
 Out = Annotated[Optional[str], typer.Option(help="output directory")]
 Epochs = Annotated[Optional[float], typer.Option(help="training epochs")]
 LearningRate = Annotated[Optional[float], typer.Option(help="peak learning rate")]
@@ -88,9 +98,11 @@ def _learning_rate(learning_rate: float | None, lr: float | None) -> float | Non
 
 def _common(task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
             max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length=None, lr=None,
-            pooling=None) -> dict:
-    """The recipe fields shared by ``finetune`` and ``prune`` (``lr``: the old name of ``learning_rate``)."""
-    return dict(task=task, data_dir=data_dir, out=out, epochs=epochs, learning_rate=_learning_rate(learning_rate, lr),
+            pooling=None, **own_data) -> dict:
+    """The recipe fields shared by ``finetune`` and ``prune`` (``lr``: the old name of ``learning_rate``;
+    ``own_data``: ``train``, ``dev``, the column names and ``task_type``)."""
+    return dict(task=task, data_dir=data_dir, **own_data, out=out, epochs=epochs,
+                learning_rate=_learning_rate(learning_rate, lr),
                 batch_size=batch_size, group_by_length=group_by_length, pooling=pooling,
                 max_length=max_length, max_steps=max_steps, max_train_examples=max_train_examples,
                 max_eval_examples=max_eval_examples, eval_every=eval_every, seed=seed, bf16=bf16,
@@ -129,6 +141,8 @@ def _print_metrics(title: str, metrics: dict[str, dict[str, float]]) -> None:
 def finetune(
     model: Annotated[Optional[str], typer.Option(help="pre-trained encoder: dir, hub id or pypi:<package>")] = None,
     task: Task = None, data_dir: DataDir = None, out: Out = None, recipe: Recipe = None,
+    train: TrainFile = None, dev: DevFile = None, text_column: TextColumn = None,
+    text_pair_column: TextPairColumn = None, label_column: LabelColumn = None, task_type: TaskType = None,
     epochs: Epochs = None, learning_rate: LearningRate = None, batch_size: Batch = None, max_length: MaxLen = None,
     max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
@@ -136,7 +150,7 @@ def finetune(
     group_by_length: GroupByLength = None, lr: LrAlias = None, push_to_hub: PushToHub = None,
     pooling: Pooling = None,
 ):
-    """Fine-tune the teacher on a GLUE task (best dev checkpoint kept)."""
+    """Fine-tune the teacher on a GLUE task or your own --train/--dev files (best dev checkpoint kept)."""
     from sparsebert.finetune import finetune as run
     from sparsebert.recipe import FinetuneRecipe, build_recipe
 
@@ -144,9 +158,11 @@ def finetune(
 
     r = build_recipe(FinetuneRecipe, recipe, model=model, save_every=save_every, resume=resume, **_common(
         task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
-        max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr, pooling))
+        max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr, pooling,
+        train=train, dev=dev, text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
+        task_type=task_type))
     summary = run(r)
-    _print_metrics(f"teacher {r.task} (best step {summary['best_step']}) -> {r.out}", summary["metrics"])
+    _print_metrics(f"teacher {r.task_label} (best step {summary['best_step']}) -> {r.out}", summary["metrics"])
     _push(r.out, push_to_hub)
 
 
@@ -156,6 +172,8 @@ def prune(
     teacher: Annotated[Optional[str], typer.Option(help="fine-tuned teacher directory")] = None,
     student: Annotated[Optional[str], typer.Option(help="pre-trained encoder the student starts from")] = None,
     task: Task = None, data_dir: DataDir = None, out: Out = None, recipe: Recipe = None,
+    train: TrainFile = None, dev: DevFile = None, text_column: TextColumn = None,
+    text_pair_column: TextPairColumn = None, label_column: LabelColumn = None, task_type: TaskType = None,
     sparsity: Annotated[Optional[float], typer.Option(help="final sparsity s_f (default 0.95)")] = None,
     initial_sparsity: Annotated[Optional[float], typer.Option(help="s_0 (default 0)")] = None,
     prune_start: Annotated[Optional[float], typer.Option(help="pruning start, fraction of training")] = None,
@@ -222,10 +240,12 @@ def prune(
         student_ffn=student_ffn, augment=augment, augment_filter=augment_filter, save_every=save_every, resume=resume,
         **_common(
             task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
-            max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr, pooling))
+            max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr, pooling,
+            train=train, dev=dev, text_column=text_column, text_pair_column=text_pair_column,
+            label_column=label_column, task_type=task_type))
     summary = run(r)
     s = summary["sparsity"]["targets"]
-    _print_metrics(f"{s['sparsity']:.2%}-sparse student {r.task} -> {r.out}", summary["metrics"])
+    _print_metrics(f"{s['sparsity']:.2%}-sparse student {r.task_label} -> {r.out}", summary["metrics"])
     _push(r.out, push_to_hub)
 
 
@@ -234,24 +254,28 @@ def prune(
 def evaluate(
     model_dir: Annotated[Path, typer.Argument(help="a model/run directory")],
     task: Task = None, data_dir: DataDir = None,
+    dev: Annotated[Optional[str], typer.Option(
+        "--dev", metavar="FILE", help="your own file (.csv, .tsv, .jsonl) instead of --task; labels as the "
+        "model's config (default for a run trained with --train: its --dev)")] = None,
+    text_column: Annotated[Optional[str], typer.Option(help="own data: text column (default: as trained, else text)")] = None,
+    text_pair_column: Annotated[Optional[str], typer.Option(help="own data: second text column (default: as trained)")] = None,
+    label_column: Annotated[Optional[str], typer.Option(help="own data: label column (default: as trained, else label)")] = None,
     split: Annotated[Optional[list[str]], typer.Option(help="eval split(s); default the task's dev split(s)")] = None,
     max_length: Annotated[int, typer.Option(help="max tokens per example")] = 128,
     max_eval_examples: MaxEval = None,
     json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the metrics as JSON here")] = None,
 ):
-    """Official GLUE dev metrics of a saved model (task read from its summary.json if not given)."""
+    """Dev metrics of a saved model: GLUE, or your own --dev file (default: the data it was trained on)."""
+    from sparsebert.evaluate import eval_task
     from sparsebert.evaluate import evaluate as run
-    from sparsebert.io import read_json, write_json_atomic
+    from sparsebert.io import write_json_atomic
 
-    if task is None:
-        summary = model_dir / "summary.json"
-        if not summary.is_file():
-            raise InputError(f"{model_dir}: no summary.json; pass --task")
-        task = read_json(summary)["task"]
-    metrics = run(model_dir, task, data_dir, split, max_length=max_length, max_examples=max_eval_examples)
-    _print_metrics(f"{model_dir} on {task}", metrics)
+    spec = eval_task(model_dir, task, dev=dev, text_column=text_column, text_pair_column=text_pair_column,
+                     label_column=label_column)
+    metrics = run(model_dir, spec, data_dir, split, max_length=max_length, max_examples=max_eval_examples)
+    _print_metrics(f"{model_dir} on {spec.name}", metrics)
     if json_out:
-        write_json_atomic(json_out, {"model": str(model_dir), "task": task, "metrics": metrics})
+        write_json_atomic(json_out, {"model": str(model_dir), "task": spec.name, "metrics": metrics})
 
 
 @app.command()

@@ -1,4 +1,4 @@
-"""Stage 4 — evaluation: official GLUE dev metrics of any saved model directory."""
+"""Stage 4 — evaluation: official GLUE dev metrics, or own-data metrics, of any saved model directory."""
 
 from __future__ import annotations
 
@@ -8,33 +8,105 @@ import numpy as np
 import torch
 
 from sparsebert.data.encode import encode_examples
+from sparsebert.data.files import files_task
 from sparsebert.data.glue import load_split
-from sparsebert.data.tasks import get_task
-from sparsebert.models import load_for_task, load_tokenizer
+from sparsebert.data.tasks import TaskSpec, get_task
+from sparsebert.errors import InputError
+from sparsebert.io import read_json
+from sparsebert.models import load_for_task, load_tokenizer, resolve_model
 from sparsebert.training import device, evaluate_features, split_logits
+
+
+def eval_task(
+    model_dir: str | Path,
+    task: str | TaskSpec | None = None,
+    *,
+    dev: str | Path | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
+) -> TaskSpec:
+    """The task to evaluate ``model_dir`` on.
+
+    * ``task`` given: that GLUE task (or the :class:`TaskSpec` itself).
+    * ``dev`` given: that file, with the classes of the model's ``config.json`` (``id2label`` in id
+      order; ``problem_type`` regression or one output = regression) and the columns given here, else
+      those of the run's ``recipe.yaml``, else ``text`` / ``label``.
+    * neither: the run's own data when its ``recipe.yaml`` has ``train`` (its ``dev`` file and columns),
+      else the GLUE task of its ``summary.json``.
+
+    Returns:
+        A GLUE :class:`TaskSpec` or a :class:`~sparsebert.data.files.FileTaskSpec`.
+    Raises:
+        InputError: both ``task`` and ``dev``; nothing says the task (no ``summary.json``, no own data);
+            unknown task; bad column names or file extension.
+        ModelNotFoundError: ``model_dir`` holds no model (own data: its labels are read).
+    """
+    if task is not None and dev is not None:
+        raise InputError(f"give either a GLUE task ({task if isinstance(task, str) else task.name!r}) or a dev file "
+                         f"({dev}), not both")
+    if task is not None:
+        return get_task(task)
+    model_dir = Path(model_dir)
+    recipe_file = model_dir / "recipe.yaml"
+    from sparsebert.recipe import load_yaml
+
+    recipe = load_yaml(recipe_file) if recipe_file.is_file() else {}
+    train = recipe.get("train")
+    if dev is None and train is None:
+        summary = model_dir / "summary.json"
+        if not summary.is_file():
+            raise InputError(f"{model_dir}: no summary.json; pass --task (GLUE) or --dev (your own file)")
+        return get_task(read_json(summary)["task"])
+    if dev is None:
+        dev = recipe.get("dev")
+    from transformers import AutoConfig
+
+    config = AutoConfig.from_pretrained(resolve_model(str(model_dir)))
+    regression = getattr(config, "problem_type", None) == "regression" or config.num_labels == 1
+    id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
+    labels = None if regression else [id2label.get(i, f"LABEL_{i}") for i in range(config.num_labels)]
+    return files_task(train, dev, text_column=text_column or recipe.get("text_column"),
+                      text_pair_column=text_pair_column or recipe.get("text_pair_column"),
+                      label_column=label_column or recipe.get("label_column"),
+                      labels=labels, regression=regression)
 
 
 def evaluate(
     model_dir: str | Path,
-    task: str,
+    task: str | TaskSpec | None = None,
     data_dir: str | Path | None = None,
     splits: list[str] | None = None,
     max_length: int = 128,
     batch_size: int = 128,
     max_examples: int | None = None,
     bf16: bool = False,
+    *,
+    dev: str | Path | None = None,
+    text_column: str | None = None,
+    text_pair_column: str | None = None,
+    label_column: str | None = None,
 ) -> dict[str, dict[str, float]]:
-    """Evaluate a fine-tuned/pruned model on ``task``'s eval splits.
+    """Evaluate a fine-tuned/pruned model on ``task``'s eval splits, or on your own dev file.
 
     Args:
         model_dir: a ``from_pretrained`` directory whose head matches the task's labels.
-        splits: default the task's eval splits (MNLI: dev_matched and dev_mismatched).
+        task: a GLUE task name or a :class:`TaskSpec`; None = the run's own task (see :func:`eval_task`:
+            its own-data dev file, or the GLUE task of its ``summary.json``).
+        data_dir: ``glue_data`` root or task directory (GLUE tasks; None = hub).
+        splits: default the task's eval splits (MNLI: dev_matched and dev_mismatched; own data: dev).
         bf16: bf16 autocast (default off: fp32 numbers for reporting).
+        dev: your own file (``.csv``, ``.tsv``, ``.jsonl``) instead of ``task``; labels as the model's.
+        text_column, text_pair_column, label_column: its columns (default: the run's recipe, else
+            ``text`` / none / ``label``).
     Returns:
-        ``{split: {metric: value}}`` with official GLUE metrics (fractions, not percent).
+        ``{split: {metric: value}}`` with official GLUE metrics (fractions, not percent); own data:
+        accuracy, macro_f1, mcc (classification) or pearson, spearman, corr (regression).
     Raises:
-        ModelNotFoundError, DataError, ValueError (head / labels mismatch).
+        ModelNotFoundError, DataError, InputError, ValueError (head / labels mismatch).
     """
+    task = eval_task(model_dir, task, dev=dev, text_column=text_column, text_pair_column=text_pair_column,
+                     label_column=label_column)
     spec, model, pad_token_id, eval_sets = _load(model_dir, task, data_dir, splits, max_length, max_examples)
     with torch.inference_mode():
         return evaluate_features(model, spec, eval_sets, batch_size, pad_token_id, bf16)

@@ -98,6 +98,13 @@ def base_model(ref: str | None) -> str | None:
     return _hub_id(ref)
 
 
+def _is_glue(task: str | None) -> bool:
+    """True for a GLUE task name; False for none and for own data (``custom:<file stem>``)."""
+    from sparsebert.data.tasks import TASKS
+
+    return task in TASKS
+
+
 def _pretty(task: str) -> str:
     """GLUE's own spelling of a task (``SST-2``, ``STS-B``, ``MRPC``)."""
     from sparsebert.data.tasks import TASKS
@@ -147,7 +154,9 @@ def _body(name: str, meta: dict, summary: dict, sparsity: dict | None, recipe_te
             "prune": "a sparse student pruned while distilled from its fine-tuned teacher (SparseBERT)"}.get(
         stage, "a model")
     lines = [f"# {name}", ""]
-    task_txt = f" for GLUE {_pretty(task)} ({PIPELINE_TAG})" if task else ""
+    task_txt = f" for GLUE {_pretty(task)} ({PIPELINE_TAG})" if _is_glue(task) else ""
+    if sb.get("train"):
+        task_txt = f" for your own data ({PIPELINE_TAG}; train `{sb['train']}`, dev `{sb.get('dev')}`)"
     lines += [f"{what[0].upper()}{what[1:]}{task_txt}, written by "
               f"sparsebert `{stage or 'export'}`. Method: {PAPER}.", ""]
     if export:
@@ -262,6 +271,9 @@ def build_model_card(directory: str | Path, *, name: str | None = None, summary:
             sb[key] = str(summary[key])
     if recipe.get("data_dir"):
         sb["data_dir"] = str(recipe["data_dir"])
+    for key in ("train", "dev"):  # own data (sparsebert.data.files)
+        if recipe.get(key):
+            sb[key] = str(recipe[key])
     if sparsity:
         t, md = sparsity["targets"], sparsity["model"]
         sb.update(target_sparsity=t["sparsity"], target_nonzeros=t["nnz"], target_weights=t["numel"],
@@ -277,7 +289,7 @@ def build_model_card(directory: str | Path, *, name: str | None = None, summary:
     sb = {k: v for k, v in sb.items() if v is not None}
 
     tags = ["sparsebert", "text-classification"]
-    if task:
+    if _is_glue(task):
         tags += ["glue", task]
     if stage == "prune":
         tags += ["sparse", "pruned", "knowledge-distillation"]
@@ -285,10 +297,10 @@ def build_model_card(directory: str | Path, *, name: str | None = None, summary:
         tags += ["sparse"]
     tags += list((export or {}).get("tags", []))
     metrics = summary.get("metrics") or {}
-    results = eval_results(task, metrics) if task and metrics else None
+    results = eval_results(task, metrics) if _is_glue(task) and metrics else None
     data = ModelCardData(
         base_model=base, pipeline_tag=PIPELINE_TAG, library_name=(export or {}).get("library_name", "transformers"),
-        datasets=[GLUE_DATASET] if task else None, tags=list(dict.fromkeys(tags)),
+        datasets=[GLUE_DATASET] if _is_glue(task) else None, tags=list(dict.fromkeys(tags)),
         metrics=list(dict.fromkeys(METRIC_IDS.get(m, m) for vals in metrics.values() for m in vals)) or None,
         model_name=name if results else None, eval_results=results, sparsebert=sb,
     )

@@ -34,8 +34,20 @@ class TrainRecipe(BaseModel):
 
     model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
 
-    task: str = Field(description="GLUE task name (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte)")
+    task: str | None = Field(None, description="GLUE task name (cola, sst2, mrpc, stsb, qqp, mnli, qnli, rte); "
+                             "or give train and dev (your own files) instead")
     data_dir: str | None = Field(None, description="glue_data root or task directory; None = hub via datasets")
+    train: str | None = Field(
+        None, description="your own train file instead of a GLUE task: .csv, .tsv or .jsonl (sparsebert.data.files); "
+        "its labels become the model's classes")
+    dev: str | None = Field(None, description="your own dev file (same columns as train; required with train)")
+    text_column: str | None = Field(None, description="with train: the text column (JSON key); default 'text'")
+    text_pair_column: str | None = Field(
+        None, description="with train: the second text of sentence-pair tasks; default none (single texts)")
+    label_column: str | None = Field(None, description="with train: the label column (JSON key); default 'label'")
+    task_type: Literal["auto", "classification", "regression"] = Field(
+        "auto", description="with train: auto = regression when every label is a number and one is not whole "
+        "(3.8), else classification")
     out: str = Field(description="output directory")
     max_length: int = Field(128, ge=8, le=4096, description="max tokens per example (pair included)")
     batch_size: int = Field(32, ge=1)
@@ -73,11 +85,43 @@ class TrainRecipe(BaseModel):
         False, description="require a partial run to continue (fail if there is none); without it a partial "
         "run with the same recipe is continued anyway and a missing one starts afresh")
 
+    @model_validator(mode="before")
+    @classmethod
+    def _own_data_defaults(cls, data: Any) -> Any:
+        """With ``train``, write the default column names into the recipe (recipe.yaml then says them)."""
+        if isinstance(data, dict) and data.get("train") is not None:
+            data = {**data, "text_column": data.get("text_column") or "text",
+                    "label_column": data.get("label_column") or "label"}
+        return data
+
     @model_validator(mode="after")
     def _check_resume(self) -> "TrainRecipe":
         if self.resume and self.overwrite:
             raise ValueError("resume and overwrite exclude each other: overwrite discards the partial run")
         return self
+
+    @model_validator(mode="after")
+    def _check_data(self) -> "TrainRecipe":
+        if self.train is None:
+            if self.task is None:
+                raise ValueError("no data: give task (a GLUE name, --task) or train and dev (your own files, "
+                                 "--train / --dev)")
+            own = [k for k in ("dev", "text_column", "text_pair_column", "label_column") if getattr(self, k) is not None]
+            if own or self.task_type != "auto":
+                raise ValueError(f"{(own or ['task_type'])[0]} is for your own files and needs train (--train)")
+            return self
+        if self.task is not None:
+            raise ValueError(f"give either task {self.task!r} (GLUE) or train {self.train!r} (your own files), not both")
+        if self.dev is None:
+            raise ValueError("train needs dev (--dev): the file evaluated during and after training")
+        if self.data_dir is not None:
+            raise ValueError("data_dir is for GLUE tasks; with train and dev the files are named directly")
+        return self
+
+    @property
+    def task_label(self) -> str:
+        """What the recipe trains on, for titles: the GLUE task, or the train file."""
+        return self.task if self.task is not None else str(self.train)
 
 
 class FinetuneRecipe(TrainRecipe):
@@ -193,6 +237,8 @@ class PruneRecipe(TrainRecipe):
             raise ValueError(f"prune_start {self.prune_start} must be < prune_end {self.prune_end}")
         if self.uses_teacher and self.teacher is None:
             raise ValueError("teacher is required when attention_weight, hidden_weight or prediction_weight is > 0")
+        if self.augment is not None and self.train is not None:
+            raise ValueError("augment works on GLUE tasks (task and data_dir), not on your own files (train)")
         if self.augment_filter != "none" and (self.augment is None or not self.uses_teacher):
             raise ValueError(f"augment_filter {self.augment_filter!r} needs augment (augmented data) and a teacher "
                              "(a distillation weight > 0)")

@@ -32,7 +32,8 @@ from tqdm.auto import tqdm
 
 from sparsebert.checkpointing import Progress, TrainingRun
 from sparsebert.data.encode import batch_indices, eval_batches, pad_batch
-from sparsebert.data.tasks import TaskSpec, get_task
+from sparsebert.data.files import recipe_task
+from sparsebert.data.tasks import TaskSpec
 from sparsebert.distributed import context
 from sparsebert.io import JsonlLogger
 from sparsebert.lr_schedule import lr_factor_fn
@@ -48,16 +49,17 @@ def set_seed(seed: int) -> None:
 
 
 def begin_stage(recipe: TrainRecipe) -> TaskSpec:
-    """Common start of every training stage: threads, seed; returns the task.
+    """Common start of every training stage: threads, seed; returns the task (a GLUE task, or the
+    task of the recipe's own ``train`` / ``dev`` files, :func:`sparsebert.data.files.recipe_task`).
 
     (The output-directory rule and the lock are :class:`~sparsebert.checkpointing.TrainingRun`'s.)
 
     Raises:
-        ValueError: unknown task.
+        ValueError: unknown task; DataError: a bad own train file.
     """
     if recipe.threads:
         torch.set_num_threads(recipe.threads)
-    task = get_task(recipe.task)
+    task = recipe_task(recipe)
     set_seed(recipe.seed)
     return task
 
