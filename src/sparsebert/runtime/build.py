@@ -1,9 +1,10 @@
 """Just-in-time build of the C++ sparse kernels (``csrc/``) with torch's extension loader.
 
 One extension module from ``csrc/spmm.cpp`` (fp32 CSR, and the Python bindings),
-``csrc/spmm_int8.cpp`` (sparse int8) and ``csrc/common.h``. The shared library is compiled once per
-(every source and header, compiler flags, CPU flags, torch version) with
-``-O3 -march=native`` and cached under ``$SPARSEBERT_CACHE/torch_extensions`` (default
+``csrc/spmm_int8.cpp`` (sparse int8), ``csrc/engine.cpp`` (the whole-encoder engine) and the headers.
+The shared library is compiled once per (every source and header, compiler flags, CPU flags, torch
+version) with ``-O3 -march=native`` (or ``-march=x86-64-v3`` for the ``avx2`` build that tests force on
+AVX-512 machines, :data:`ISAS`) and cached under ``$SPARSEBERT_CACHE/torch_extensions`` (default
 ``~/.cache/sparsebert``); it is compiled from copies of the sources in the build directory
 (:func:`stage_sources`). When compilation is impossible (no compiler, no ninja, an unusual
 platform) :func:`load_kernel` returns ``None`` with the reason in :func:`build_error`, and the
@@ -30,9 +31,13 @@ from sparsebert.errors import SparsebertError
 from sparsebert.io import atomic_path
 
 _CSRC = Path(__file__).parent / "csrc"
-#: compiled translation units (spmm.cpp holds the PYBIND11 module)
-_SOURCES = (_CSRC / "spmm.cpp", _CSRC / "spmm_int8.cpp")
+#: compiled translation units (spmm.cpp holds the PYBIND11 module; engine.cpp the whole-encoder engine)
+_SOURCES = (_CSRC / "spmm.cpp", _CSRC / "spmm_int8.cpp", _CSRC / "engine.cpp")
 CFLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-DNDEBUG"]
+#: instruction-set builds: ``native`` (``-march=native``: AVX-512 / VNNI / BF16 where the CPU has them) and
+#: ``avx2`` (``-march=x86-64-v3``: AVX2 + FMA, no AVX-512), which tests force on AVX-512 machines
+ISAS = ("native", "avx2")
+_ISA_MARCH = {"native": "-march=native", "avx2": "-march=x86-64-v3"}
 _lock = threading.Lock()
 _state: dict = {}
 #: how long a load waits for a build of the same build directory by another process (a build on one
@@ -79,14 +84,41 @@ def source_files() -> list[Path]:
     return sorted(p for p in _CSRC.iterdir() if p.suffix in (".cpp", ".h"))
 
 
-def _build_key() -> str:
+def resolve_isa(isa: str | None = None) -> str:
+    """The build that runs: ``isa``, else ``$SPARSEBERT_ISA``, else ``native``; ``avx2`` is ``native`` on
+    a CPU without AVX-512 (the native build already is the AVX2 code there).
+
+    Raises:
+        InputError: an ISA outside :data:`ISAS` (a ``ValueError``), naming where it came from.
+    """
+    from sparsebert.errors import InputError
+
+    given = isa if isa is not None else os.environ.get("SPARSEBERT_ISA") or "native"
+    if given not in ISAS:
+        where = "isa" if isa is not None else "SPARSEBERT_ISA"
+        raise InputError(f"{where}={given!r}: the kernel builds are {list(ISAS)}")
+    if given == "avx2" and "avx512f" not in cpu_flags():
+        return "native"
+    return given
+
+
+def cflags(isa: str = "native") -> list[str]:
+    """Compiler flags of one ISA build (:data:`CFLAGS` with its ``-march``)."""
+    return [_ISA_MARCH[isa] if f == "-march=native" else f for f in CFLAGS]
+
+
+def _slot(isa: str) -> str:
+    return "" if isa == "native" else f":{isa}"
+
+
+def _build_key(isa: str = "native") -> str:
     import torch
 
     h = hashlib.sha256()
     for f in source_files():
         h.update(f.name.encode())
         h.update(f.read_bytes())
-    h.update(" ".join(CFLAGS).encode())
+    h.update(" ".join(cflags(isa)).encode())
     h.update(" ".join(cpu_flags()).encode())
     h.update(torch.__version__.encode())
     return h.hexdigest()[:12]
@@ -153,7 +185,7 @@ def stage_sources(build_dir: Path) -> list[Path]:
     newer modification time); each write is atomic.
 
     Returns:
-        ``build_dir/src/spmm.cpp`` and ``build_dir/src/spmm_int8.cpp``.
+        ``build_dir/src/spmm.cpp``, ``build_dir/src/spmm_int8.cpp`` and ``build_dir/src/engine.cpp``.
     """
     src_dir = Path(build_dir) / "src"
     for f in source_files():
@@ -165,43 +197,53 @@ def stage_sources(build_dir: Path) -> list[Path]:
     return [src_dir / s.name for s in _SOURCES]
 
 
-def load_kernel(verbose: bool = False):
+def load_kernel(verbose: bool = False, isa: str | None = None):
     """The compiled extension module (``csr_linear``, ``int8_block_linear``, ``int8_quantize_tokens``,
-    ``int8_isa``), or ``None`` if it cannot be built.
+    ``int8_isa``, the engine's ``Engine`` / ``engine_*``), or ``None`` if it cannot be built.
 
+    Args:
+        verbose: print the compiler's output.
+        isa: which build (:data:`ISAS`, :func:`resolve_isa`; default ``$SPARSEBERT_ISA`` or ``native``).
     Disabled with ``SPARSEBERT_NO_EXTENSION=1``. Waits for a build of the same sources by another
     process (:func:`build_lock`).
 
     Raises:
         KernelBuildLockedError: another process held the build lock for :data:`BUILD_LOCK_TIMEOUT_S`.
+        InputError: an unknown ``isa``.
     """
+    isa = resolve_isa(isa)
+    slot = _slot(isa)
     with _lock:
-        if "module" in _state:
-            return _state["module"]
+        if "module" + slot in _state:
+            return _state["module" + slot]
         module = None
         if os.environ.get("SPARSEBERT_NO_EXTENSION") == "1":
-            _state["error"] = "disabled by SPARSEBERT_NO_EXTENSION=1"
+            _state["error" + slot] = "disabled by SPARSEBERT_NO_EXTENSION=1"
         elif platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64", "aarch64"):
-            _state["error"] = f"no kernel build for {platform.system()}/{platform.machine()}"
+            _state["error" + slot] = f"no kernel build for {platform.system()}/{platform.machine()}"
+        elif isa != "native" and platform.machine() not in ("x86_64", "AMD64"):
+            _state["error" + slot] = f"no {isa} build on {platform.machine()}"
         else:
             try:
                 from torch.utils.cpp_extension import load
 
-                key = _build_key()
-                build_dir = cache_dir() / "torch_extensions" / f"spmm_{key}"
+                key = _build_key(isa)
+                tag = "spmm" if isa == "native" else f"spmm-{isa}"
+                build_dir = cache_dir() / "torch_extensions" / f"{tag}_{key}"
                 with build_lock(build_dir):
-                    module = load(name=f"sparsebert_spmm_{key}", sources=[str(s) for s in stage_sources(build_dir)],
-                                  extra_cflags=CFLAGS, extra_ldflags=["-fopenmp"], build_directory=str(build_dir),
-                                  verbose=verbose)
+                    module = load(name=f"sparsebert_{tag.replace('-', '_')}_{key}",
+                                  sources=[str(s) for s in stage_sources(build_dir)], extra_cflags=cflags(isa),
+                                  extra_ldflags=["-fopenmp"], build_directory=str(build_dir), verbose=verbose)
             except KernelBuildLockedError:
                 raise  # not a reason to fall back silently: the user can clear it
             except Exception as err:  # compiler missing, ninja missing, headers missing, ...
-                _state["error"] = f"{type(err).__name__}: {str(err).strip().splitlines()[-1] if str(err).strip() else ''}"
+                _state["error" + slot] = (f"{type(err).__name__}: "
+                                          f"{str(err).strip().splitlines()[-1] if str(err).strip() else ''}")
                 module = None
-        _state["module"] = module
+        _state["module" + slot] = module
         return module
 
 
-def build_error() -> str | None:
-    """Why :func:`load_kernel` returned ``None`` (``None`` if it was built or not tried yet)."""
-    return _state.get("error")
+def build_error(isa: str | None = None) -> str | None:
+    """Why :func:`load_kernel` returned ``None`` for ``isa`` (``None`` if it was built or not tried yet)."""
+    return _state.get("error" + _slot(resolve_isa(isa)))

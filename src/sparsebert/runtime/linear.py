@@ -74,6 +74,23 @@ def _csr_parts(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     return csr.crow_indices(), csr.col_indices(), csr.values()
 
 
+def csr_arrays(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The CSR arrays the C++ kernels read (``csr_linear``, the engine's ``engine_csr``).
+
+    Args:
+        weight: ``[out, in]`` float (exact zeros are not stored).
+    Returns:
+        ``(row_ptr int32 [out + 1], col [nnz], values fp32 [nnz])``; ``col`` is int16 holding the
+        uint16 column (read back as unsigned by the kernels) when ``in <= 65536``, else int32.
+    """
+    out_f, in_f = weight.shape
+    rp, ci, v = _csr_parts(weight.detach().float().cpu())
+    ci = ci.to(torch.int32)
+    if in_f <= 65536:
+        ci = torch.where(ci >= 32768, ci - 65536, ci).to(torch.int16)
+    return rp.to(torch.int32).contiguous(), ci.contiguous(), v.float().contiguous()
+
+
 class CSRKernelLinear(SparseLinearBase):
     """sparsebert's C++ CSR kernel (fp32, CPU). ``params``: ``tile`` (tokens per register tile,
     16/32/64/128), ``rows`` (output rows per parallel task; 0 = all rows of a token tile) and
@@ -91,15 +108,10 @@ class CSRKernelLinear(SparseLinearBase):
         out_f, in_f = weight.shape
         params = {"tile": tile, "rows": rows, **({"nt": 1} if nt else {})}
         super().__init__(in_f, out_f, None if bias is None else bias.float(), params)
-        rp, ci, v = _csr_parts(weight.float().cpu())
-        col_dtype = torch.int16 if in_f <= 65536 else torch.int32
-        # int16 storage read as uint16 by the kernel: columns up to 65535.
-        ci16 = ci.to(torch.int32)
-        if col_dtype == torch.int16:
-            ci16 = torch.where(ci16 >= 32768, ci16 - 65536, ci16)
-        self.register_buffer("row_ptr", rp.to(torch.int32).contiguous(), persistent=False)
-        self.register_buffer("col", ci16.to(col_dtype).contiguous(), persistent=False)
-        self.register_buffer("values", v.float().contiguous(), persistent=False)
+        rp, ci, v = csr_arrays(weight)  # int16 storage read as uint16 by the kernel: columns up to 65535
+        self.register_buffer("row_ptr", rp, persistent=False)
+        self.register_buffer("col", ci, persistent=False)
+        self.register_buffer("values", v, persistent=False)
         self._tile_v = tile // 16
         self._rows = rows
         self._nt = bool(nt)

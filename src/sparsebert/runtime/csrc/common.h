@@ -1,11 +1,12 @@
 // Helpers shared by the sparse kernels of sparsebert.runtime (spmm.cpp: fp32 CSR,
-// spmm_int8.cpp: int8 1x4 blocks). One extension module; the Python binding is in spmm.cpp.
+// spmm_int8.cpp: int8 1x4 blocks, engine.cpp: the whole-encoder engine). One extension module; the Python binding is in spmm.cpp.
 #pragma once
 
 #include <torch/extension.h>
 
 #include <cstdint>
 #include <cstdlib>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,6 +40,25 @@ inline void transpose16(__m512 r[16]) {
     r[8 + j] = _mm512_shuffle_f32x4(t[j], t[8 + j], 0xDD);
   }
 }
+#elif defined(__AVX2__)
+// In-register transpose of an 8 x 8 fp32 block: on return r[c] holds column c.
+inline void transpose8(__m256 r[8]) {
+  __m256 t[8], u[8];
+  for (int i = 0; i < 4; ++i) {
+    t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+    t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+  }
+  for (int g = 0; g < 2; ++g) {
+    u[4 * g] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+    u[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+    u[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+    u[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+  }
+  for (int j = 0; j < 4; ++j) {
+    r[j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x20);
+    r[4 + j] = _mm256_permute2f128_ps(u[j], u[4 + j], 0x31);
+  }
+}
 #endif
 
 // dst[c * dst_stride + i] = src[i * src_stride + c] for a rows x cols block (rows, cols <= 16).
@@ -56,6 +76,17 @@ inline void transpose_block(const float* src, int64_t src_stride, float* dst, in
     } else {
       for (int c = 0; c < 16; ++c) _mm512_storeu_ps(dst + c * dst_stride, r[c]);
     }
+    return;
+  }
+#elif defined(__AVX2__)
+  if (rows == 16 && cols == 16) {
+    for (int bi = 0; bi < 16; bi += 8)
+      for (int bj = 0; bj < 16; bj += 8) {
+        __m256 r[8];
+        for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + (bi + i) * src_stride + bj);
+        transpose8(r);
+        for (int c = 0; c < 8; ++c) _mm256_storeu_ps(dst + (bj + c) * dst_stride + bi, r[c]);
+      }
     return;
   }
 #endif
@@ -97,6 +128,16 @@ torch::Tensor int8_block_linear(torch::Tensor x, torch::Tensor row_ptr, torch::T
                                 torch::Tensor w_scale, c10::optional<torch::Tensor> bias, int64_t tile,
                                 int64_t rows_per_task, int64_t impl);
 std::vector<torch::Tensor> int8_quantize_tokens(torch::Tensor x);
+enum class Act : int;
+// The unchecked core of int8_block_linear (the caller has checked every array): y[n_tok, n_out] =
+// act(dequant(q(x) Wq^T) + b), and post(t0, tn) after each finished token tile when rows_per_task <= 0.
+void int8_block_linear_into(const float* x, int64_t n_tok, int64_t k_in, const int32_t* row_ptr, const uint16_t* bcol,
+                            const int32_t* wv, const float* w_scale, const float* bias, int64_t n_out, int64_t tile,
+                            int64_t rows_per_task, int64_t impl, Act act, float* y,
+                            const std::function<void(int64_t, int64_t)>* post);
 std::string int8_isa();
+
+// engine.cpp: the whole-encoder engine's classes (Linear, Engine) on the extension module
+void bind_engine(pybind11::module_& m);
 
 }  // namespace sparsebert

@@ -38,6 +38,7 @@
 #include <ATen/Parallel.h>
 
 #include "common.h"
+#include "vmath.h"
 
 #include <algorithm>
 #include <cfloat>
@@ -167,11 +168,12 @@ inline void row_acc_simd(const int8_t* __restrict xt, int32_t j, int32_t je, con
 #endif
 
 // One token tile (TT = 8V tokens starting at t0, t_count of them real) x output rows [o0, o1).
+// The activation (the engine's fused epilogue; none for int8_block_linear) is applied in the buffer.
 template <int V, bool kSimd>
 void tile_rows(const int8_t* __restrict xt, const float* __restrict sxt, const int32_t* __restrict rp,
                const uint16_t* __restrict bc, const int32_t* __restrict wv, const float* __restrict sw,
                const float* __restrict bias, int64_t o0, int64_t o1, float* __restrict y, int64_t n_out, int64_t t0,
-               int64_t t_count) {
+               int64_t t_count, sparsebert::Act act) {
   constexpr int TT = 8 * V;
   alignas(64) float buf[kRowsPerStore][TT];
   alignas(64) int32_t acc[TT];
@@ -186,6 +188,7 @@ void tile_rows(const int8_t* __restrict xt, const float* __restrict sxt, const i
       // the same epilogue for every path: identical accumulators give identical outputs
       const float s = sw[o], b = bias ? bias[o] : 0.0f;
       for (int t = 0; t < TT; ++t) buf[o - ob][t] = static_cast<float>(acc[t]) * (s * sxt[t]) + b;
+      if (act != sparsebert::Act::kNone) sparsebert::activate_rows(act, buf[o - ob], TT);
     }
     const int64_t rows = oe - ob;
     for (int64_t tb = 0; tb < t_count; tb += 16)
@@ -200,9 +203,9 @@ struct CallScratch;
 template <int V>
 void run_tile(bool simd, const int8_t* xt, const float* sxt, const int32_t* rp, const uint16_t* bc, const int32_t* wv,
               const float* sw, const float* bias, int64_t o0, int64_t o1, float* y, int64_t n_out, int64_t t0,
-              int64_t tn) {
-  if (simd) tile_rows<V, true>(xt, sxt, rp, bc, wv, sw, bias, o0, o1, y, n_out, t0, tn);
-  else tile_rows<V, false>(xt, sxt, rp, bc, wv, sw, bias, o0, o1, y, n_out, t0, tn);
+              int64_t tn, sparsebert::Act act) {
+  if (simd) tile_rows<V, true>(xt, sxt, rp, bc, wv, sw, bias, o0, o1, y, n_out, t0, tn, act);
+  else tile_rows<V, false>(xt, sxt, rp, bc, wv, sw, bias, o0, o1, y, n_out, t0, tn, act);
 }
 
 }  // namespace
@@ -269,27 +272,32 @@ torch::Tensor int8_block_linear(torch::Tensor x, torch::Tensor row_ptr, torch::T
     b = bias->data_ptr<float>();
   }
   auto y = pooled_empty(n_tok, n_out, x.options());
-  if (n_tok == 0 || n_out == 0) return y;
+  int8_block_linear_into(x.data_ptr<float>(), n_tok, k_in, row_ptr.data_ptr<int32_t>(),
+                         reinterpret_cast<const uint16_t*>(bcol.data_ptr<int16_t>()), wv.data_ptr<int32_t>(),
+                         w_scale.data_ptr<float>(), b, n_out, tile, rows_per_task, impl, Act::kNone, y.data_ptr<float>(),
+                         nullptr);
+  return y;
+}
 
+void int8_block_linear_into(const float* x_data, int64_t n_tok, int64_t k_in, const int32_t* rp, const uint16_t* bc,
+                            const int32_t* w, const float* s, const float* b, int64_t n_out, int64_t tile,
+                            int64_t rows_per_task, int64_t impl, Act act, float* yp,
+                            const std::function<void(int64_t, int64_t)>* post) {
+  if (n_tok == 0 || n_out == 0) return;
   const int64_t tt = tile, kb = (k_in + 3) / 4, n_tiles = (n_tok + tt - 1) / tt;
   const size_t xp_bytes = ((static_cast<size_t>(n_tiles * tt * kb * 4) + 63) / 64) * 64;
   uint8_t* scratch = thread_scratch<uint8_t, CallScratch>(xp_bytes + static_cast<size_t>(n_tiles * tt) * sizeof(float),
                                                          "int8_block_linear");
   int8_t* xp = reinterpret_cast<int8_t*>(scratch);
   float* sx = reinterpret_cast<float*>(scratch + xp_bytes);
-  pack_tokens(x.data_ptr<float>(), n_tok, k_in, kb, tt, xp, sx);
-
-  const int32_t* rp = row_ptr.data_ptr<int32_t>();
-  const uint16_t* bc = reinterpret_cast<const uint16_t*>(bcol.data_ptr<int16_t>());
-  const int32_t* w = wv.data_ptr<int32_t>();
-  const float* s = w_scale.data_ptr<float>();
-  float* yp = y.data_ptr<float>();
+  pack_tokens(x_data, n_tok, k_in, kb, tt, xp, sx);
 #if defined(__AVX2__)
   const bool simd = impl == 0;
 #else
   const bool simd = false;
 #endif
-  const int64_t rb = rows_per_task <= 0 ? n_out : std::max<int64_t>(kRowsPerStore, rows_per_task);
+  const bool whole = rows_per_task <= 0;  // all rows of a token tile in one task: post() may run on it
+  const int64_t rb = whole ? n_out : std::max<int64_t>(kRowsPerStore, rows_per_task);
   const int64_t n_rb = (n_out + rb - 1) / rb;
   at::parallel_for(0, n_tiles * n_rb, 1, [&](int64_t begin, int64_t end) {
     for (int64_t task = begin; task < end; ++task) {
@@ -299,14 +307,14 @@ torch::Tensor int8_block_linear(torch::Tensor x, torch::Tensor row_ptr, torch::T
       const int64_t o0 = r * rb, o1 = std::min(o0 + rb, n_out);
       const int64_t t0 = t_idx * tt, tn = std::min(tt, n_tok - t0);
       switch (tt) {
-        case 8: run_tile<1>(simd, xt, sxt, rp, bc, w, s, b, o0, o1, yp, n_out, t0, tn); break;
-        case 16: run_tile<2>(simd, xt, sxt, rp, bc, w, s, b, o0, o1, yp, n_out, t0, tn); break;
-        case 32: run_tile<4>(simd, xt, sxt, rp, bc, w, s, b, o0, o1, yp, n_out, t0, tn); break;
-        default: run_tile<8>(simd, xt, sxt, rp, bc, w, s, b, o0, o1, yp, n_out, t0, tn); break;
+        case 8: run_tile<1>(simd, xt, sxt, rp, bc, w, s, b, o0, o1, yp, n_out, t0, tn, act); break;
+        case 16: run_tile<2>(simd, xt, sxt, rp, bc, w, s, b, o0, o1, yp, n_out, t0, tn, act); break;
+        case 32: run_tile<4>(simd, xt, sxt, rp, bc, w, s, b, o0, o1, yp, n_out, t0, tn, act); break;
+        default: run_tile<8>(simd, xt, sxt, rp, bc, w, s, b, o0, o1, yp, n_out, t0, tn, act); break;
       }
+      if (whole && post) (*post)(t0, tn);
     }
   });
-  return y;
 }
 
 }  // namespace sparsebert
