@@ -416,7 +416,7 @@ def bench(
     path: Annotated[Optional[list[str]], typer.Option("--path", help=(
         "only these paths (repeatable): dense-fp32, dense-bf16, dynamic-int8, onnxruntime-fp32, "
         "onnxruntime-opt-fp32, onnxruntime-int8, openvino-fp32, openvino-int8, sparse-runtime, "
-        "sparse-runtime-int8, deepsparse"))] = None,
+        "sparse-runtime-int8, engine, engine-int8 (the native whole-encoder engine), deepsparse"))] = None,
     kernels: Annotated[Optional[list[str]], typer.Option("--kernel", help="sparse kernel families to consider "
                                                          "(sbk-int8: sparse-runtime-int8 only)")] = None,
     remeasure_kernels: Annotated[bool, typer.Option("--remeasure-kernels", help=(
@@ -439,8 +439,8 @@ def bench(
                                          "metrics, no latency")] = True,
 ):
     """Latency and throughput: dense baselines (torch fp32/bf16/int8, ONNX Runtime plain/optimised/int8,
-    OpenVINO fp32/int8) vs the sparse runtime fp32 and int8 (and DeepSparse), timed interleaved, with the
-    physical limit. Kernel choices come from the kernel-choice cache unless --remeasure-kernels. With --task,
+    OpenVINO fp32/int8) vs the sparse runtime fp32 and int8, the native whole-encoder engine fp32 and int8
+    (and DeepSparse), timed interleaved, with the physical limit and the engine's per-stage profile. Kernel choices come from the kernel-choice cache unless --remeasure-kernels. With --task,
     also each path's dev metric (agreement with torch fp32, sparse-int8 vs sparse fp32)."""
     import time
 

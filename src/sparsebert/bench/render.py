@@ -129,7 +129,8 @@ def _limit(summary: dict[str, Any]) -> list[str]:
 
 #: the sparse runtime paths and how their bottom line names them
 SPARSE_LINES = (("sparse-runtime", "sparse runtime", "conversions"),
-                ("sparse-runtime-int8", "sparse runtime int8", "conversions_int8"))
+                ("sparse-runtime-int8", "sparse runtime int8", "conversions_int8"),
+                ("engine", "engine", None), ("engine-int8", "engine int8", None))
 
 
 def _sparse_line(rows: list[dict[str, Any]], summary: dict[str, Any]) -> list[str]:
@@ -151,7 +152,7 @@ def _sparse_line(rows: list[dict[str, Any]], summary: dict[str, Any]) -> list[st
             parts.append(f"{sp['vs_best_dense']:.2f}x the best dense path ({best})")
         if sp.get("x_linears_free") is not None:
             parts.append(f"{sp['x_linears_free']:.2f}x the linears-free time")
-        if path == "sparse-runtime-int8" and sp.get("max_abs_diff") is not None:
+        if path in ("sparse-runtime-int8", "engine-int8") and sp.get("max_abs_diff") is not None:
             parts.append(f"max abs Δ logits {sp['max_abs_diff']:.1e} vs torch fp32")
         line = f"**{name}: " + ", ".join(parts)
         ds = by.get("deepsparse")
@@ -166,7 +167,7 @@ def _conversion_lines(result: dict[str, Any], tokens: int) -> list[str]:
     the kernel-choice cache or were timed in this run."""
     out = []
     for path, _, key in SPARSE_LINES:
-        conv = result.get(key, {}).get(str(tokens))
+        conv = result.get(key, {}).get(str(tokens)) if key else None
         if not conv:
             continue
         n = len(conv["matrices"])
@@ -250,6 +251,35 @@ def accuracy_lines(acc: dict[str, Any]) -> list[str]:
     return out
 
 
+def engine_profile_lines(result: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
+    """Where the engine's time goes (one profiled call after the timing): each stage in ms and % of the
+    call, the linears' work (2 x non-zeros x tokens) and achieved GOP/s per core, the attention's
+    (QK^T and PV: 4 x seq^2 x hidden x layers per sequence) and its GFLOP/s per core."""
+    st = result["settings"]
+    out = []
+    for r in rows:
+        prof = r.get("extra", {}).get("profile_ms")
+        rep = result.get("engines", {}).get(r["path"])
+        if not prof or not rep:
+            continue
+        total = prof["total"] or float("nan")
+        stages = ", ".join(f"{k} {v:.2f} ms ({100 * v / total:.0f} %)" for k, v in prof.items()
+                           if k != "total" and v >= 0.005)
+        tokens = r["batch"] * r["seq"]
+        lin_gop = 2 * sum(rep["nnz"].values()) * tokens / 1e9
+        layers = len({k.split(".")[1] for k in rep["kinds"]})
+        hidden = rep.get("hidden")
+        line = (f"*{r['path']} profile* (ms per call): {stages}; total {total:.2f} ms. Linears: {lin_gop:.2f} GOP "
+                "(2 x stored values x tokens)")
+        if prof.get("linears"):
+            line += f", {lin_gop / (prof['linears'] / 1e3) / st['threads']:.1f} GOP/s per core"
+        if hidden and prof.get("attention"):
+            att = 4 * r["seq"] ** 2 * hidden * layers * r["batch"] / 1e9
+            line += f"; attention: {att:.2f} GFLOP, {att / (prof['attention'] / 1e3) / st['threads']:.1f} GFLOP/s per core"
+        out.append(line + ".")
+    return out
+
+
 def markdown(result: dict[str, Any]) -> str:
     """The whole report: title, command, environment, one table per batch size (with references,
     timing and physical limit), sizes, warnings."""
@@ -284,7 +314,7 @@ def markdown(result: dict[str, Any]) -> str:
             continue
         summ = summaries.get(batch, {})
         out += [f"## batch {batch} x {st['seq']} tokens", "", batch_table(rows, summ), ""]
-        for extra in (_references(summ), _timing(summ), _limit(summ)):
+        for extra in (_references(summ), _timing(summ), _limit(summ), engine_profile_lines(result, rows)):
             if extra:
                 out += extra + [""]
         out += bottom_lines(result, batch)

@@ -85,9 +85,11 @@ if TYPE_CHECKING:
 
 CPU_PATHS = ("dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-fp32", "onnxruntime-opt-fp32",
              "onnxruntime-int8", "openvino-fp32", "openvino-int8", "sparse-runtime", "sparse-runtime-int8",
-             "deepsparse")
+             "engine", "engine-int8", "deepsparse")
 # The paths of sparsebert's own runtime (a conversion each: kernel choices in ``conversions`` / ``conversions_int8``).
 SPARSE_RUNTIME_PATHS = ("sparse-runtime", "sparse-runtime-int8")
+# The whole-encoder engine (sparsebert.engine): fp32 CSR / dense matrices, or int8 1x4 blocks.
+ENGINE_PATHS = ("engine", "engine-int8")
 CUDA_PATHS = ("cuda-dense-fp32", "cuda-dense-fp16", "cuda-sparse-runtime")
 # fp32 paths: "vs fp32" is against the fastest of these (per device).
 FP32_PATHS = ("dense-fp32", "onnxruntime-fp32", "onnxruntime-opt-fp32", "openvino-fp32")
@@ -261,6 +263,8 @@ class PathRunners:
         self._linears_free = None
         # path -> tokens -> conversion (seconds, cache use, the ConversionReport's dict)
         self.conversions: dict[str, dict[int, dict]] = {p: {} for p in SPARSE_RUNTIME_PATHS}
+        #: engine path -> the EncoderEngine (built once per model: it does not depend on the batch)
+        self.engines: dict[str, Any] = {}
         self.warnings: list[str] = []
 
     def onnx_file(self) -> Path:
@@ -413,7 +417,23 @@ class PathRunners:
             if int8:
                 note += f"; int8 SIMD path {rep.int8_isa}"
             return (lambda: last.__setitem__("o", m(**inputs))), (lambda: _logits(last["o"]).float()), note
+        if path in ENGINE_PATHS:
+            eng = self.engine(path)
+            counts = ", ".join(f"{k} x{v}" for k, v in sorted(eng.report.counts().items()))
+            note = (f"whole-encoder engine ({eng.report.isa} build): {counts}; attention {eng.report.attention_dtype} "
+                    f"(ATen SDPA per sequence)")
+            if path == "engine-int8":
+                note += f"; int8 SIMD path {eng.report.int8_isa}"
+            return (lambda: last.__setitem__("o", eng(**inputs))), (lambda: _logits(last["o"]).float()), note
         raise InputError(f"unknown path {path!r}; known: {list(CPU_PATHS + CUDA_PATHS)}")
+
+    def engine(self, path: str):
+        """The :class:`~sparsebert.engine.EncoderEngine` of an engine path (built on first use)."""
+        if path not in self.engines:
+            from sparsebert.engine import EncoderEngine
+
+            self.engines[path] = EncoderEngine(self.model, int8=path == "engine-int8")
+        return self.engines[path]
 
 
 def _counts(counts: dict[str, int]) -> str:
@@ -683,6 +703,11 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
                     r.status, r.skipped = "skipped", str(err)
                 except Exception as err:
                     r.status, r.skipped = "failed", f"failed: {_error_line(err)}"
+            for path in ENGINE_PATHS:  # where the engine's time goes: one profiled call, after the timing
+                if timing and path in cpu_calls:
+                    prof = builder.engine(path).profile(inputs["input_ids"], inputs.get("attention_mask"),
+                                                        inputs.get("token_type_ids"), calls=3)
+                    rows[path].extra["profile_ms"] = {k: round(v, 3) for k, v in prof.items()}
             for r in rows.values():
                 r.fill_stats()
                 if r.median_ms:
@@ -731,6 +756,7 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
         "warnings": warnings_,
         "conversions": {str(k): v for k, v in builder.conversions["sparse-runtime"].items()},
         "conversions_int8": {str(k): v for k, v in builder.conversions["sparse-runtime-int8"].items()},
+        "engines": {p: e.report.to_dict() for p, e in builder.engines.items()},
         "wall_s": round(time.perf_counter() - t_start, 1),
     }
     if accuracy is not None:
@@ -846,7 +872,7 @@ def _warnings(rows: list[PathResult], refs: dict[str, Any], batch: int, seq: int
             out.append(f"batch {batch}: best dense = {best['path'] if best else 'none'} among the dense paths measured; "
                        f"requested but not measured: {names} (the ratio does not include them)")
     best = refs.get("reference_best_dense")
-    rated = [r for path in SPARSE_RUNTIME_PATHS for r in rows
+    rated = [r for path in SPARSE_RUNTIME_PATHS + ENGINE_PATHS for r in rows
              if r.path == path and r.median_ms and r.vs_best_dense is not None]
     paying = max((r for r in rated if r.vs_best_dense >= 1.0), key=lambda r: r.vs_best_dense, default=None)
     for sparse in rated:

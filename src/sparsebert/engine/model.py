@@ -74,6 +74,7 @@ class EngineReport:
         isa: the extension build (``native`` or ``avx2``; :func:`sparsebert.runtime.build.resolve_isa`).
         int8_isa: the int8 kernel's SIMD path in that build (``avx512-vnni``, ``avx2``, ...).
         attention_dtype: ``float32`` or ``bfloat16``.
+        hidden: the hidden size.
         kinds: matrix name (``layer.3.qkv``, ``layer.3.ffn_in``, ...) -> ``csr`` / ``dense`` / ``int8``.
         nnz: matrix name -> stored non-zeros (int8: stored block values).
         build_s: seconds to build the engine (conversion of every matrix).
@@ -83,6 +84,7 @@ class EngineReport:
     isa: str
     int8_isa: str
     attention_dtype: str
+    hidden: int = 0
     kinds: dict[str, str] = field(default_factory=dict)
     nnz: dict[str, int] = field(default_factory=dict)
     build_s: float = 0.0
@@ -95,7 +97,7 @@ class EngineReport:
         return out
 
     def to_dict(self) -> dict[str, Any]:
-        return {"family": self.family, "isa": self.isa, "int8_isa": self.int8_isa,
+        return {"family": self.family, "hidden": self.hidden, "isa": self.isa, "int8_isa": self.int8_isa,
                 "attention_dtype": self.attention_dtype, "counts": self.counts(), "kinds": dict(self.kinds),
                 "nnz": dict(self.nnz), "build_s": round(self.build_s, 3)}
 
@@ -207,7 +209,7 @@ class EncoderEngine:
         hidden = fam.word.weight.shape[1]
         heads = int(getattr(self.config, "num_attention_heads", getattr(self.config, "n_heads", 0)))
         self.hidden, self.heads = hidden, heads
-        self.report = EngineReport(str(self.config.model_type), isa, str(ext.int8_isa()), attention_dtype)
+        self.report = EngineReport(str(self.config.model_type), isa, str(ext.int8_isa()), attention_dtype, hidden)
         eng = ext.Engine(hidden, heads, ACTIVATIONS[fam.act], float(fam.emb_ln.eps), fam.eps,
                          attention_dtype == "bfloat16", fam.relative_bias is not None)
         eng.set_embeddings(_f32(fam.word.weight), _f32(fam.pos.weight),
