@@ -146,8 +146,14 @@ def test_demo_orchestration_with_tiny_model(tiny_bert, tmp_path):
 
     sdist = _fake_sdist(tmp_path, _lines(FAKE))
     rows = run_demo(sdist, tmp_path / "demo", model=str(tiny_bert), n_train=24, n_dev=8, max_length=32,
-                    teacher_epochs=1, prune_epochs=2, sha256=None)
+                    teacher_epochs=1, prune_epochs=2, sha256=None, speed_budget_s=0.0)
     assert rows["sparse"]["target_sparsity"] == pytest.approx(0.95, abs=1e-3)
+    speed = rows["speed"]  # the closing interleaved table: the student on the engine beside the dense teacher
+    for batch in (1, 32):
+        rates = speed["batches"][batch]["seq_per_s"]
+        assert "student: engine" in rates and "teacher: dense-fp32" in rates and all(v > 0 for v in rates.values())
+        best = speed["batches"][batch]["fastest_dense"]
+        assert rates[best] == max(v for k, v in rates.items() if k.startswith("teacher: "))
     assert rows["teacher"]["target_sparsity"] < 0.01
     labels = [int(line.rsplit("\t", 1)[1]) for line in
               (tmp_path / "demo" / "data" / "SST-2" / "dev.tsv").read_text().splitlines()[1:]]

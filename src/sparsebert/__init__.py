@@ -2,7 +2,8 @@
 
 Pipeline (one module per stage): data (:mod:`sparsebert.data`) -> teacher fine-tuning
 (:func:`finetune`) -> prune-while-distill (:func:`prune`) -> evaluation (:func:`evaluate`) /
-report (:func:`sparsity_report`). Method: Xu et al., *Rethinking Network Pruning — under the
+report (:func:`sparsity_report`) -> inference (:func:`load`, the native engine :class:`EncoderEngine`,
+``sparsebert predict``). Method: Xu et al., *Rethinking Network Pruning — under the
 Pre-train and Fine-tune Paradigm*, NAACL 2021.
 
 The names below are imported on first use (module ``__getattr__``), so ``import sparsebert`` and
@@ -21,6 +22,7 @@ __version__ = "0.1.0"
 #: public name -> module that defines it
 _LAZY = {
     "AutoSparseModel": "sparsebert.export.checkpoint",
+    "EncoderEngine": "sparsebert.engine",
     "FinetuneRecipe": "sparsebert.recipe",
     "PruneRecipe": "sparsebert.recipe",
     "evaluate": "sparsebert.evaluate",

@@ -21,6 +21,7 @@ from sparsebert.errors import InputError, SparsebertError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 console = Console()
+err_console = Console(stderr=True)
 
 Recipe = Annotated[Optional[Path], typer.Option("--recipe", help="YAML recipe; CLI options override it")]
 Task = Annotated[Optional[str], typer.Option(help="GLUE task: cola sst2 mrpc stsb qqp mnli qnli rte")]
@@ -276,6 +277,38 @@ def evaluate(
     _print_metrics(f"{model_dir} on {spec.name}", metrics)
     if json_out:
         write_json_atomic(json_out, {"model": str(model_dir), "task": spec.name, "metrics": metrics})
+
+
+@app.command()
+@handle_errors
+def predict(
+    model_dir: Annotated[Path, typer.Argument(help="a sparse checkpoint or model/run directory")],
+    input: Annotated[Path, typer.Option("--input", metavar="FILE", help="texts to predict: .csv, .tsv or .jsonl")],
+    out: Annotated[Optional[Path], typer.Option(metavar="FILE", help="write the predictions here as JSON lines "
+                                                "(default: print them)")] = None,
+    text_column: Annotated[str, typer.Option(help="column (JSON key) of the text")] = "text",
+    text_pair_column: Annotated[Optional[str], typer.Option(help="column of the second text (sentence pairs)")] = None,
+    max_length: Annotated[int, typer.Option(help="max tokens per example")] = 128,
+    batch_size: Annotated[int, typer.Option(help="texts per call (batched by length)")] = 32,
+    embeddings: Annotated[bool, typer.Option("--embeddings", help="mean-pooled, L2-normalised sentence embeddings "
+                                             "instead of labels / scores")] = False,
+    engine: Annotated[str, typer.Option(help="auto (the native engine where it covers the model, else the sparse "
+                                        "runtime with a notice) | on | off")] = "auto",
+    int8: Annotated[bool, typer.Option("--int8", help="the engine's sparse-int8 matrices (1x4 blocks)")] = False,
+    threads: Threads = None,
+    overwrite: Overwrite = False,
+):
+    """Labels and scores (or sentence embeddings) for a file of texts, on the native engine, as JSON lines."""
+    from sparsebert.predict import predict as run
+
+    res = run(model_dir, input, out, text_column=text_column, text_pair_column=text_pair_column,
+              max_length=max_length, batch_size=batch_size, embeddings=embeddings, engine=engine, int8=int8,
+              threads=threads, overwrite=overwrite, log=lambda m: err_console.print(m, highlight=False),
+              progress=sys.stderr.isatty())
+    if out is None:
+        sys.stdout.write("".join(json.dumps(r) + "\n" for r in res["rows"]))
+    else:
+        err_console.print(f"wrote {out}")
 
 
 @app.command()

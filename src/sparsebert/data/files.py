@@ -49,7 +49,7 @@ from sparsebert.errors import InputError
 from .glue import DataError, Example, _bad_utf8_line, _error
 from .tasks import TaskSpec
 
-__all__ = ["FileTaskSpec", "files_task", "read_data_file", "discover_labels", "recipe_task", "FORMATS",
+__all__ = ["FileTaskSpec", "files_task", "read_data_file", "read_texts", "discover_labels", "recipe_task", "FORMATS",
            "DEFAULT_TEXT_COLUMN", "DEFAULT_LABEL_COLUMN"]
 
 #: file extension -> format
@@ -227,6 +227,36 @@ def _columns(text_column: str, text_pair_column: str | None, label_column: str) 
         raise InputError(f"the text, text-pair and label columns must differ, got {names} "
                          "(--text-column, --text-pair-column, --label-column)")
     return columns
+
+
+def read_texts(path: str | Path, *, text_column: str = DEFAULT_TEXT_COLUMN,
+               text_pair_column: str | None = None) -> list[tuple[int, str, str | None]]:
+    """The unlabelled texts of an input file (``sparsebert predict``): ``(line, text, pair or None)`` per row.
+
+    Args:
+        path: ``.csv``, ``.tsv`` or ``.jsonl`` (the formats of the module docstring; other columns are ignored).
+        text_column, text_pair_column: column names (JSON keys).
+    Raises:
+        DataError: a missing file or column, an empty text, a malformed row (``file:line: ...``, naming the
+            column and its option). InputError: an unknown extension, bad column names.
+    """
+    path = Path(path)
+    columns = {"text_a": text_column}
+    if text_pair_column is not None:
+        columns["text_b"] = text_pair_column
+    for role, name in columns.items():
+        if not isinstance(name, str) or not name:
+            raise InputError(f"{_OPTIONS[role]}: a column name must be non-empty text, got {name!r}")
+    if text_pair_column == text_column:
+        raise InputError(f"--text-column and --text-pair-column must differ, got {text_column!r} twice")
+    out = []
+    for lineno, row in _iter_rows(path, columns, "input"):
+        a = _text(path, lineno, row["text_a"], text_column, "text_a")
+        b = _text(path, lineno, row["text_b"], text_pair_column, "text_b") if text_pair_column else None
+        out.append((lineno, a, b))
+    if not out:
+        raise _error(path, None, "no rows to predict (only a header or blank lines)")
+    return out
 
 
 def discover_labels(path: str | Path, *, text_column: str = DEFAULT_TEXT_COLUMN,

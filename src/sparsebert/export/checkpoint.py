@@ -379,8 +379,8 @@ def load_any(path: str | Path) -> nn.Module:
     return load(path) if (path / WEIGHTS).is_file() else _load_hf(path)
 
 
-def load(path: str | Path, *, runtime: bool = False, tokens: int | None = None, verify: bool = True,
-         **convert_kwargs) -> nn.Module:
+def load(path: str | Path, *, runtime: bool = False, engine: bool = False, tokens: int | None = None,
+         verify: bool = True, **convert_kwargs) -> nn.Module:
     """Rebuild the model of a sparse checkpoint directory (no pickle; every hash checked).
 
     Args:
@@ -392,6 +392,10 @@ def load(path: str | Path, *, runtime: bool = False, tokens: int | None = None, 
             choices are cached per machine: loading the same model again (any process, same
             ``tokens`` and thread count) times nothing.
         verify: check hashes (shapes and counts are always checked).
+        engine: return the model wrapped in the native whole-encoder engine
+            (:class:`sparsebert.engine.EncoderEngine`: called like the model, ``.logits`` out; ``.model`` is
+            the module). Where the engine does not cover the model (no compiler, another family) a one-line
+            warning says so and the model comes back converted by the sparse runtime instead.
     Returns:
         The model (same class as exported, e.g. ``BertForSequenceClassification``) in eval mode.
         With ``runtime``, ``model.runtime_report`` is the
@@ -405,6 +409,8 @@ def load(path: str | Path, *, runtime: bool = False, tokens: int | None = None, 
     """
     from transformers import AutoConfig
 
+    if engine and runtime:
+        raise InputError(f"load({str(path)!r}): runtime=True and engine=True are two inference paths; pick one")
     runtime_only = (["tokens"] if tokens is not None else []) + list(convert_kwargs)
     if runtime_only and not runtime:
         raise InputError(f"load({str(path)!r}): {', '.join(runtime_only)} need runtime=True (they configure the "
@@ -425,6 +431,18 @@ def load(path: str | Path, *, runtime: bool = False, tokens: int | None = None, 
                                     f"{str(err).splitlines()[0]} ...") from None
     model.eval()
     apply_config_pooling(model)
+    if engine:
+        import warnings
+
+        from sparsebert.engine import EncoderEngine, EngineUnavailableError
+        from sparsebert.targets import UnsupportedArchitectureError
+
+        try:
+            return EncoderEngine(model)
+        except (EngineUnavailableError, UnsupportedArchitectureError) as err:
+            warnings.warn(f"{path}: the native engine does not cover this model ({err}); using the sparse runtime",
+                          stacklevel=2)
+            runtime = True
     if runtime:
         from sparsebert.runtime import convert
 
