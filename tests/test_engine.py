@@ -113,6 +113,46 @@ def test_padding_costs_no_work_and_changes_nothing():
     torch.testing.assert_close(same, alone.repeat(3, 1), atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("isa", ISAS)
+@pytest.mark.parametrize("model_type", ["bert", "distilbert"])
+def test_4x1_block_pruned_models_run_on_the_4x1_kernel(model_type, isa):
+    """Weights pruned in 4x1 blocks (`--pattern 4x1`, the pruner's exact-count block masks) run on the 4x1
+    kernel, with logits as the transformers model gives them; GELU and add + LayerNorm fused as with CSR."""
+    from sparsebert.bench.synthetic import magnitude_prune_
+
+    model = _model(model_type, sparsity=0.0)
+    magnitude_prune_(model, 0.9, "4x1")
+    engine = EncoderEngine(model, isa=isa)
+    assert engine.report.counts() == {"4x1": 8}
+    ids, mask, _ = _batch(3, 29, lens=[29, 2, 17], seed=8)
+    with torch.no_grad():
+        ref = model(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(engine(input_ids=ids, attention_mask=mask).logits, ref, atol=FP32_LOGIT_ATOL, rtol=0)
+
+
+def test_blocks_4x1_arrays():
+    from sparsebert.engine.model import blocks_4x1
+
+    w = torch.zeros(8, 5)
+    w[0:4, 1] = torch.tensor([1.0, 0.0, 2.0, 3.0])  # a block with one zero inside is stored whole
+    w[4:8, 4] = torch.tensor([4.0, 5.0, 6.0, 7.0])
+    w[4:8, 0] = torch.tensor([0.0, 0.0, 0.0, 8.0])
+    rp, col, vals = blocks_4x1(w)
+    assert rp.tolist() == [0, 1, 3] and col.tolist() == [1, 0, 4]
+    assert vals.tolist() == [1.0, 0.0, 2.0, 3.0, 0.0, 0.0, 0.0, 8.0, 4.0, 5.0, 6.0, 7.0]
+    ext = load_kernel()
+    lin = ext.engine_block4x1(rp, col, vals, None, 5, 1, 0)
+    assert lin.kind == "4x1" and lin.n_out == 8 and lin.nnz == 12
+    with pytest.raises(RuntimeError, match="4x1 values has shape"):
+        ext.engine_block4x1(rp, col, vals[:-1], None, 5, 1, 0)
+    with pytest.raises(RuntimeError, match="4x1 column index 4 at entry 2 is outside"):
+        ext.engine_block4x1(rp, col, vals, None, 4, 1, 0)
+    with pytest.raises(RuntimeError, match="4x1 tile must be a power of two"):
+        ext.engine_block4x1(rp, col, vals, None, 5, 8, 0)
+    with pytest.raises(RuntimeError, match="multiple of 16"):
+        ext.engine_block4x1(rp, col, vals, None, 5, 1, 20)
+
+
 @pytest.mark.parametrize("act", ["gelu", "gelu_new", "relu"])
 def test_activations(act):
     model = _model("bert", act=act, sparsity=0.5)

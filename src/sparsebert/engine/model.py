@@ -17,8 +17,10 @@ and ``distilbert``: all post-LayerNorm encoders. Heads: the family's sequence cl
 pre-classifier + ReLU), with ``config.sparsebert_pooling = "mean"`` honoured
 (:mod:`sparsebert.pooling`), or no head (the base ``*Model``: hidden states and embeddings).
 
-Each of the six matrices per layer (Q, K, V together) runs as ``csr`` (fp32 CSR, density at most
-:data:`CSR_MAX_DENSITY`), ``dense`` (fp32 through ATen's addmm) or, with ``int8=True``, ``int8``
+Each of the six matrices per layer (Q, K, V together) runs as ``4x1`` (fp32, weights pruned in blocks of 4
+output rows x 1 input column, ``--pattern 4x1``: :func:`blocks_4x1`, at most :data:`BLOCK4_MAX_FILL` stored
+values per non-zero), ``csr`` (fp32 CSR, density at most :data:`CSR_MAX_DENSITY`), ``dense`` (fp32 through
+ATen's addmm) or, with ``int8=True``, ``int8``
 (1x4 blocks, per-output-channel weight scales, per-token activation scales:
 :mod:`sparsebert.runtime.int8`). Numerics: fp32 paths match the transformers model to rounding
 (the sums run in another order; GELU's erf is the Abramowitz-Stegun 7.1.26 form, absolute error
@@ -54,6 +56,8 @@ ACTIVATIONS = {"gelu": 1, "gelu_new": 2, "gelu_pytorch_tanh": 2, "gelu_fast": 2,
 CSR_MAX_DENSITY = 0.35
 #: an int8 matrix: 1x4 blocks are used when the stored block values are at most this fraction of the matrix
 INT8_MAX_BLOCK_DENSITY = 0.5
+#: a matrix runs on the 4x1-block kernel when its blocks store at most this many values per non-zero
+BLOCK4_MAX_FILL = 1.25
 #: tested logit tolerance of the fp32 engine against the transformers model (absolute)
 FP32_LOGIT_ATOL = 1e-4
 #: bytes of a packed CSR token tile that still fit the L2 cache comfortably (tile choice)
@@ -75,7 +79,7 @@ class EngineReport:
         int8_isa: the int8 kernel's SIMD path in that build (``avx512-vnni``, ``avx2``, ...).
         attention_dtype: ``float32`` or ``bfloat16``.
         hidden: the hidden size.
-        kinds: matrix name (``layer.3.qkv``, ``layer.3.ffn_in``, ...) -> ``csr`` / ``dense`` / ``int8``.
+        kinds: matrix name (``layer.3.qkv``, ``layer.3.ffn_in``, ...) -> ``4x1`` / ``csr`` / ``dense`` / ``int8``.
         nnz: matrix name -> stored non-zeros (int8: stored block values).
         build_s: seconds to build the engine (conversion of every matrix).
     """
@@ -159,6 +163,28 @@ def _family(model: nn.Module) -> _Family:
 
 def _f32(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(torch.float32).cpu().contiguous()
+
+
+def blocks_4x1(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 4x1-block CSR arrays of ``w`` (blocks of 4 consecutive output rows x 1 input column; a block is
+    stored when any of its 4 weights is non-zero).
+
+    Args:
+        w: ``[out, in]`` fp32, ``out`` a multiple of 4.
+    Returns:
+        ``(row_ptr int32 [out / 4 + 1], col [blocks] (int16 holding uint16 when in <= 65536, else int32),
+        values fp32 [4 * blocks])``: block ``j`` of row group ``g`` (``row_ptr[g] <= j < row_ptr[g + 1]``)
+        holds ``w[4g .. 4g + 4, col[j]]`` at ``values[4j .. 4j + 4)``.
+    """
+    n_out, n_in = w.shape
+    groups = w.detach().float().reshape(n_out // 4, 4, n_in).transpose(1, 2)  # [g, in, 4]
+    keep = (groups != 0).any(-1)  # [g, in]
+    rp = torch.zeros(n_out // 4 + 1, dtype=torch.int32)
+    rp[1:] = torch.cumsum(keep.sum(1), 0).to(torch.int32)
+    col = keep.nonzero()[:, 1].to(torch.int32)
+    if n_in <= 65536:
+        col = torch.where(col >= 32768, col - 65536, col).to(torch.int16)
+    return rp, col.contiguous(), groups[keep].reshape(-1).contiguous()
 
 
 def csr_tile(n_in: int) -> int:
@@ -247,6 +273,12 @@ class EncoderEngine:
                 self.report.kinds[name], self.report.nnz[name] = "int8", 4 * int(bcol.numel())
                 tile = 32 if n_in <= 1024 else 16
                 return self._ext.engine_int8(rp, bcol, wv, scale.float().contiguous(), b, n_in, tile, 64)
+        blocks = blocks_4x1(w) if n_out % 4 == 0 else None
+        if blocks is not None and 4 * blocks[1].numel() <= min(BLOCK4_MAX_FILL * nnz, csr_max_density * w.numel()):
+            brp, bcol, bvals = blocks
+            self.report.kinds[name], self.report.nnz[name] = "4x1", int(bvals.numel())
+            tile = min(csr_tile(n_in), int(self._ext.engine_max_tile_4x1()))
+            return self._ext.engine_block4x1(brp, bcol, bvals, b, n_in, tile, 0)
         if nnz <= csr_max_density * w.numel():
             rp, ci, v = csr_arrays(w)
             self.report.kinds[name], self.report.nnz[name] = "csr", nnz
@@ -397,7 +429,7 @@ class EncoderEngine:
         total = 0
         for name, kind in self.report.kinds.items():
             n = self.report.nnz[name]
-            total += {"csr": 6, "dense": 4, "int8": 1}[kind] * n
+            total += {"csr": 6, "4x1": 4.5, "dense": 4, "int8": 1}[kind] * n
         fam = self._fam
         for e in (fam.word, fam.pos, fam.type):
             if e is not None:
@@ -413,5 +445,5 @@ def flops_per_sequence(hidden: int, heads: int, layers: int, intermediate: int, 
     return {"linears": 2.0 * nnz_linears * seq, "attention": 4.0 * seq * seq * hidden * layers}
 
 
-__all__ = ["ACTIVATIONS", "CSR_MAX_DENSITY", "EncoderEngine", "EngineReport", "EngineUnavailableError",
-           "FP32_LOGIT_ATOL", "csr_tile", "flops_per_sequence"]
+__all__ = ["ACTIVATIONS", "BLOCK4_MAX_FILL", "CSR_MAX_DENSITY", "EncoderEngine", "EngineReport", "EngineUnavailableError",
+           "FP32_LOGIT_ATOL", "blocks_4x1", "csr_tile", "flops_per_sequence"]

@@ -87,6 +87,48 @@ void tile_rows(const float* __restrict xp, const int32_t* __restrict rp, const I
   }
 }
 
+// 4x1 blocks (4 consecutive output rows x 1 input column, kept or pruned whole): block CSR over groups
+// of 4 rows, brp[g] .. brp[g + 1] index bcol and bvals[4 * j .. 4 * j + 4) (the 4 rows' weights). Each
+// block loads the NV activation vectors of its column once and feeds 4 rows' accumulators, so the
+// index and activation loads per multiply-add fall 4x against CSR: the register tile runs along M
+// (the output rows) as in Intel's 4x1 sparse kernels (Shen et al. 2023, arXiv 2306.16601).
+// Register budget: 4 x NV accumulators + NV activations: AVX2 (16 ymm) up to NV = 2 (tile 16 tokens),
+// AVX-512 (32 zmm) up to NV = 4 (tile 64).
+template <int V, Act A, typename Index>
+void tile_rows_4x1(const float* __restrict xp, const int32_t* __restrict brp, const Index* __restrict ci,
+                   const float* __restrict bvals, const float* __restrict bias, int64_t o0, int64_t o1,
+                   float* __restrict y, int64_t n_out, int64_t t0, int64_t t_count) {
+  constexpr int TT = 16 * V;
+  constexpr int NV = TT / kVF;
+  alignas(64) float buf[kRowsPerStore][TT];
+  for (int64_t ob = o0; ob < o1; ob += kRowsPerStore) {
+    const int64_t oe = std::min<int64_t>(ob + kRowsPerStore, o1);
+    for (int64_t o = ob; o < oe; o += 4) {
+      vf acc[4][NV];
+      for (int r = 0; r < 4; ++r)
+        for (int i = 0; i < NV; ++i) acc[r][i] = vf{};
+      const int64_t g = o / 4;
+      for (int32_t j = brp[g]; j < brp[g + 1]; ++j) {
+        const float* xu = xp + static_cast<int64_t>(ci[j]) * TT;
+        const float* w = bvals + 4 * static_cast<int64_t>(j);
+        vf xv[NV];
+        for (int i = 0; i < NV; ++i) xv[i] = vload(xu + kVF * i);
+        for (int r = 0; r < 4; ++r) {
+          const float wr = w[r];
+          for (int i = 0; i < NV; ++i) acc[r][i] += wr * xv[i];
+        }
+      }
+      for (int r = 0; r < 4; ++r) {
+        const float b0 = bias ? bias[o + r] : 0.0f;
+        for (int i = 0; i < NV; ++i) vstore(&buf[o - ob + r][kVF * i], activate<A>(acc[r][i] + b0));
+      }
+    }
+    const int64_t rows = oe - ob;
+    for (int64_t tb = 0; tb < t_count; tb += 16)
+      transpose_block(&buf[0][tb], TT, y + (t0 + tb) * n_out + ob, n_out, rows, std::min<int64_t>(16, t_count - tb));
+  }
+}
+
 // xp[k][TT] <- x[t0 + t][k] for one token tile; tokens past the end are zero.
 inline void pack_tile(const float* x, int64_t n_tok, int64_t k_in, int64_t tt, int64_t tile, float* xp) {
   const int64_t t0 = tile * tt;
@@ -116,6 +158,28 @@ void dispatch_tile(int64_t tile_v, const float* xt, const int32_t* rp, const Ind
   }
 }
 
+template <Act A, typename Index>
+void dispatch_tile_4x1(int64_t tile_v, const float* xt, const int32_t* brp, const Index* ci, const float* bvals,
+                       const float* bias, int64_t o0, int64_t o1, float* y, int64_t n_out, int64_t t0, int64_t tn) {
+  switch (tile_v) {
+    case 1: tile_rows_4x1<1, A>(xt, brp, ci, bvals, bias, o0, o1, y, n_out, t0, tn); break;
+    case 2: tile_rows_4x1<2, A>(xt, brp, ci, bvals, bias, o0, o1, y, n_out, t0, tn); break;
+#if defined(__AVX512F__)
+    case 4: tile_rows_4x1<4, A>(xt, brp, ci, bvals, bias, o0, o1, y, n_out, t0, tn); break;
+#endif
+    default: break;  // checked by the callers (max_tile_4x1)
+  }
+}
+
+// the widest register tile (16-token units) of the 4x1 kernel in this build
+constexpr int64_t max_tile_4x1() {
+#if defined(__AVX512F__)
+  return 4;
+#else
+  return 2;
+#endif
+}
+
 struct NoPost {
   void operator()(int64_t, int64_t) const {}
 };
@@ -123,7 +187,10 @@ struct NoPost {
 // y[n_tok, n_out] = act(x[n_tok, k_in] W^T + bias); post(t0, tn) after each finished token tile when
 // rows_per_task <= 0 (otherwise post is never called). tile_v in {1, 2, 4, 8}: 16 * tile_v tokens
 // per register tile. The caller has checked the CSR arrays (row_ptr monotone, col < k_in).
-template <Act A, typename Index, typename Post = NoPost>
+//
+// With Blocks4, (rp, ci, vals) is the 4x1 block CSR of tile_rows_4x1 (n_out a multiple of 4, rows_per_task a
+// multiple of 16, tile_v <= max_tile_4x1()) and stream must be false.
+template <Act A, typename Index, typename Post = NoPost, bool Blocks4 = false>
 void run(const float* x, int64_t n_tok, int64_t k_in, const int32_t* rp, const Index* ci, const float* vals,
          const float* bias, int64_t n_out, int64_t tile_v, int64_t rows_per_task, bool stream, float* y,
          const Post& post = Post()) {
@@ -146,7 +213,8 @@ void run(const float* x, int64_t n_tok, int64_t k_in, const int32_t* rp, const I
       }
       const int64_t o0 = r * rb, o1 = std::min(o0 + rb, n_out);
       const int64_t t0 = tile * tt, tn = std::min(tt, n_tok - t0);
-      dispatch_tile<A, Index>(tile_v, xt, rp, ci, vals, bias, o0, o1, y, n_out, t0, tn, stream);
+      if constexpr (Blocks4) dispatch_tile_4x1<A, Index>(tile_v, xt, rp, ci, vals, bias, o0, o1, y, n_out, t0, tn);
+      else dispatch_tile<A, Index>(tile_v, xt, rp, ci, vals, bias, o0, o1, y, n_out, t0, tn, stream);
       if (whole) post(t0, tn);
     }
 #if defined(__AVX512F__)

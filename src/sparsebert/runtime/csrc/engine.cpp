@@ -14,10 +14,11 @@
 //                h = LN(h + f Wf^T + b)                fused like the attention output
 //   pooling      all hidden states, the first token of each sequence, or the mean over its tokens.
 //
-// Linears come in three kinds, chosen per matrix in Python:
+// Linears come in four kinds, chosen per matrix in Python:
 //   csr   fp32 CSR kernel of csr_kernel.h; the bias and activation are applied in its output buffer
 //         and residual add + LayerNorm run in the same task on the token tile it just finished
 //         (tile-major split with all output rows of a tile in one task), while it is in cache;
+//   4x1   fp32 4x1-block kernel of csr_kernel.h (weights pruned in blocks of 4 output rows), fused alike;
 //   int8  the 1x4-block VNNI / AVX2 kernel of spmm_int8.cpp, its epilogue fused the same way;
 //   dense fp32 at::addmm (oneDNN / MKL through torch) followed by the epilogue as one parallel pass.
 //
@@ -50,7 +51,16 @@ namespace {
 
 constexpr int64_t kMaxInt8In = 133144;  // spmm_int8.cpp: the int32 accumulator cannot overflow
 
-enum class Kind : int { kDense = 0, kCSR = 1, kInt8 = 2 };
+enum class Kind : int { kDense = 0, kCSR = 1, kInt8 = 2, kBlock4 = 3 };
+
+const char* kind_name(Kind k) {
+  switch (k) {
+    case Kind::kDense: return "dense";
+    case Kind::kCSR: return "csr";
+    case Kind::kInt8: return "int8";
+    default: return "4x1";
+  }
+}
 
 // ---------------------------------------------------------------------------------------------
 // LayerNorm of one token: h[0 .. n) <- LN(h (+ y)) * g + b (biased variance, as torch.nn.LayerNorm)
@@ -100,15 +110,15 @@ struct Linear {
   Kind kind = Kind::kDense;
   int64_t n_out = 0, n_in = 0, nnz = 0;
   torch::Tensor w;                  // dense: fp32 [out, in]
-  torch::Tensor row_ptr, col, vals;  // csr: int32 [out + 1], int16 (uint16 values) or int32 [nnz], fp32 [nnz]
+  torch::Tensor row_ptr, col, vals;  // csr: int32 [out + 1], int16 (uint16 values) or int32 [nnz], fp32 [nnz];
+                                     // 4x1: int32 [out / 4 + 1], the same column types [blocks], fp32 [4 * blocks]
   torch::Tensor bcol, wv, wscale;   // int8: uint16-in-int16 block columns, 4 int8 packed in int32, fp32 [out]
   torch::Tensor bias;               // fp32 [out]
   int64_t tile = 4;                 // csr: 16 * tile tokens per register tile; int8: tokens per tile
   int64_t rows = 0;                 // output rows per task when not fused with a LayerNorm (<= 0: all)
 
   std::string describe() const {
-    const char* k = kind == Kind::kDense ? "dense" : (kind == Kind::kCSR ? "csr" : "int8");
-    return std::string(k) + "[" + std::to_string(n_out) + "x" + std::to_string(n_in) + "]";
+    return std::string(kind_name(kind)) + "[" + std::to_string(n_out) + "x" + std::to_string(n_in) + "]";
   }
 };
 
@@ -137,6 +147,25 @@ torch::Tensor checked_bias(c10::optional<torch::Tensor> bias, int64_t n_out, con
   return *bias;
 }
 
+void check_columns(const torch::Tensor& col, int64_t n_in, const char* what) {
+  TORCH_CHECK(col.defined() && col.device().is_cpu() && col.dim() == 1 && col.is_contiguous() &&
+                  (col.scalar_type() == torch::kShort || col.scalar_type() == torch::kInt),
+              "engine: ", what, " col must be a contiguous int16 (uint16 values) or int32 1-D tensor");
+  TORCH_CHECK(col.scalar_type() == torch::kInt || n_in <= 65536, "engine: int16 ", what, " col cannot index ", n_in,
+              " columns");
+  if (col.scalar_type() == torch::kShort) {
+    const uint16_t* c = reinterpret_cast<const uint16_t*>(col.data_ptr<int16_t>());
+    for (int64_t j = 0; j < col.numel(); ++j)
+      TORCH_CHECK(c[j] < n_in, "engine: ", what, " column index ", c[j], " at entry ", j, " is outside [0, ", n_in,
+                  ")");
+  } else {
+    const int32_t* c = col.data_ptr<int32_t>();
+    for (int64_t j = 0; j < col.numel(); ++j)
+      TORCH_CHECK(c[j] >= 0 && c[j] < n_in, "engine: ", what, " column index ", c[j], " at entry ", j,
+                  " is outside [0, ", n_in, ")");
+  }
+}
+
 std::shared_ptr<Linear> make_dense(torch::Tensor w, c10::optional<torch::Tensor> bias) {
   TORCH_CHECK(w.defined() && w.dim() == 2, "engine: dense weight must be 2-D");
   auto L = std::make_shared<Linear>();
@@ -159,28 +188,39 @@ std::shared_ptr<Linear> make_csr(torch::Tensor row_ptr, torch::Tensor col, torch
   L->kind = Kind::kCSR;
   L->n_out = row_ptr.numel() - 1;
   L->n_in = n_in;
-  TORCH_CHECK(col.defined() && col.device().is_cpu() && col.dim() == 1 && col.is_contiguous() &&
-                  (col.scalar_type() == torch::kShort || col.scalar_type() == torch::kInt),
-              "engine: csr col must be a contiguous int16 (uint16 values) or int32 1-D tensor");
-  TORCH_CHECK(col.scalar_type() == torch::kInt || n_in <= 65536, "engine: int16 csr col cannot index ", n_in,
-              " columns");
+  check_columns(col, n_in, "csr");
   L->nnz = col.numel();
   check_fp32(vals, {L->nnz}, "csr values");
   check_row_ptr(row_ptr, L->n_out, L->nnz, "csr");
-  if (col.scalar_type() == torch::kShort) {
-    const uint16_t* c = reinterpret_cast<const uint16_t*>(col.data_ptr<int16_t>());
-    for (int64_t j = 0; j < L->nnz; ++j)
-      TORCH_CHECK(c[j] < n_in, "engine: csr column index ", c[j], " at entry ", j, " is outside [0, ", n_in, ")");
-  } else {
-    const int32_t* c = col.data_ptr<int32_t>();
-    for (int64_t j = 0; j < L->nnz; ++j)
-      TORCH_CHECK(c[j] >= 0 && c[j] < n_in, "engine: csr column index ", c[j], " at entry ", j,
-                  " is outside [0, ", n_in, ")");
-  }
   L->row_ptr = row_ptr;
   L->col = col;
   L->vals = vals;
   L->bias = checked_bias(bias, L->n_out, "csr bias");
+  L->tile = tile;
+  L->rows = rows;
+  return L;
+}
+
+// 4x1 blocks: brow_ptr over groups of 4 output rows, col [blocks], values [4 * blocks] (row-major per block)
+std::shared_ptr<Linear> make_block4x1(torch::Tensor brow_ptr, torch::Tensor col, torch::Tensor vals,
+                                      c10::optional<torch::Tensor> bias, int64_t n_in, int64_t tile, int64_t rows) {
+  TORCH_CHECK(tile >= 1 && tile <= csr::max_tile_4x1() && (tile & (tile - 1)) == 0, "engine: 4x1 tile must be a "
+              "power of two in [1, ", csr::max_tile_4x1(), "] in this build, got ", tile);
+  TORCH_CHECK(rows <= 0 || rows % 16 == 0, "engine: 4x1 rows per task must be <= 0 or a multiple of 16, got ", rows);
+  TORCH_CHECK(n_in > 0, "engine: 4x1 n_in must be positive, got ", n_in);
+  TORCH_CHECK(brow_ptr.defined() && brow_ptr.dim() == 1 && brow_ptr.numel() >= 1, "engine: 4x1 row_ptr must be 1-D");
+  auto L = std::make_shared<Linear>();
+  L->kind = Kind::kBlock4;
+  L->n_out = 4 * (brow_ptr.numel() - 1);
+  L->n_in = n_in;
+  check_columns(col, n_in, "4x1");
+  check_fp32(vals, {4 * col.numel()}, "4x1 values");
+  check_row_ptr(brow_ptr, L->n_out / 4, col.numel(), "4x1");
+  L->row_ptr = brow_ptr;
+  L->col = col;
+  L->vals = vals;
+  L->nnz = 4 * col.numel();
+  L->bias = checked_bias(bias, L->n_out, "4x1 bias");
   L->tile = tile;
   L->rows = rows;
   return L;
@@ -454,7 +494,8 @@ class Engine {
     const std::function<void(int64_t, int64_t)> post = [&](int64_t t0_, int64_t tn) {
       for (int64_t t = t0_; t < t0_ + tn; ++t) add_layer_norm_row(res + t * n, y + t * n, g, b2, n, eps_);
     };
-    if (L.kind == Kind::kCSR) {
+    if (L.kind == Kind::kCSR || L.kind == Kind::kBlock4) {
+      const bool b4 = L.kind == Kind::kBlock4;
       const float* bias = L.bias.data_ptr<float>();
       const int32_t* rp = L.row_ptr.data_ptr<int32_t>();
       const float* v = L.vals.data_ptr<float>();
@@ -465,11 +506,16 @@ class Engine {
         while (tile > 1 && (T + 16 * tile - 1) / (16 * tile) < threads) tile /= 2;
       }
       const int64_t rows = res ? 0 : L.rows;
-      if (L.col.scalar_type() == torch::kShort)
-        run_csr(act, x, T, L.n_in, rp, reinterpret_cast<const uint16_t*>(L.col.data_ptr<int16_t>()), v, bias, n, tile,
-                rows, y, res ? &post : nullptr);
-      else
-        run_csr(act, x, T, L.n_in, rp, L.col.data_ptr<int32_t>(), v, bias, n, tile, rows, y, res ? &post : nullptr);
+      const auto* p = res ? &post : nullptr;
+      if (L.col.scalar_type() == torch::kShort) {
+        const uint16_t* ci = reinterpret_cast<const uint16_t*>(L.col.data_ptr<int16_t>());
+        if (b4) run_csr<true>(act, x, T, L.n_in, rp, ci, v, bias, n, tile, rows, y, p);
+        else run_csr<false>(act, x, T, L.n_in, rp, ci, v, bias, n, tile, rows, y, p);
+      } else {
+        const int32_t* ci = L.col.data_ptr<int32_t>();
+        if (b4) run_csr<true>(act, x, T, L.n_in, rp, ci, v, bias, n, tile, rows, y, p);
+        else run_csr<false>(act, x, T, L.n_in, rp, ci, v, bias, n, tile, rows, y, p);
+      }
       tick(t0, prof_.linears);
       return;
     }
@@ -500,26 +546,21 @@ class Engine {
     tick(t0, prof_.epilogue);
   }
 
-  template <typename Index>
+  // the CSR (B4 = false) or 4x1-block (B4 = true) kernel with the activation act; post as csr::run
+  template <bool B4, typename Index>
   void run_csr(Act act, const float* x, int64_t T, int64_t k_in, const int32_t* rp, const Index* ci, const float* v,
                const float* bias, int64_t n, int64_t tile, int64_t rows, float* y,
                const std::function<void(int64_t, int64_t)>* post) {
     using csr::run;
-    if (post) {
-      auto p = [post](int64_t a, int64_t b) { (*post)(a, b); };
-      switch (act) {
-        case Act::kGeluErf: run<Act::kGeluErf>(x, T, k_in, rp, ci, v, bias, n, tile, rows, false, y, p); break;
-        case Act::kGeluTanh: run<Act::kGeluTanh>(x, T, k_in, rp, ci, v, bias, n, tile, rows, false, y, p); break;
-        case Act::kRelu: run<Act::kRelu>(x, T, k_in, rp, ci, v, bias, n, tile, rows, false, y, p); break;
-        default: run<Act::kNone>(x, T, k_in, rp, ci, v, bias, n, tile, rows, false, y, p); break;
-      }
-      return;
-    }
+    auto p = [post](int64_t a, int64_t b) {
+      if (post) (*post)(a, b);
+    };
+    using Q = decltype(p);
     switch (act) {
-      case Act::kGeluErf: run<Act::kGeluErf>(x, T, k_in, rp, ci, v, bias, n, tile, rows, false, y); break;
-      case Act::kGeluTanh: run<Act::kGeluTanh>(x, T, k_in, rp, ci, v, bias, n, tile, rows, false, y); break;
-      case Act::kRelu: run<Act::kRelu>(x, T, k_in, rp, ci, v, bias, n, tile, rows, false, y); break;
-      default: run<Act::kNone>(x, T, k_in, rp, ci, v, bias, n, tile, rows, false, y); break;
+      case Act::kGeluErf: run<Act::kGeluErf, Index, Q, B4>(x, T, k_in, rp, ci, v, bias, n, tile, rows, false, y, p); break;
+      case Act::kGeluTanh: run<Act::kGeluTanh, Index, Q, B4>(x, T, k_in, rp, ci, v, bias, n, tile, rows, false, y, p); break;
+      case Act::kRelu: run<Act::kRelu, Index, Q, B4>(x, T, k_in, rp, ci, v, bias, n, tile, rows, false, y, p); break;
+      default: run<Act::kNone, Index, Q, B4>(x, T, k_in, rp, ci, v, bias, n, tile, rows, false, y, p); break;
     }
   }
 
@@ -574,13 +615,15 @@ void bind_engine(pybind11::module_& m) {
       .def_readonly("n_out", &Linear::n_out)
       .def_readonly("n_in", &Linear::n_in)
       .def_readonly("nnz", &Linear::nnz)
-      .def_property_readonly("kind", [](const Linear& L) {
-        return std::string(L.kind == Kind::kDense ? "dense" : (L.kind == Kind::kCSR ? "csr" : "int8"));
-      });
+      .def_property_readonly("kind", [](const Linear& L) { return std::string(kind_name(L.kind)); });
   m.def("engine_dense", &make_dense, "a dense fp32 linear of the engine (weight [out, in], bias [out])",
         py::arg("weight"), py::arg("bias"));
   m.def("engine_csr", &make_csr, "an fp32 CSR linear of the engine (indices checked)", py::arg("row_ptr"),
         py::arg("col"), py::arg("values"), py::arg("bias"), py::arg("n_in"), py::arg("tile"), py::arg("rows"));
+  m.def("engine_block4x1", &make_block4x1, "an fp32 linear of the engine in 4x1 blocks (indices checked)",
+        py::arg("row_ptr"), py::arg("col"), py::arg("values"), py::arg("bias"), py::arg("n_in"), py::arg("tile"),
+        py::arg("rows"));
+  m.def("engine_max_tile_4x1", []() { return csr::max_tile_4x1(); }, "the widest 4x1 register tile of this build");
   m.def("engine_int8", &make_int8, "a sparse-int8 1x4-block linear of the engine (indices checked)",
         py::arg("row_ptr"), py::arg("bcol"), py::arg("wv"), py::arg("w_scale"), py::arg("bias"), py::arg("n_in"),
         py::arg("tile"), py::arg("rows"));
