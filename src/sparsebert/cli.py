@@ -19,9 +19,27 @@ from rich.console import Console
 
 from sparsebert.errors import InputError, SparsebertError
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
+app = typer.Typer(no_args_is_help=True, help=__doc__)
 console = Console()
 err_console = Console(stderr=True)
+
+
+def _print_version(value: bool) -> None:
+    """``--version``: print ``sparsebert <version>`` and exit 0 (an eager option: before any command runs)."""
+    if value:
+        from sparsebert import __version__
+
+        typer.echo(f"sparsebert {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[bool, typer.Option(
+        "--version", callback=_print_version, is_eager=True, help="print the version and exit")] = False,
+) -> None:
+    # no docstring: the app's help is this module's docstring (shell completion: --install-completion)
+    pass
 
 Recipe = Annotated[Optional[Path], typer.Option("--recipe", help="YAML recipe; CLI options override it")]
 Task = Annotated[Optional[str], typer.Option(help="GLUE task: cola sst2 mrpc stsb qqp mnli qnli rte")]
