@@ -55,7 +55,7 @@ DATA = ROOT.parent / "shared" / "data" / "glue"
 SEQ, BATCHES, THREADS = 128, (1, 32), 2
 DENSE_PATHS = ("dense-fp32", "dynamic-int8", "onnxruntime-opt-fp32", "onnxruntime-int8", "openvino-int8")
 BF16_PATH = "dense-bf16"  # added to DENSE_PATHS where the CPU has avx512_bf16
-SPARSE_PATHS = ("dense-fp32", "sparse-runtime", "sparse-runtime-int8")
+SPARSE_PATHS = ("dense-fp32", "sparse-runtime", "sparse-runtime-int8", "engine", "engine-int8")
 
 
 def models() -> list[dict]:

@@ -317,7 +317,8 @@ def test_s4_requests_every_dense_baseline_and_keeps_unchecked_int8_beside_the_ma
     s4.run_s4_benches(spec, out, log=lambda s: None)
     dense = ("dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-opt-fp32", "onnxruntime-int8", "openvino-fp32",
              "openvino-int8")
-    assert asked == {"dense-teacher-seed1": dense, "sparsebert-s0.9-seed1": dense + ("sparse-runtime", "sparse-runtime-int8"),
+    assert asked == {"dense-teacher-seed1": dense,
+                     "sparsebert-s0.9-seed1": dense + ("sparse-runtime", "sparse-runtime-int8", "engine", "engine-int8"),
                      "small-dense-s0.9-seed1": dense}
     results = write_results(spec, out, cells, spec_path=tmp_path / "s.yaml")
     tp = {e["model"]: e["throughput"]["1"] for e in results["s4"]}
@@ -327,3 +328,4 @@ def test_s4_requests_every_dense_baseline_and_keeps_unchecked_int8_beside_the_ma
     md = (out / "results.md").read_text()
     assert "| 500.0 (onnxruntime-int8); int8 sparse 1000.0 |" in md and "accuracy is not evaluated here" in md
     assert s4.best_path([{"path": "sparse-runtime-int8", "median_ms": 1.0}]) is None
+    assert s4.best_path([{"path": "engine-int8", "median_ms": 1.0}]) is None  # int8: accuracy not checked here

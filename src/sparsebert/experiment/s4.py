@@ -30,10 +30,10 @@ from sparsebert.io import read_json, write_json_atomic
 #: dense paths timed for every model ("the best dense path" is the fastest of those measured)
 DENSE = ("dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-opt-fp32", "onnxruntime-int8", "openvino-fp32",
          "openvino-int8")
-#: sparse runtime paths, timed for the sparse model only
-SPARSE = ("sparse-runtime", "sparse-runtime-int8")
+#: sparse paths (the sparse runtime and the native engine), timed for the sparse model only
+SPARSE = ("sparse-runtime", "sparse-runtime-int8", "engine", "engine-int8")
 #: paths whose accuracy S4 does not check: reported beside the main figure, never as it
-UNCHECKED = ("sparse-runtime-int8",)
+UNCHECKED = ("sparse-runtime-int8", "engine-int8")
 
 
 def s4_models(spec: ExperimentSpec, task: str) -> dict[str, Cell]:

@@ -346,8 +346,9 @@ class Engine {
     TORCH_CHECK(pooling >= 0 && pooling <= 2, "engine: pooling must be 0 (all), 1 (first) or 2 (mean)");
     check_index(ids, "input_ids");
     check_index(positions, "positions");
-    TORCH_CHECK(cu.dim() == 1 && cu.scalar_type() == torch::kLong && cu.is_contiguous() && cu.numel() >= 2,
-                "engine: cu_seqlens must be int64 [batch + 1] with batch >= 1");
+    TORCH_CHECK(cu.device().is_cpu() && cu.dim() == 1 && cu.scalar_type() == torch::kLong && cu.is_contiguous() &&
+                    cu.numel() >= 2,
+                "engine: cu_seqlens must be a contiguous int64 CPU tensor [batch + 1] with batch >= 1");
     const int64_t T = ids.numel(), B = cu.numel() - 1, H = hidden_;
     TORCH_CHECK(positions.numel() == T, "engine: ", positions.numel(), " positions for ", T, " tokens");
     const int64_t* c = cu.data_ptr<int64_t>();
@@ -370,7 +371,8 @@ class Engine {
     torch::Tensor rel;
     if (rel_bias_) {
       TORCH_CHECK(bias.has_value() && bias->defined(), "engine: this model needs its relative-position bias");
-      TORCH_CHECK(bias->scalar_type() == torch::kFloat && bias->dim() == 3 && bias->size(0) == heads_ &&
+      TORCH_CHECK(bias->device().is_cpu() && bias->scalar_type() == torch::kFloat && bias->dim() == 3 &&
+                      bias->size(0) == heads_ &&
                       bias->size(1) >= max_len && bias->size(2) >= max_len,
                   "engine: relative-position bias must be fp32 [", heads_, ", >= ", max_len, ", >= ", max_len, "]");
       rel = bf16_ ? bias->to(torch::kBFloat16) : *bias;
