@@ -8,7 +8,7 @@ pairs, b = A right and B wrong, c = A wrong and B right, against p = 0.5 —
 (Dietterich 1998, "Approximate statistical tests for comparing supervised classification learning
 algorithms", §3.1).
 
-Every model is evaluated with :func:`sparsebert.evaluate.eval_logits` at the given max length, in fp32 or,
+Every model is evaluated with :func:`sparsebert.stages.evaluate.eval_logits` at the given max length, in fp32 or,
 with ``--bf16``, under bf16 autocast (what training's own evaluation uses on a CPU with AVX512-BF16); its
 accuracy is checked against the run's own ``summary.json`` where it has one. Classification tasks only.
 
@@ -33,9 +33,9 @@ DATA = ROOT.parent / "shared" / "data" / "glue"
 
 def correct_vector(model_dir: Path, task: str, max_length: int, bf16: bool) -> np.ndarray:
     """``[N]`` bool: whether the model's prediction of each example of the task's first dev split is its gold
-    label (:func:`sparsebert.evaluate.eval_logits`: the loading and batching of ``sparsebert evaluate``)."""
+    label (:func:`sparsebert.stages.evaluate.eval_logits`: the loading and batching of ``sparsebert evaluate``)."""
     from sparsebert.data.tasks import get_task
-    from sparsebert.evaluate import eval_logits
+    from sparsebert.stages.evaluate import eval_logits
     from sparsebert.metrics import predictions
 
     spec = get_task(task)

@@ -17,7 +17,7 @@ from safetensors.torch import save_file
 
 from sparsebert.distributed import context
 
-prune_module = importlib.import_module("sparsebert.prune")  # `sparsebert.prune` is also the function
+prune_module = importlib.import_module("sparsebert.stages.prune")  # the module; `sparsebert.prune` is the function
 real_fit = prune_module.fit
 
 

@@ -463,7 +463,7 @@ def test_prune_augment_filter_keeps_originals_and_agreeing_copies(plain_model, t
     import sparsebert.data.encode as encode_mod
     import sparsebert.data.taskdata as taskdata_mod
 
-    prune_mod = importlib.import_module("sparsebert.prune")  # the package's `prune` is the function
+    prune_mod = importlib.import_module("sparsebert.stages.prune")  # the module; the package's `prune` is the function
 
     # the augmented set is tokenised once, and the teacher is not run during training (its logits
     # come from the filter's pass)

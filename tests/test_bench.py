@@ -285,7 +285,7 @@ def test_bench_sparse_runtime_runs_sparse_kernels(tiny_bert, tmp_path, monkeypat
 
     import importlib
 
-    conv_mod = importlib.import_module("sparsebert.runtime.convert")  # the module, not the function re-exported
+    conv_mod = importlib.import_module("sparsebert.runtime.conversion")  # the module of the function `sparsebert.runtime.convert`
 
     def sparse_wins(modules, x):  # every non-dense candidate "measures" 10x faster than dense
         return {label: (1e-3 if label == "dense" else 1e-4) for label in modules}

@@ -45,7 +45,7 @@ def sst2_model(tiny_bert, tmp_path_factory):
 def test_dev_metric_per_path_matches_evaluate(sst2_model):
     from transformers import AutoModelForSequenceClassification
 
-    from sparsebert.evaluate import evaluate
+    from sparsebert.stages.evaluate import evaluate
 
     run, glue = sst2_model
     data = load_eval_data(run, "sst2", glue, max_length=SEQ)
@@ -186,7 +186,7 @@ def test_eval_logits_are_what_evaluate_scores(sst2_model):
     turns into its metrics: argmax agreement with the labels is exactly evaluate's accuracy."""
     import numpy as np
 
-    from sparsebert.evaluate import eval_logits, evaluate
+    from sparsebert.stages.evaluate import eval_logits, evaluate
 
     run, glue = sst2_model
     out = eval_logits(run, "sst2", glue, max_length=SEQ)

@@ -137,7 +137,7 @@ def test_learning_rate_option_and_its_old_name_lr(tiny_bert, data, tmp_path, mon
         seen.append(recipe.learning_rate)
         return {"best_step": 0, "metrics": {}}
 
-    monkeypatch.setattr(importlib.import_module("sparsebert.finetune"), "finetune", fake_finetune)
+    monkeypatch.setattr(importlib.import_module("sparsebert.stages.finetune"), "finetune", fake_finetune)
     base = ("finetune", "--model", tiny_bert, "--task", "sst2", "--data-dir", data, "--out", tmp_path / "o")
     for flags, expected in ((("--learning-rate", "1e-3"), 1e-3), (("--lr", "2e-3"), 2e-3),
                             (("--lr", "4e-3", "--learning-rate", "4e-3"), 4e-3)):

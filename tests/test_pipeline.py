@@ -119,7 +119,7 @@ def test_failed_run_leaves_no_output(tiny_bert, tmp_path, monkeypatch):
     data = write_sst2(tmp_path / "glue")
     import importlib
 
-    ft = importlib.import_module("sparsebert.finetune")  # the package re-exports the function of the same name
+    ft = importlib.import_module("sparsebert.stages.finetune")  # the module; `sparsebert.finetune` is the function
 
     def boom(**kwargs):
         raise RuntimeError("simulated crash")

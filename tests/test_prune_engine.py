@@ -10,7 +10,7 @@ import torch
 
 from sparsebert import FinetuneRecipe, PruneRecipe, finetune, prune
 from sparsebert.lr_schedule import lr_factor_fn, recoverable_end
-from sparsebert.prune import build_schedules
+from sparsebert.stages.prune import build_schedules
 
 from test_pipeline import write_sst2
 

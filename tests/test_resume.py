@@ -99,7 +99,7 @@ def test_finetune_crash_and_resume_is_bit_exact(crashed, setup, tiny_bert, monke
     _, data, teacher = setup
     out, _ = crashed
     assert not out.exists() and state_steps(out) == [10]  # newest state only; staging kept for the resume
-    ft = importlib.import_module("sparsebert.finetune")
+    ft = importlib.import_module("sparsebert.stages.finetune")
     real_write = ft.write_run
 
     def write_then_crash(stage, *args):

@@ -207,7 +207,7 @@ def test_second_load_reuses_cached_choices_without_timing(tmp_path, monkeypatch)
 
 
 def test_cache_keeps_other_machines_and_concurrent_entries(tmp_path):
-    from sparsebert.runtime.convert import CACHE_VERSION, _load_cache, _save_cache
+    from sparsebert.runtime.conversion import CACHE_VERSION, _load_cache, _save_cache
 
     path = tmp_path / "choices.json"
     _save_cache(path, "machine-a", {"sig1": {"kernel": "dense", "times_ms": {"dense": 1.0}}})
@@ -328,7 +328,7 @@ def test_runtime_import_loads_no_training_module():
     import subprocess
     import sys
 
-    training = ("sparsebert.training", "sparsebert.prune", "sparsebert.finetune", "sparsebert.checkpointing",
+    training = ("sparsebert.training", "sparsebert.stages.prune", "sparsebert.stages.finetune", "sparsebert.checkpointing",
                 "sparsebert.data.augment", "sparsebert.distill", "sparsebert.recipe")
     for stmt in ("import sparsebert.runtime", "from sparsebert import load, AutoSparseModel"):
         r = subprocess.run([sys.executable, "-X", "importtime", "-c", stmt], capture_output=True, text=True, timeout=120)

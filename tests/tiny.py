@@ -45,7 +45,7 @@ def counting_time_candidates(monkeypatch, times: dict[str, float]) -> list[list[
     """Replace the default timing function of ``convert`` (what ``sparsebert.load(..., runtime=True)`` and
     ``sparsebert bench`` end up calling) by one that reports ``times`` (seconds per kernel family) and
     records the candidates of every call."""
-    import sys
+    import importlib
 
     calls: list[list[str]] = []
 
@@ -53,6 +53,6 @@ def counting_time_candidates(monkeypatch, times: dict[str, float]) -> list[list[
         calls.append(sorted(modules))
         return {label: times.get(label.split("[")[0], 1.0) for label in modules}
 
-    # sparsebert.runtime.convert is the function; the module is only reachable through sys.modules
-    monkeypatch.setattr(sys.modules["sparsebert.runtime.convert"], "time_candidates", fake)
+    # sparsebert.runtime.convert is the function; its module is sparsebert.runtime.conversion
+    monkeypatch.setattr(importlib.import_module("sparsebert.runtime.conversion"), "time_candidates", fake)
     return calls

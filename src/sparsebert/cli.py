@@ -170,7 +170,7 @@ def finetune(
     pooling: Pooling = None,
 ):
     """Fine-tune the teacher on a GLUE task or your own --train/--dev files (best dev checkpoint kept)."""
-    from sparsebert.finetune import finetune as run
+    from sparsebert.stages.finetune import finetune as run
     from sparsebert.recipe import FinetuneRecipe, build_recipe
 
     _check_push(push_to_hub)
@@ -242,7 +242,7 @@ def prune(
     pooling: Pooling = None,
 ):
     """Prune the pre-trained student to --sparsity while distilling from the teacher (SparseBERT)."""
-    from sparsebert.prune import prune as run
+    from sparsebert.stages.prune import prune as run
     from sparsebert.recipe import PruneRecipe, build_recipe
 
     _check_push(push_to_hub)
@@ -285,8 +285,8 @@ def evaluate(
     json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the metrics as JSON here")] = None,
 ):
     """Dev metrics of a saved model: GLUE, or your own --dev file (default: the data it was trained on)."""
-    from sparsebert.evaluate import eval_task
-    from sparsebert.evaluate import evaluate as run
+    from sparsebert.stages.evaluate import eval_task
+    from sparsebert.stages.evaluate import evaluate as run
     from sparsebert.io import write_json_atomic
 
     spec = eval_task(model_dir, task, dev=dev, text_column=text_column, text_pair_column=text_pair_column,

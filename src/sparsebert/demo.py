@@ -19,10 +19,10 @@ from rich.table import Table
 from sparsebert.data.demo import DEMO_SDIST_SHA256, write_demo_glue
 from sparsebert.data.files import files_task
 from sparsebert.data.glue import load_split
-from sparsebert.evaluate import evaluate
-from sparsebert.finetune import finetune
+from sparsebert.stages.evaluate import evaluate
+from sparsebert.stages.finetune import finetune
 from sparsebert.io import check_output_dir
-from sparsebert.prune import prune
+from sparsebert.stages.prune import prune
 from sparsebert.recipe import FinetuneRecipe, PruneRecipe
 from sparsebert.report import report_run
 

@@ -4,7 +4,7 @@ Each check raises :class:`PreflightError` (a ``ValueError``, so the CLI prints `
 exits 2) with a one-line message naming the file, field or value. Checks that already exist
 elsewhere are reused, not repeated: recipe field ranges (:mod:`sparsebert.recipe`), data rows
 with ``file:line`` (:mod:`sparsebert.data.glue`), teacher/student vocabulary and layer mapping
-(:func:`sparsebert.prune.check_pair`), head labels (:func:`sparsebert.models.check_head_labels`),
+(:func:`sparsebert.stages.prune.check_pair`), head labels (:func:`sparsebert.models.check_head_labels`),
 the output-directory rule (:func:`sparsebert.io.check_output_dir`). This module adds what they do
 not cover: disk space, labels of examples that did not come from the readers (augmented data,
 Python callers), empty splits, the usable sequence length of every model (RoBERTa-style position
@@ -230,7 +230,7 @@ def check_models(recipe, task: TaskSpec, student: nn.Module, teacher: nn.Module 
     set; a wide student pruned at a learning rate that hurt MPNet-base is warned about
     (:func:`check_learning_rate`); the output's file system has room for a resumable state of
     ``student`` (:func:`estimate_checkpoint_bytes`). Vocabulary and layer mapping are checked by
-    :func:`sparsebert.prune.check_pair`.
+    :func:`sparsebert.stages.prune.check_pair`.
 
     Raises:
         PreflightError: the first failing check.

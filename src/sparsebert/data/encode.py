@@ -60,7 +60,7 @@ def pad_batch(features: Sequence[dict], pad_token_id: int, length: int | None = 
             batch[key] = torch.tensor([f[key] + [pad] * (seq - len(f[key])) for f in features], dtype=torch.long)
     labels = [f["labels"] for f in features]
     batch["labels"] = torch.tensor(labels, dtype=torch.float32 if isinstance(labels[0], float) else torch.long)
-    if "teacher_logits" in features[0]:  # cached by prune (sparsebert.prune)
+    if "teacher_logits" in features[0]:  # cached by prune (sparsebert.stages.prune)
         batch["teacher_logits"] = torch.tensor([f["teacher_logits"] for f in features], dtype=torch.float32)
     return batch
 

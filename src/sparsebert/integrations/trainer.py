@@ -15,7 +15,7 @@ together or alone::
 
 * :class:`GradualPruningCallback` — any ``Trainer``: the cubic schedule of Zhu & Gupta (2017, Eq. 1)
   over the Trainer's ``state.max_steps`` (:class:`~sparsebert.pruning.CubicSchedule`, window from
-  :func:`sparsebert.prune.cubic_schedule`, as ``sparsebert prune``), criteria ``magnitude`` / ``movement`` / ``taylor`` /
+  :func:`sparsebert.stages.prune.cubic_schedule`, as ``sparsebert prune``), criteria ``magnitude`` / ``movement`` / ``taylor`` /
   ``obs`` (:mod:`sparsebert.pruning.scorers`), masks held and enforced by
   :class:`~sparsebert.pruning.Sparsifier`. Defaults are :class:`~sparsebert.recipe.PruneRecipe`'s.
 * :class:`DistillationTrainer` — a ``Trainer`` whose training loss is
@@ -62,7 +62,7 @@ from transformers import Trainer, TrainerCallback
 
 from sparsebert.distill import AttentionScoreTap, DistillationLoss, DistillWeights
 from sparsebert.distill.loss import add_shares
-from sparsebert.prune import cubic_schedule, scorer_options
+from sparsebert.stages.prune import cubic_schedule, scorer_options
 from sparsebert.pruning import SCORERS, CubicSchedule, Sparsifier, make_scorer
 from sparsebert.pruning.patterns import check_pattern, check_pattern_sparsity, parse_pattern
 from sparsebert.recipe import PruneRecipe
@@ -356,7 +356,7 @@ class GradualPruningCallback(TrainerCallback):
 
 
 def scorer_options_for(criterion: str) -> dict[str, Any]:
-    """PruneRecipe's default scorer options of ``criterion`` (:func:`sparsebert.prune.scorer_options`)."""
+    """PruneRecipe's default scorer options of ``criterion`` (:func:`sparsebert.stages.prune.scorer_options`)."""
     return scorer_options(PruneRecipe.model_construct(criterion=criterion))
 
 

@@ -36,7 +36,7 @@ from sparsebert.distill.logit_cache import teacher_logits
 from sparsebert.distill.loss import add_shares
 from sparsebert.distill.small_dense import shrink_student
 from sparsebert.distributed import context
-from sparsebert.finetune import task_loss
+from sparsebert.stages.finetune import task_loss
 from sparsebert.errors import SparsebertError
 from sparsebert.io import environment
 from sparsebert.lr_schedule import lr_factor_fn, recoverable_end
