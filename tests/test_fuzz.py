@@ -177,8 +177,9 @@ def _base(cls):
 
 
 def _check_outcome(cls, call, keys: set) -> None:
-    """``call()`` gives a ``cls`` or a RecipeError that names every offending field: one that was
-    given, a missing required one, or (cross-field rules, ``'(recipe)'``) the recipe."""
+    """``call()`` gives a ``cls`` or a RecipeError that names every offending field (as given: ``field 'x'``
+    for an argument, ``r.yaml: key 'x'`` for a file's): one that was given or a missing required one;
+    cross-field rules name the source."""
     from pydantic import ValidationError
 
     try:
@@ -191,11 +192,11 @@ def _check_outcome(cls, call, keys: set) -> None:
         if isinstance(cause, ValidationError):
             required = {k for k, f in cls.model_fields.items() if f.is_required()}
             for e in cause.errors():
-                loc = ".".join(str(x) for x in e["loc"]) or "(recipe)"
-                assert f"field {loc!r}" in msg, (loc, msg)
+                loc = ".".join(str(x) for x in e["loc"])
+                assert not loc or f"field {loc!r}" in msg or f"key {loc!r}" in msg, (loc, msg)
                 assert not e["loc"] or e["loc"][0] in keys | required, (loc, msg)
         else:
-            assert re.search(r"invalid YAML|must be a mapping|field 'stage'|setting names must be text", msg), msg
+            assert re.search(r"invalid YAML|must be a mapping|key 'stage'|setting names must be text|unknown recipe key", msg), msg
     else:
         event("valid recipe")
         assert isinstance(recipe, cls)

@@ -296,7 +296,7 @@ def test_cli_bad_row_names_file_and_line(tiny_bert, data, tmp_path):
 @pytest.mark.parametrize("value", ["1.0", "1"])
 def test_cli_sparsity_one_is_rejected(models, tiny_bert, data, tmp_path, value):
     r = invoke(*prune_args(models["teacher"], tiny_bert, data, tmp_path, "--sparsity", value))
-    assert_refused(r, tmp_path, "field 'sparsity'", "less than 1", "1.0")
+    assert_refused(r, tmp_path, "--sparsity: ", "less than 1", "1.0")
 
 
 def test_cli_existing_output_without_overwrite(tiny_bert, data, tmp_path):

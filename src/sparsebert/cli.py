@@ -175,7 +175,7 @@ def finetune(
 
     _check_push(push_to_hub)
 
-    r = build_recipe(FinetuneRecipe, recipe, model=model, save_every=save_every, resume=resume, **_common(
+    r = build_recipe(FinetuneRecipe, recipe, from_command_line=True, model=model, save_every=save_every, resume=resume, **_common(
         task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
         max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr, pooling,
         train=train, dev=dev, text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
@@ -248,7 +248,7 @@ def prune(
     _check_push(push_to_hub)
 
     r = build_recipe(
-        PruneRecipe, recipe, teacher=teacher, student=student, sparsity=sparsity, initial_sparsity=initial_sparsity,
+        PruneRecipe, recipe, from_command_line=True, teacher=teacher, student=student, sparsity=sparsity, initial_sparsity=initial_sparsity,
         prune_start=prune_start, prune_end=prune_end, pruning_events=pruning_events, scope=scope,
         pattern=pattern, criterion=criterion, lr_schedule=lr_schedule, min_event_lr_ratio=min_event_lr_ratio,
         taylor_beta1=taylor_beta1, taylor_beta2=taylor_beta2, obs_block_size=obs_block_size,

@@ -15,6 +15,7 @@ T = 1, attention + hidden + logit terms, pruning to the last step) is
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any, Literal
 
@@ -252,14 +253,68 @@ class PruneRecipe(TrainRecipe):
         return max(self.attention_weight, self.hidden_weight, self.prediction_weight) > 0
 
 
-def _format_validation(err: ValidationError, source: str) -> str:
+def flag_name(field: str) -> str:
+    """The command-line option of a recipe field: ``learning_rate`` -> ``--learning-rate``."""
+    return "--" + field.replace("_", "-")
+
+
+def _error_message(e: dict) -> str:
+    """pydantic's message without its ``Value error, `` prefix; ``required`` for a missing field."""
+    if e["type"] == "missing":
+        return "required"
+    msg = e["msg"]
+    return msg[len("Value error, "):] if msg.startswith("Value error, ") else msg
+
+
+def _format_validation(err: ValidationError, source: str, origin=None) -> str:
+    """One line for all errors of ``err``.
+
+    Args:
+        source: where the settings came from (a file, ``command line``), named in errors without a field.
+        origin: field name -> how the user gave it (e.g. ``--learning-rate``, ``r.yaml: key 'learning_rate'``);
+            None: every field is named ``field 'name'`` after ``source`` (the experiment spec's form).
+    """
     parts = []
     for e in err.errors():
-        loc = ".".join(str(x) for x in e["loc"]) or "(recipe)"
+        loc = ".".join(str(x) for x in e["loc"])
         value = e.get("input")
-        shown = "" if isinstance(value, dict) else f" (got {value!r})"
-        parts.append(f"{source}: field {loc!r}: {e['msg']}{shown}")
+        shown = "" if isinstance(value, dict) or e["type"] == "missing" else f" (got {value!r})"
+        if origin is None:
+            parts.append(f"{source}: field {loc or '(recipe)'!r}: {e['msg']}{shown}")
+        elif not loc:
+            parts.append(f"{source}: {_error_message(e)}")
+        elif e["type"] == "extra_forbidden":
+            parts.append(origin(str(e["loc"][0]), e))
+        else:
+            parts.append(f"{origin(str(e['loc'][0]), e)}: {_error_message(e)}{shown}")
     return "; ".join(parts)
+
+
+def _other_stages(cls: type[TrainRecipe]) -> dict[str, str]:
+    """Fields of the other stage recipes that ``cls`` lacks -> that stage (for 'it is a prune setting')."""
+    other: dict[str, str] = {}
+    for stage_cls in (FinetuneRecipe, PruneRecipe):
+        if stage_cls is not cls:
+            for name in stage_cls.model_fields:
+                if name not in cls.model_fields:
+                    other.setdefault(name, stage_cls.model_fields["stage"].default)
+    return other
+
+
+def unknown_key_message(cls: type[TrainRecipe], key: str, where: str) -> str:
+    """``unknown recipe key 'learnng_rate' in r.yaml; did you mean 'learning_rate'?`` (difflib's closest
+    field of ``cls``), or the stage the key belongs to, or the keys there are."""
+    msg = f"unknown recipe key {key!r} {where}"
+    stage = cls.model_fields["stage"].default
+    other = _other_stages(cls).get(key)
+    if other is not None:
+        return f"{msg}: {key!r} is a {other} setting, not one of a {stage} recipe"
+    close = difflib.get_close_matches(key, list(cls.model_fields), n=1, cutoff=0.6)
+    if not close:
+        close = difflib.get_close_matches(key.lower().replace("-", "_"), list(cls.model_fields), n=1, cutoff=0.6)
+    if close:
+        return f"{msg}; did you mean {close[0]!r}?"
+    return f"{msg} (the keys of a {stage} recipe are the options of `sparsebert {stage} --help` with underscores)"
 
 
 def load_yaml(path: str | Path) -> dict[str, Any]:
@@ -284,25 +339,53 @@ def load_yaml(path: str | Path) -> dict[str, Any]:
     return data
 
 
-def build_recipe(cls: type[TrainRecipe], recipe_file: str | Path | None = None, **overrides: Any) -> TrainRecipe:
+def build_recipe(cls: type[TrainRecipe], recipe_file: str | Path | None = None, *,
+                 from_command_line: bool = False, **overrides: Any) -> TrainRecipe:
     """Merge a YAML recipe with explicit overrides (``None`` values are ignored) and validate.
 
+    Args:
+        cls: :class:`FinetuneRecipe` or :class:`PruneRecipe`.
+        recipe_file: a YAML recipe (keys as the fields), or None.
+        from_command_line: the overrides are command-line options: errors name them as typed
+            (``--learning-rate``) instead of as fields (``field 'learning_rate'``).
+        overrides: field values that win over the file's.
+    Returns:
+        The validated recipe.
     Raises:
-        RecipeError: naming the file (or ``command line``) and the offending field.
+        RecipeError: one line naming the file and key (``r.yaml: key 'sparsity': ...``), the option
+            (``--sparsity: ...``, ``--out: required``) or the field; an unknown key of the file with
+            the closest known one (``unknown recipe key 'learnng_rate' in r.yaml; did you mean
+            'learning_rate'?``).
     """
     data: dict[str, Any] = load_yaml(recipe_file) if recipe_file else {}
     bad_keys = [k for k in data if not isinstance(k, str)]
     if bad_keys:
-        raise RecipeError(f"{recipe_file}: field {bad_keys[0]!r}: setting names must be text, got {type(bad_keys[0]).__name__}")
+        raise RecipeError(f"{recipe_file}: key {bad_keys[0]!r}: setting names must be text, got {type(bad_keys[0]).__name__}")
+    unknown = [k for k in data if k not in cls.model_fields]
+    if unknown:
+        raise RecipeError("; ".join(unknown_key_message(cls, k, f"in {recipe_file}") for k in unknown))
     stage = cls.model_fields["stage"].default
     if data.get("stage", stage) != stage:
-        raise RecipeError(f"{recipe_file}: field 'stage': this is a {data['stage']!r} recipe, expected {stage!r}")
+        raise RecipeError(f"{recipe_file}: key 'stage': this is a {data['stage']!r} recipe, expected {stage!r}")
     cli = {k: v for k, v in overrides.items() if v is not None}
-    source = f"{recipe_file} + command line" if recipe_file else "command line"
+    given = "command line" if from_command_line else "arguments"
+    source = f"{recipe_file} + {given}" if recipe_file else given
+
+    def origin(field: str, e: dict) -> str:
+        if e["type"] == "extra_forbidden":
+            return unknown_key_message(cls, field, "in the arguments")
+        if field in cli:
+            return flag_name(field) if from_command_line else f"field {field!r}"
+        if field in data:
+            return f"{recipe_file}: key {field!r}"
+        if from_command_line:  # a missing required option, or a default that fails a rule
+            return flag_name(field) + (f" (or key {field!r} in {recipe_file})" if recipe_file else "")
+        return f"field {field!r}"
+
     try:
         return cls(**{**data, **cli})
     except ValidationError as err:
-        raise RecipeError(_format_validation(err, source)) from err
+        raise RecipeError(_format_validation(err, source, origin)) from err
 
 
 def recipe_yaml(recipe: TrainRecipe) -> str:
