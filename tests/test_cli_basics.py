@@ -3,6 +3,10 @@ flags named in validation errors and one-line errors for models that cannot be l
 
 from __future__ import annotations
 
+import json
+import shutil
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -79,3 +83,73 @@ def test_python_api_errors_name_fields():
         build_recipe(PruneRecipe, None, student="s", teacher="t", task="sst2", out="o", sparsity=1.5)
     with pytest.raises(RecipeError, match=r"^field 'out': required$"):
         build_recipe(PruneRecipe, None, student="s", teacher="t", task="sst2")
+
+
+# --- a third-party model folder that cannot be loaded: one line naming the file, exit 2 ----------
+
+def _broken(tiny_bert: Path, root: Path, kind: str) -> tuple[Path, Path]:
+    """A copy of ``tiny_bert`` with one file broken; returns ``(model dir, the file the error must name)``."""
+    model = root / kind
+    shutil.copytree(tiny_bert, model)
+    config, weights = model / "config.json", model / "model.safetensors"
+    if kind == "bad-json":
+        config.write_text('{"model_type": "bert",\n  "hidden_size": 32,,\n}\n')
+        return model, config
+    if kind == "no-model-type":
+        data = json.loads(config.read_text())
+        del data["model_type"]
+        config.write_text(json.dumps(data))
+        return model, config
+    if kind == "truncated":
+        raw = weights.read_bytes()
+        weights.write_bytes(raw[: len(raw) // 2])
+        return model, weights
+    raise AssertionError(kind)
+
+
+@pytest.fixture(scope="module")
+def sst2(tmp_path_factory) -> Path:
+    from test_pipeline import write_sst2
+
+    return write_sst2(tmp_path_factory.mktemp("glue"), 16, 8)
+
+
+@pytest.mark.parametrize("kind", ["bad-json", "no-model-type", "truncated"])
+def test_unloadable_model_is_a_one_line_error(tiny_bert, sst2, tmp_path, kind):
+    model, named = _broken(tiny_bert, tmp_path / "models", kind)
+    texts = tmp_path / "in.jsonl"
+    texts.write_text('{"text": "the company said"}\n')
+    data = ("--task", "sst2", "--data-dir", sst2)
+    commands = {
+        "finetune --model": ("finetune", "--model", model, *data, "--out", tmp_path / "o", "--max-steps", "1"),
+        "prune --student": ("prune", "--teacher", tiny_bert, "--student", model, *data, "--out", tmp_path / "o",
+                            "--max-steps", "1"),
+        "prune --teacher": ("prune", "--teacher", model, "--student", tiny_bert, *data, "--out", tmp_path / "o",
+                            "--max-steps", "1"),
+        "evaluate": ("evaluate", model, *data),
+        "predict": ("predict", model, "--input", texts),
+    }
+    for what, args in commands.items():
+        r = invoke(*args)
+        lines = r.output.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1, (what, r.output, r.exception)
+        assert lines[0].startswith(f"error: {named}"), (what, lines[0])
+        assert "Traceback" not in r.output
+        assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
+
+
+def test_model_file_checks_name_the_file(tiny_bert, tmp_path):
+    from sparsebert.models import CorruptModelError, check_config_file, check_safetensors_file
+
+    check_safetensors_file(tiny_bert / "model.safetensors")  # an intact file passes
+    assert check_config_file(tiny_bert)["model_type"] == "bert"
+    f = tmp_path / "model.safetensors"
+    raw = (tiny_bert / "model.safetensors").read_bytes()
+    for content, needle in ((raw[:5], "truncated"), (raw[:20], "truncated"), (raw + b"xx", "beyond"),
+                            ((8).to_bytes(8, "little") + b"not json", "unreadable header")):
+        f.write_bytes(content)
+        with pytest.raises(CorruptModelError, match=f"^{f}: .*{needle}"):
+            check_safetensors_file(f)
+    (tmp_path / "config.json").write_text("[1, 2]")
+    with pytest.raises(CorruptModelError, match="must be a JSON object"):
+        check_config_file(tmp_path)

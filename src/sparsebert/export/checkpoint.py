@@ -248,19 +248,22 @@ def _load_hf(run_dir: Path) -> nn.Module:
     """A ``from_pretrained`` directory, loaded safely (manifest verified, safetensors only).
 
     Raises:
-        CorruptCheckpointError, UnsafeCheckpointError: see :func:`sparsebert.models.check_local_model`.
+        CorruptCheckpointError, UnsafeCheckpointError, CorruptModelError: see
+            :func:`sparsebert.models.check_local_model` and :func:`sparsebert.models.model_file_errors`.
     """
     from transformers import AutoConfig
     from transformers.utils import logging as hf_logging
 
-    from sparsebert.models import check_local_model
+    from sparsebert.models import check_local_model, model_file_errors
 
     safe = check_local_model(run_dir)
-    config = AutoConfig.from_pretrained(run_dir)
+    with model_file_errors(run_dir):
+        config = AutoConfig.from_pretrained(run_dir)
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()
     try:
-        model = _model_class(config).from_pretrained(run_dir, **safe).eval()
+        with model_file_errors(run_dir):
+            model = _model_class(config).from_pretrained(run_dir, **safe).eval()
     finally:
         hf_logging.set_verbosity(verbosity)
     return apply_config_pooling(model)
@@ -370,6 +373,8 @@ def load_any(path: str | Path) -> nn.Module:
         SparseCheckpointError: a corrupt sparse checkpoint (see :func:`load`).
         CorruptCheckpointError, UnsafeCheckpointError: a model directory that differs from its
             ``MANIFEST.json`` or has only pickle weights (see :func:`sparsebert.models.check_local_model`).
+        CorruptModelError: a ``config.json`` that is not a JSON object or names no known architecture, a
+            truncated ``*.safetensors`` (named; :func:`sparsebert.models.check_local_model`).
     """
     from sparsebert.models import ModelNotFoundError
 
@@ -406,6 +411,7 @@ def load(path: str | Path, *, runtime: bool = False, engine: bool = False, token
         SparseCheckpointError: see :func:`load_state_dict`; also a config that does not fit.
         CorruptCheckpointError: ``config.json`` or a tokenizer file differs from ``MANIFEST.json`` (named;
             checked first when there is one).
+        CorruptModelError: ``config.json`` is not a JSON object or names no known architecture (named).
     """
     from transformers import AutoConfig
 
@@ -421,8 +427,12 @@ def load(path: str | Path, *, runtime: bool = False, engine: bool = False, token
         verify_manifest(path, only=tuple(f for f in files if f != WEIGHTS))
     if not (path / "config.json").is_file():
         raise SparseCheckpointError(f"{path}: no config.json (not a sparse checkpoint directory)")
+    from sparsebert.models import check_config_file, model_file_errors
+
+    check_config_file(path)
     state = load_state_dict(path, verify=verify)
-    config = AutoConfig.from_pretrained(path)
+    with model_file_errors(path):
+        config = AutoConfig.from_pretrained(path)
     model = _model_class(config)(config)
     try:
         model.load_state_dict(state, strict=True)
