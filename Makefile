@@ -8,7 +8,7 @@ TORCH_VERSION ?= 2.13.0
 STAMP   := $(VENV)/.sparsebert-installed
 DEMO    ?= .cache/demo
 
-.PHONY: install test demo clean-demo
+.PHONY: install test demo clean-demo asan
 
 $(STAMP): pyproject.toml Makefile
 	test -x $(BIN)/python || $(PY) -m venv $(VENV)
@@ -23,6 +23,18 @@ install: $(STAMP)
 
 test: install
 	$(BIN)/python -m pytest
+	$(MAKE) asan
+
+# The native code's tests under AddressSanitizer: the extension is built with -fsanitize=address (its own
+# build directory) and the ASan runtime preloaded into the (uninstrumented) Python; leak checking is off
+# (Python and torch keep allocations until exit). Any out-of-bounds access fails the run.
+ASAN_TESTS ?= tests/test_engine.py tests/test_runtime_int8.py
+ASAN_ENV = SPARSEBERT_SANITIZE=address LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
+	ASAN_OPTIONS=detect_leaks=0:detect_odr_violation=0:halt_on_error=1
+asan: install
+	$(ASAN_ENV) $(BIN)/python -c "import sys; from sparsebert.runtime.build import build_error, load_kernel; \
+		sys.exit(0 if load_kernel() else 'make asan: the ASan build failed: %s' % build_error())"
+	$(ASAN_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider $(ASAN_TESTS)
 
 # The whole pipeline on an embedded default: MiniLM-L6 from PyPI, and the 10,605 human-rated
 # Rotten Tomatoes snippets inside vaderSentiment 3.3.2's source distribution (also from PyPI).

@@ -311,3 +311,49 @@ def test_profile_names_every_stage():
     assert set(prof) == {"embeddings", "linears", "attention", "epilogue", "pooling", "other", "total"}
     assert prof["linears"] > 0 and prof["attention"] > 0
     assert sum(v for k, v in prof.items() if k != "total") == pytest.approx(prof["total"], rel=1e-6)
+
+
+# ------------------------------------------------------------------------------------------------
+# The compact checkpoint is what the engine loads
+
+
+@pytest.mark.parametrize("layout,values", [("csr", "fp32"), ("bitmask", "fp16"), ("auto", "fp32")])
+def test_engine_from_a_compact_checkpoint_matches_sparsebert_load(tmp_path, layout, values):
+    import sparsebert
+    from sparsebert.export.checkpoint import export_model, load_engine
+    from sparsebert.pooling import apply_pooling
+
+    model = _model("mpnet", sparsity=0.9, seed=11)
+    apply_pooling(model, "mean")
+    export_model(model, tmp_path / "ckpt", values=values, layout=layout)
+    engine = load_engine(tmp_path / "ckpt")
+    assert engine.report.counts() == {"csr": 8}
+    loaded = sparsebert.load(tmp_path / "ckpt")  # the dense reconstruction, the reference
+    ids, mask, _ = _batch(3, 21, lens=[21, 9, 14], seed=12)
+    with torch.no_grad():
+        ref = loaded(input_ids=ids, attention_mask=mask).logits
+    torch.testing.assert_close(engine(input_ids=ids, attention_mask=mask).logits, ref, atol=FP32_LOGIT_ATOL, rtol=0)
+    # the encoder matrices were never materialised in the module: they came from the stored parts
+    assert model.mpnet.encoder.layer[0].attention.attn.q.weight.device.type == "cpu"
+    assert engine.model.mpnet.encoder.layer[0].attention.attn.q.weight.device.type == "meta"
+    via_load = sparsebert.load(tmp_path / "ckpt", engine=True)
+    torch.testing.assert_close(via_load(input_ids=ids, attention_mask=mask).logits, ref, atol=FP32_LOGIT_ATOL, rtol=0)
+
+
+def test_corrupt_compact_checkpoint_is_refused_before_the_engine(tmp_path):
+    from safetensors.torch import load_file, save_file
+
+    from sparsebert.export.checkpoint import WEIGHTS, SparseCheckpointError, export_model, load_engine, read_header
+
+    export_model(_model("bert", sparsity=0.95), tmp_path / "ckpt", layout="csr")
+    file = tmp_path / "ckpt" / WEIGHTS
+    meta, _ = read_header(file)
+    tensors = load_file(str(file))
+    key = next(k for k in tensors if k.endswith("csr.col"))
+    tensors[key] = tensors[key].clone()
+    tensors[key][0] = 60000  # a column index far outside the matrix
+    save_file(tensors, str(file), metadata=meta)
+    with pytest.raises(SparseCheckpointError, match="sha256 mismatch"):
+        load_engine(tmp_path / "ckpt")
+    with pytest.raises(SparseCheckpointError, match="column index out of range"):
+        load_engine(tmp_path / "ckpt", verify=False)  # the index check does not depend on the hashes

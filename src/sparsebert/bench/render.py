@@ -273,6 +273,11 @@ def engine_profile_lines(result: dict[str, Any], rows: list[dict[str, Any]]) -> 
                 "(2 x stored values x tokens)")
         if prof.get("linears"):
             line += f", {lin_gop / (prof['linears'] / 1e3) / st['threads']:.1f} GOP/s per core"
+        if rep.get("matrix_bytes"):
+            mb = rep["matrix_bytes"] / 1e6
+            line += f", {mb:.1f} MB of matrices read per call"
+            if prof.get("linears"):
+                line += f" ({mb / 1e3 / (prof['linears'] / 1e3):.1f} GB/s)"
         if hidden and prof.get("attention"):
             att = 4 * r["seq"] ** 2 * hidden * layers * r["batch"] / 1e9
             line += f"; attention: {att:.2f} GFLOP, {att / (prof['attention'] / 1e3) / st['threads']:.1f} GFLOP/s per core"

@@ -100,10 +100,17 @@ class EngineReport:
             out[k] = out.get(k, 0) + 1
         return out
 
+    def matrix_bytes(self) -> int:
+        """Bytes of the encoder's matrices as the engine stores them (values and indices), i.e. the weight
+        bytes one call reads: CSR 4 + 2 per non-zero (+ row pointers), 4x1 blocks 4 per value + 2 per block,
+        int8 1 per stored value + 2 per block of 4, dense 4 per weight."""
+        per = {"csr": 6.0, "4x1": 4.5, "int8": 1.5, "dense": 4.0}
+        return int(sum(per[k] * self.nnz[n] for n, k in self.kinds.items()))
+
     def to_dict(self) -> dict[str, Any]:
         return {"family": self.family, "hidden": self.hidden, "isa": self.isa, "int8_isa": self.int8_isa,
                 "attention_dtype": self.attention_dtype, "counts": self.counts(), "kinds": dict(self.kinds),
-                "nnz": dict(self.nnz), "build_s": round(self.build_s, 3)}
+                "nnz": dict(self.nnz), "matrix_bytes": self.matrix_bytes(), "build_s": round(self.build_s, 3)}
 
 
 @dataclass
@@ -165,26 +172,85 @@ def _f32(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(torch.float32).cpu().contiguous()
 
 
-def blocks_4x1(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The 4x1-block CSR arrays of ``w`` (blocks of 4 consecutive output rows x 1 input column; a block is
-    stored when any of its 4 weights is non-zero).
+@dataclass
+class SparseMatrix:
+    """One ``[out, in]`` matrix as its non-zeros: ``row_ptr`` int64 ``[out + 1]``, ``col`` int64 ``[nnz]``
+    (increasing within a row), ``values`` fp32 ``[nnz]``. What the engine builds its kernels' arrays from,
+    whether the matrix comes from a module's dense weight (:meth:`from_dense`) or straight from a compact
+    checkpoint's CSR / bitmask parts (:meth:`EncoderEngine.from_checkpoint`), without a dense copy."""
 
-    Args:
-        w: ``[out, in]`` fp32, ``out`` a multiple of 4.
-    Returns:
-        ``(row_ptr int32 [out / 4 + 1], col [blocks] (int16 holding uint16 when in <= 65536, else int32),
-        values fp32 [4 * blocks])``: block ``j`` of row group ``g`` (``row_ptr[g] <= j < row_ptr[g + 1]``)
-        holds ``w[4g .. 4g + 4, col[j]]`` at ``values[4j .. 4j + 4)``.
-    """
-    n_out, n_in = w.shape
-    groups = w.detach().float().reshape(n_out // 4, 4, n_in).transpose(1, 2)  # [g, in, 4]
-    keep = (groups != 0).any(-1)  # [g, in]
-    rp = torch.zeros(n_out // 4 + 1, dtype=torch.int32)
-    rp[1:] = torch.cumsum(keep.sum(1), 0).to(torch.int32)
-    col = keep.nonzero()[:, 1].to(torch.int32)
-    if n_in <= 65536:
-        col = torch.where(col >= 32768, col - 65536, col).to(torch.int16)
-    return rp, col.contiguous(), groups[keep].reshape(-1).contiguous()
+    row_ptr: torch.Tensor
+    col: torch.Tensor
+    values: torch.Tensor
+    shape: tuple[int, int]
+
+    @property
+    def nnz(self) -> int:
+        return int(self.col.numel())
+
+    @staticmethod
+    def from_dense(w: torch.Tensor) -> "SparseMatrix":
+        """The non-zeros of a dense ``[out, in]`` weight (exact zeros are not stored)."""
+        csr = _f32(w).to_sparse_csr()
+        return SparseMatrix(csr.crow_indices().to(torch.int64), csr.col_indices().to(torch.int64),
+                            csr.values().contiguous(), tuple(w.shape))
+
+    @staticmethod
+    def vstack(mats: list["SparseMatrix"]) -> "SparseMatrix":
+        """The rows of ``mats`` one after the other (Q, K and V as one ``[3 * hidden, hidden]`` matrix)."""
+        n_in = mats[0].shape[1]
+        if any(m.shape[1] != n_in for m in mats):
+            raise ValueError(f"vstack: column counts differ: {[m.shape for m in mats]}")
+        ptrs, offset = [mats[0].row_ptr[:1]], 0
+        for m in mats:
+            ptrs.append(m.row_ptr[1:] + offset)
+            offset += m.nnz
+        return SparseMatrix(torch.cat(ptrs), torch.cat([m.col for m in mats]), torch.cat([m.values for m in mats]),
+                            (sum(m.shape[0] for m in mats), n_in))
+
+    def to_dense(self) -> torch.Tensor:
+        out, n_in = self.shape
+        rows = torch.repeat_interleave(torch.arange(out), self.row_ptr[1:] - self.row_ptr[:-1])
+        dense = torch.zeros(out * n_in)
+        dense[rows * n_in + self.col] = self.values
+        return dense.reshape(out, n_in)
+
+    def csr_arrays(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``(row_ptr int32, col, values fp32)`` as the C++ kernels read them (:func:`sparsebert.runtime.linear.csr_arrays`)."""
+        col = self.col.to(torch.int32)
+        if self.shape[1] <= 65536:
+            col = torch.where(col >= 32768, col - 65536, col).to(torch.int16)
+        return self.row_ptr.to(torch.int32).contiguous(), col.contiguous(), self.values.contiguous()
+
+    def blocks_4x1(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The 4x1-block CSR arrays (blocks of 4 consecutive output rows x 1 input column; a block is
+        stored when any of its 4 weights is non-zero, its zeros filled in).
+
+        Returns:
+            ``(row_ptr int32 [out / 4 + 1], col [blocks] (int16 holding uint16 when in <= 65536, else
+            int32), values fp32 [4 * blocks])``: block ``j`` of row group ``g`` (``row_ptr[g] <= j <
+            row_ptr[g + 1]``) holds ``w[4g .. 4g + 4, col[j]]`` at ``values[4j .. 4j + 4)``.
+        Raises:
+            ValueError: ``out`` is not a multiple of 4.
+        """
+        out, n_in = self.shape
+        if out % 4:
+            raise ValueError(f"4x1 blocks need out_features divisible by 4, got {out}")
+        rows = torch.repeat_interleave(torch.arange(out), self.row_ptr[1:] - self.row_ptr[:-1])
+        keys, block = torch.unique(rows // 4 * n_in + self.col, sorted=True, return_inverse=True)
+        vals = torch.zeros(keys.numel(), 4)
+        vals[block, rows % 4] = self.values
+        rp = torch.zeros(out // 4 + 1, dtype=torch.int64)
+        rp[1:] = torch.cumsum(torch.bincount(keys // n_in, minlength=out // 4), 0)
+        col = (keys % n_in).to(torch.int32)
+        if n_in <= 65536:
+            col = torch.where(col >= 32768, col - 65536, col).to(torch.int16)
+        return rp.to(torch.int32), col.contiguous(), vals.reshape(-1).contiguous()
+
+
+def blocks_4x1(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 4x1-block CSR arrays of a dense ``[out, in]`` weight (:meth:`SparseMatrix.blocks_4x1`)."""
+    return SparseMatrix.from_dense(w).blocks_4x1()
 
 
 def csr_tile(n_in: int) -> int:
@@ -207,6 +273,9 @@ class EncoderEngine:
         attention_dtype: ``"float32"`` or ``"bfloat16"`` (the attention core only).
         isa: ``"native"`` or ``"avx2"`` build of the extension (default ``$SPARSEBERT_ISA`` or native).
         csr_max_density: matrices at or below this density run as CSR (fp32 path).
+        matrices: parameter name (``bert.encoder.layer.0.attention.self.query.weight``) -> its non-zeros, used
+            instead of the module's weight (:meth:`from_checkpoint`: the compact checkpoint's arrays; the
+            module's weight is then never read and may be on the ``meta`` device).
     Raises:
         EngineUnavailableError: the extension cannot be built (the reason is named).
         UnsupportedArchitectureError: another family, activation or embedding layout.
@@ -214,7 +283,8 @@ class EncoderEngine:
     """
 
     def __init__(self, model: nn.Module, *, int8: bool = False, attention_dtype: str = "float32",
-                 isa: str | None = None, csr_max_density: float = CSR_MAX_DENSITY):
+                 isa: str | None = None, csr_max_density: float = CSR_MAX_DENSITY,
+                 matrices: dict[str, SparseMatrix] | None = None):
         from sparsebert.runtime.build import build_error, load_kernel, resolve_isa
 
         if attention_dtype not in ATTENTION_DTYPES:
@@ -241,14 +311,21 @@ class EncoderEngine:
         eng.set_embeddings(_f32(fam.word.weight), _f32(fam.pos.weight),
                            None if fam.type is None else _f32(fam.type.weight), _f32(fam.emb_ln.weight),
                            _f32(fam.emb_ln.bias))
+        names = {id(m): n for n, m in model.named_modules()}
+        given = dict(matrices or {})
+
+        def nonzeros(m: nn.Linear) -> SparseMatrix:
+            key = f"{names[id(m)]}.weight"
+            return given.pop(key) if key in given else SparseMatrix.from_dense(m.weight)
+
         for i, lyr in enumerate(fam.layers):
             q, k, v = lyr["q"], lyr["k"], lyr["v"]
-            qkv_w = torch.cat([_f32(q.weight), _f32(k.weight), _f32(v.weight)])
+            qkv = SparseMatrix.vstack([nonzeros(q), nonzeros(k), nonzeros(v)])
             qkv_b = torch.cat([_f32(q.bias), _f32(k.bias), _f32(v.bias)])
-            lins = {"qkv": self._linear(f"layer.{i}.qkv", qkv_w, qkv_b, int8, csr_max_density)}
+            lins = {"qkv": self._linear(f"layer.{i}.qkv", qkv, qkv_b, int8, csr_max_density)}
             for name in ("o", "ffn_in", "ffn_out"):
                 m = lyr[name]
-                lins[name] = self._linear(f"layer.{i}.{name}", _f32(m.weight), None if m.bias is None else _f32(m.bias),
+                lins[name] = self._linear(f"layer.{i}.{name}", nonzeros(m), None if m.bias is None else _f32(m.bias),
                                           int8, csr_max_density)
             for ln in ("ln1", "ln2"):
                 if abs(float(lyr[ln].eps) - fam.eps) > 1e-20:
@@ -256,35 +333,38 @@ class EncoderEngine:
                                                        f"config's {fam.eps}")
             eng.add_layer(lins["qkv"], lins["o"], lins["ffn_in"], lins["ffn_out"], _f32(lyr["ln1"].weight),
                           _f32(lyr["ln1"].bias), _f32(lyr["ln2"].weight), _f32(lyr["ln2"].bias))
+        if given:
+            raise InputError(f"matrices given for parameters the engine does not run: {sorted(given)[:3]}")
         self._engine = eng
         self._bias: torch.Tensor | None = None
         self.report.build_s = time.perf_counter() - t0
 
-    def _linear(self, name: str, w: torch.Tensor, b: torch.Tensor | None, int8: bool, csr_max_density: float):
+    def _linear(self, name: str, m: SparseMatrix, b: torch.Tensor | None, int8: bool, csr_max_density: float):
+        """The engine linear of one matrix: int8 1x4 blocks (``int8``; the matrix is densified for the
+        quantisation), 4x1 blocks, CSR, or dense (see the module docstring for the choice)."""
         from sparsebert.runtime.int8 import blocks_1x4, quantize_weight
-        from sparsebert.runtime.linear import csr_arrays
 
-        n_out, n_in = w.shape
-        nnz = int((w != 0).sum())
-        if int8 and torch.isfinite(w).all():
-            wq, scale = quantize_weight(w)
+        n_out, n_in = m.shape
+        numel = n_out * n_in
+        if int8 and bool(torch.isfinite(m.values).all()):
+            wq, scale = quantize_weight(m.to_dense())
             rp, bcol, wv = blocks_1x4(wq)
-            if 4 * bcol.numel() <= INT8_MAX_BLOCK_DENSITY * w.numel():
+            if 4 * bcol.numel() <= INT8_MAX_BLOCK_DENSITY * numel:
                 self.report.kinds[name], self.report.nnz[name] = "int8", 4 * int(bcol.numel())
                 tile = 32 if n_in <= 1024 else 16
                 return self._ext.engine_int8(rp, bcol, wv, scale.float().contiguous(), b, n_in, tile, 64)
-        blocks = blocks_4x1(w) if n_out % 4 == 0 else None
-        if blocks is not None and 4 * blocks[1].numel() <= min(BLOCK4_MAX_FILL * nnz, csr_max_density * w.numel()):
-            brp, bcol, bvals = blocks
-            self.report.kinds[name], self.report.nnz[name] = "4x1", int(bvals.numel())
-            tile = min(csr_tile(n_in), int(self._ext.engine_max_tile_4x1()))
-            return self._ext.engine_block4x1(brp, bcol, bvals, b, n_in, tile, 0)
-        if nnz <= csr_max_density * w.numel():
-            rp, ci, v = csr_arrays(w)
-            self.report.kinds[name], self.report.nnz[name] = "csr", nnz
+        if n_out % 4 == 0 and m.nnz <= csr_max_density * numel:
+            brp, bcol, bvals = m.blocks_4x1()
+            if bvals.numel() <= BLOCK4_MAX_FILL * m.nnz:
+                self.report.kinds[name], self.report.nnz[name] = "4x1", int(bvals.numel())
+                tile = min(csr_tile(n_in), int(self._ext.engine_max_tile_4x1()))
+                return self._ext.engine_block4x1(brp, bcol, bvals, b, n_in, tile, 0)
+        if m.nnz <= csr_max_density * numel:
+            rp, ci, v = m.csr_arrays()
+            self.report.kinds[name], self.report.nnz[name] = "csr", m.nnz
             return self._ext.engine_csr(rp, ci, v, b, n_in, csr_tile(n_in), 0)
-        self.report.kinds[name], self.report.nnz[name] = "dense", w.numel()
-        return self._ext.engine_dense(w, b)
+        self.report.kinds[name], self.report.nnz[name] = "dense", numel
+        return self._ext.engine_dense(m.to_dense(), b)
 
     # ------------------------------------------------------------------------------------------
     def pack(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
@@ -425,16 +505,11 @@ class EncoderEngine:
         return out
 
     def nbytes(self) -> int:
-        """Bytes of the model's weights as the engine holds them (matrices as stored, embeddings fp32)."""
-        total = 0
-        for name, kind in self.report.kinds.items():
-            n = self.report.nnz[name]
-            total += {"csr": 6, "4x1": 4.5, "dense": 4, "int8": 1}[kind] * n
+        """Bytes of the model's weights as the engine holds them (matrices as stored
+        (:meth:`EngineReport.matrix_bytes`), embedding tables fp32)."""
         fam = self._fam
-        for e in (fam.word, fam.pos, fam.type):
-            if e is not None:
-                total += 4 * e.weight.numel()
-        return total
+        return self.report.matrix_bytes() + sum(4 * e.weight.numel() for e in (fam.word, fam.pos, fam.type)
+                                                if e is not None)
 
 
 def flops_per_sequence(hidden: int, heads: int, layers: int, intermediate: int, seq: int,
@@ -446,4 +521,5 @@ def flops_per_sequence(hidden: int, heads: int, layers: int, intermediate: int, 
 
 
 __all__ = ["ACTIVATIONS", "BLOCK4_MAX_FILL", "CSR_MAX_DENSITY", "EncoderEngine", "EngineReport", "EngineUnavailableError",
+           "SparseMatrix",
            "FP32_LOGIT_ATOL", "blocks_4x1", "csr_tile", "flops_per_sequence"]

@@ -319,13 +319,10 @@ def _weights_file(path: str | Path) -> Path:
     return file
 
 
-def load_state_dict(path: str | Path, *, verify: bool = True) -> dict[str, torch.Tensor]:
-    """Decode a sparse checkpoint into a dense state dict, checking hashes, shapes and counts.
-
-    Raises:
-        SparseCheckpointError: truncated or corrupt file, hash mismatch, wrong shapes, missing parts
-            (the message names the file and the tensor or field).
-    """
+def _read_checked(path: str | Path, verify: bool) -> tuple[Path, dict, dict[str, torch.Tensor],
+                                                           dict[str, tuple[dict, dict[str, torch.Tensor]]]]:
+    """``(file, manifest, dense tensors, {sparse name: (manifest entry, parts)})``, every stored tensor's
+    shape, dtype (and with ``verify`` its hash and the manifest's) checked against the manifest."""
     from safetensors import safe_open
 
     file = _weights_file(path)
@@ -337,13 +334,14 @@ def load_state_dict(path: str | Path, *, verify: bool = True) -> dict[str, torch
             stored = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as err:
         raise SparseCheckpointError(f"{file}: cannot read tensors (truncated or corrupt): {err}") from None
-    out: dict[str, torch.Tensor] = {}
+    dense: dict[str, torch.Tensor] = {}
+    sparse: dict[str, tuple[dict, dict[str, torch.Tensor]]] = {}
     used: set[str] = set()
     for name, info in manifest["dense"].items():
         if name not in stored:
             raise SparseCheckpointError(f"{file}: tensor {name!r} listed in the manifest is missing")
         used.add(name)
-        out[name] = _checked(file, f"tensor {name!r}", stored[name], info, verify)
+        dense[name] = _checked(file, f"tensor {name!r}", stored[name], info, verify)
     for name, info in manifest["sparse"].items():
         parts = {}
         for part, pinfo in info["parts"].items():
@@ -352,6 +350,22 @@ def load_state_dict(path: str | Path, *, verify: bool = True) -> dict[str, torch
                 raise SparseCheckpointError(f"{file}: {key!r} listed in the manifest is missing")
             used.add(key)
             parts[part] = _checked(file, repr(key), stored[key], pinfo, verify)
+        sparse[name] = (info, parts)
+    extra = sorted(set(stored) - used)
+    if extra:
+        raise SparseCheckpointError(f"{file}: tensors not described by the manifest: {extra[:5]}")
+    return file, manifest, dense, sparse
+
+
+def load_state_dict(path: str | Path, *, verify: bool = True) -> dict[str, torch.Tensor]:
+    """Decode a sparse checkpoint into a dense state dict, checking hashes, shapes and counts.
+
+    Raises:
+        SparseCheckpointError: truncated or corrupt file, hash mismatch, wrong shapes, missing parts
+            (the message names the file and the tensor or field).
+    """
+    file, _, out, sparse = _read_checked(path, verify)
+    for name, (info, parts) in sparse.items():
         try:
             dense = decode(name, info["layout"], tuple(info["shape"]), getattr(torch, info["dtype"]), int(info["nnz"]), parts)
         except SparseFormatError as err:
@@ -359,10 +373,35 @@ def load_state_dict(path: str | Path, *, verify: bool = True) -> dict[str, torch
         if verify and tensor_sha256(dense) != info["decoded_sha256"]:
             raise SparseCheckpointError(f"{file}: {name!r}: decoded matrix does not match its recorded sha256")
         out[name] = dense
-    extra = sorted(set(stored) - used)
-    if extra:
-        raise SparseCheckpointError(f"{file}: tensors not described by the manifest: {extra[:5]}")
     return out
+
+
+def load_sparse(path: str | Path, *, verify: bool = True) -> tuple[dict[str, torch.Tensor],
+                                                                   dict[str, tuple[tuple[int, int], torch.Tensor,
+                                                                                   torch.Tensor, torch.Tensor]]]:
+    """A sparse checkpoint as stored: its dense tensors, and every pruned matrix as CSR (no dense copy).
+
+    Every part is validated (:func:`sparsebert.export.format.csr_from_parts`: shapes, index ranges,
+    monotone row pointers, counts) and, with ``verify``, every stored tensor's SHA-256 and the manifest's
+    ``content_sha256`` are checked (the decoded-matrix hash needs the dense matrix and is not).
+
+    Returns:
+        ``(dense state dict, {parameter name: ((rows, cols), row_ptr int64, col int64, values fp32)})``.
+    Raises:
+        SparseCheckpointError: as :func:`load_state_dict` (naming the file and tensor).
+    """
+    from sparsebert.export.format import csr_from_parts
+
+    file, _, dense, sparse = _read_checked(path, verify)
+    out = {}
+    for name, (info, parts) in sparse.items():
+        shape = tuple(int(x) for x in info["shape"])
+        try:
+            rp, col, vals = csr_from_parts(name, info["layout"], shape, int(info["nnz"]), parts)
+        except SparseFormatError as err:
+            raise SparseCheckpointError(f"{file}: {err}") from None
+        out[name] = (shape, rp, col, vals.float())
+    return dense, out
 
 
 def load_any(path: str | Path) -> nn.Module:
@@ -385,7 +424,7 @@ def load_any(path: str | Path) -> nn.Module:
 
 
 def load(path: str | Path, *, runtime: bool = False, engine: bool = False, tokens: int | None = None,
-         verify: bool = True, **convert_kwargs) -> nn.Module:
+         verify: bool = True, **convert_kwargs) -> Any:
     """Rebuild the model of a sparse checkpoint directory (no pickle; every hash checked).
 
     Args:
@@ -397,15 +436,17 @@ def load(path: str | Path, *, runtime: bool = False, engine: bool = False, token
             choices are cached per machine: loading the same model again (any process, same
             ``tokens`` and thread count) times nothing.
         verify: check hashes (shapes and counts are always checked).
-        engine: return the model wrapped in the native whole-encoder engine
-            (:class:`sparsebert.engine.EncoderEngine`: called like the model, ``.logits`` out; ``.model`` is
-            the module). Where the engine does not cover the model (no compiler, another family) a one-line
-            warning says so and the model comes back converted by the sparse runtime instead.
+        engine: return the native whole-encoder engine (:class:`sparsebert.engine.EncoderEngine`, called
+            like the model, ``.logits`` out), built straight from the stored sparse parts (:func:`load_engine`:
+            no dense copy of the pruned matrices). Where the engine does not cover the model (no compiler,
+            another family) a one-line warning says so and the model comes back converted by the sparse
+            runtime instead.
     Returns:
         The model (same class as exported, e.g. ``BertForSequenceClassification``) in eval mode.
         With ``runtime``, ``model.runtime_report`` is the
         :class:`~sparsebert.runtime.ConversionReport` (kernels per matrix; ``.attention``: the
-        attention implementation that runs).
+        attention implementation that runs). With ``engine``, the
+        :class:`~sparsebert.engine.EncoderEngine` (where it covers the model).
     Raises:
         InputError: ``tokens`` or a ``convert_kwargs`` argument without ``runtime=True`` (named).
         SparseCheckpointError: see :func:`load_state_dict`; also a config that does not fit.
@@ -422,6 +463,18 @@ def load(path: str | Path, *, runtime: bool = False, engine: bool = False, token
         raise InputError(f"load({str(path)!r}): {', '.join(runtime_only)} need runtime=True (they configure the "
                          "sparse-kernel conversion and would be ignored without it)")
     path = Path(path)
+    if engine:
+        import warnings
+
+        from sparsebert.engine import EngineUnavailableError
+        from sparsebert.targets import UnsupportedArchitectureError
+
+        try:
+            return load_engine(path, verify=verify)
+        except (EngineUnavailableError, UnsupportedArchitectureError) as err:
+            warnings.warn(f"{path}: the native engine does not cover this model ({err}); using the sparse runtime",
+                          stacklevel=2)
+            runtime = True
     files = read_manifest(path)
     if files is not None:  # side files (config, tokenizer); the weights carry their own per-tensor hashes
         verify_manifest(path, only=tuple(f for f in files if f != WEIGHTS))
@@ -441,23 +494,56 @@ def load(path: str | Path, *, runtime: bool = False, engine: bool = False, token
                                     f"{str(err).splitlines()[0]} ...") from None
     model.eval()
     apply_config_pooling(model)
-    if engine:
-        import warnings
-
-        from sparsebert.engine import EncoderEngine, EngineUnavailableError
-        from sparsebert.targets import UnsupportedArchitectureError
-
-        try:
-            return EncoderEngine(model)
-        except (EngineUnavailableError, UnsupportedArchitectureError) as err:
-            warnings.warn(f"{path}: the native engine does not cover this model ({err}); using the sparse runtime",
-                          stacklevel=2)
-            runtime = True
     if runtime:
         from sparsebert.runtime import convert
 
         model.runtime_report = convert(model, tokens=128 if tokens is None else tokens, **convert_kwargs)
     return model
+
+
+def load_engine(path: str | Path, *, verify: bool = True, **engine_kwargs):
+    """The native engine of a sparse checkpoint, built straight from its stored parts: every pruned matrix
+    goes from its CSR / bitmask parts (:func:`load_sparse`) to the kernels' arrays without a dense copy
+    (only ``int8=True`` quantises each matrix from a transient dense copy); embeddings, LayerNorms, biases
+    and the head are loaded into the model class, which is built on the ``meta`` device (its encoder
+    matrices are never materialised, so ``engine.model`` itself cannot be called).
+
+    Args:
+        path: a directory written by :func:`export_model` / ``sparsebert export``.
+        verify: check hashes (shapes, index ranges and counts are always checked).
+        engine_kwargs: passed to :class:`sparsebert.engine.EncoderEngine` (``int8``, ``attention_dtype``, ``isa``).
+    Returns:
+        The :class:`~sparsebert.engine.EncoderEngine`.
+    Raises:
+        SparseCheckpointError: see :func:`load_state_dict`; also tensors that do not fit the config's model.
+        CorruptCheckpointError: ``config.json`` or a tokenizer file differs from ``MANIFEST.json``.
+        EngineUnavailableError, UnsupportedArchitectureError: the engine cannot run here / this model.
+    """
+    from transformers import AutoConfig
+
+    from sparsebert.engine import EncoderEngine
+    from sparsebert.engine.model import SparseMatrix
+
+    path = Path(path)
+    files = read_manifest(path)
+    if files is not None:
+        verify_manifest(path, only=tuple(f for f in files if f != WEIGHTS))
+    if not (path / "config.json").is_file():
+        raise SparseCheckpointError(f"{path}: no config.json (not a sparse checkpoint directory)")
+    dense, sparse = load_sparse(path, verify=verify)
+    config = AutoConfig.from_pretrained(path)
+    with torch.device("meta"):
+        model = _model_class(config)(config)
+    expected = set(model.state_dict())
+    missing, unexpected = sorted(expected - set(dense) - set(sparse)), sorted(set(dense) - expected)
+    if missing or unexpected or set(sparse) - expected:
+        raise SparseCheckpointError(f"{path}: weights do not fit {type(model).__name__}: missing {missing[:3]}, "
+                                    f"unexpected {(unexpected + sorted(set(sparse) - expected))[:3]}")
+    model.load_state_dict(dense, strict=False, assign=True)
+    model.eval()
+    apply_config_pooling(model)
+    matrices = {name: SparseMatrix(rp, col, vals, shape) for name, (shape, rp, col, vals) in sparse.items()}
+    return EncoderEngine(model, matrices=matrices, **engine_kwargs)
 
 
 class AutoSparseModel:

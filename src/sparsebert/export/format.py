@@ -135,14 +135,17 @@ def _fail(name: str, msg: str) -> SparseFormatError:
     return SparseFormatError(f"{name}: {msg}")
 
 
-def decode(name: str, layout: str, shape: tuple[int, int], dtype: torch.dtype, nnz: int,
-           parts: dict[str, torch.Tensor]) -> torch.Tensor:
-    """Rebuild the dense matrix, validating every part.
+def csr_from_parts(name: str, layout: str, shape: tuple[int, int], nnz: int,
+                   parts: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The non-zeros of a stored matrix as CSR, validating every part, without a dense copy.
 
     Args:
         name: the matrix's parameter name (used in error messages).
-        layout / shape / dtype / nnz: as recorded in the manifest.
+        layout / shape / nnz: as recorded in the manifest.
         parts: the stored tensors of this matrix.
+    Returns:
+        ``(row_ptr int64 [rows + 1], col int64 [nnz] (increasing within each row), values [nnz])`` with the
+        values in their stored dtype.
     Raises:
         SparseFormatError: a part is missing, has the wrong dtype or shape, an index is out of
             range, the row pointers are not monotone, or the counts disagree.
@@ -161,7 +164,6 @@ def decode(name: str, layout: str, shape: tuple[int, int], dtype: torch.dtype, n
         raise _fail(name, f"values dtype {vals.dtype} is not one of fp32/fp16/bf16")
     if not 0 <= nnz <= rows * cols:
         raise _fail(name, f"nnz {nnz} out of range for shape [{rows}, {cols}]")
-    dense = torch.zeros(rows * cols, dtype=dtype)
     if layout == "csr":
         rp, col = parts["row_ptr"], parts["col"]
         if rp.dtype != torch.int32 or list(rp.shape) != [rows + 1]:
@@ -178,14 +180,35 @@ def decode(name: str, layout: str, shape: tuple[int, int], dtype: torch.dtype, n
         flat = row * cols + col64
         if nnz > 1 and bool((flat[1:] <= flat[:-1]).any()):
             raise _fail(name, "column indices are not strictly increasing within rows")
-        dense[flat] = vals.to(dtype)
-    else:
-        mask = parts["mask"]
-        nbytes_ = math.ceil(rows * cols / 8)
-        if mask.dtype != torch.uint8 or list(mask.shape) != [nbytes_]:
-            raise _fail(name, f"mask is {mask.dtype} {list(mask.shape)}, expected uint8 [{nbytes_}]")
-        bits = np.unpackbits(mask.numpy(), count=rows * cols, bitorder="little").astype(bool)
-        if int(bits.sum()) != nnz:
-            raise _fail(name, f"mask has {int(bits.sum())} set bits, expected nnz={nnz}")
-        dense[torch.from_numpy(bits)] = vals.to(dtype)
+        return rp64, col64, vals
+    mask = parts["mask"]
+    nbytes_ = math.ceil(rows * cols / 8)
+    if mask.dtype != torch.uint8 or list(mask.shape) != [nbytes_]:
+        raise _fail(name, f"mask is {mask.dtype} {list(mask.shape)}, expected uint8 [{nbytes_}]")
+    bits = np.unpackbits(mask.numpy(), count=rows * cols, bitorder="little").astype(bool)
+    if int(bits.sum()) != nnz:
+        raise _fail(name, f"mask has {int(bits.sum())} set bits, expected nnz={nnz}")
+    flat = torch.from_numpy(np.flatnonzero(bits))
+    rp64 = torch.zeros(rows + 1, dtype=torch.int64)
+    rp64[1:] = torch.cumsum(torch.bincount(flat // cols, minlength=rows), 0)
+    return rp64, flat % cols, vals
+
+
+def decode(name: str, layout: str, shape: tuple[int, int], dtype: torch.dtype, nnz: int,
+           parts: dict[str, torch.Tensor]) -> torch.Tensor:
+    """Rebuild the dense matrix, validating every part (:func:`csr_from_parts`).
+
+    Args:
+        name: the matrix's parameter name (used in error messages).
+        layout / shape / dtype / nnz: as recorded in the manifest.
+        parts: the stored tensors of this matrix.
+    Raises:
+        SparseFormatError: a part is missing, has the wrong dtype or shape, an index is out of
+            range, the row pointers are not monotone, or the counts disagree.
+    """
+    rows, cols = (int(s) for s in shape)
+    rp, col, vals = csr_from_parts(name, layout, (rows, cols), nnz, parts)
+    dense = torch.zeros(rows * cols, dtype=dtype)
+    row = torch.repeat_interleave(torch.arange(rows), rp[1:] - rp[:-1])
+    dense[row * cols + col] = vals.to(dtype)
     return dense.reshape(rows, cols)

@@ -102,9 +102,28 @@ def resolve_isa(isa: str | None = None) -> str:
     return given
 
 
+#: ``SPARSEBERT_SANITIZE=address``: build (into its own directory) with AddressSanitizer, for ``make asan``
+SANITIZE_FLAGS = {"address": ["-fsanitize=address", "-fno-omit-frame-pointer", "-g"]}
+
+
+def sanitizer() -> str | None:
+    """The sanitizer of this process's builds (``$SPARSEBERT_SANITIZE``: ``address``), or None.
+
+    Raises:
+        InputError: another value (a ``ValueError``).
+    """
+    from sparsebert.errors import InputError
+
+    name = os.environ.get("SPARSEBERT_SANITIZE") or None
+    if name is not None and name not in SANITIZE_FLAGS:
+        raise InputError(f"SPARSEBERT_SANITIZE={name!r}: supported: {list(SANITIZE_FLAGS)}")
+    return name
+
+
 def cflags(isa: str = "native") -> list[str]:
-    """Compiler flags of one ISA build (:data:`CFLAGS` with its ``-march``)."""
-    return [_ISA_MARCH[isa] if f == "-march=native" else f for f in CFLAGS]
+    """Compiler flags of one ISA build (:data:`CFLAGS` with its ``-march``, plus the sanitizer's flags)."""
+    san = sanitizer()
+    return [_ISA_MARCH[isa] if f == "-march=native" else f for f in CFLAGS] + (SANITIZE_FLAGS[san] if san else [])
 
 
 def _slot(isa: str) -> str:
@@ -228,12 +247,13 @@ def load_kernel(verbose: bool = False, isa: str | None = None):
                 from torch.utils.cpp_extension import load
 
                 key = _build_key(isa)
-                tag = "spmm" if isa == "native" else f"spmm-{isa}"
+                tag = ("spmm" if isa == "native" else f"spmm-{isa}") + (f"-{sanitizer()}" if sanitizer() else "")
                 build_dir = cache_dir() / "torch_extensions" / f"{tag}_{key}"
                 with build_lock(build_dir):
                     module = load(name=f"sparsebert_{tag.replace('-', '_')}_{key}",
                                   sources=[str(s) for s in stage_sources(build_dir)], extra_cflags=cflags(isa),
-                                  extra_ldflags=["-fopenmp"], build_directory=str(build_dir), verbose=verbose)
+                                  extra_ldflags=["-fopenmp"] + (SANITIZE_FLAGS[sanitizer()][:1] if sanitizer() else []),
+                                  build_directory=str(build_dir), verbose=verbose)
             except KernelBuildLockedError:
                 raise  # not a reason to fall back silently: the user can clear it
             except Exception as err:  # compiler missing, ninja missing, headers missing, ...
