@@ -4,6 +4,7 @@ flags named in validation errors and one-line errors for models that cannot be l
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from typer.testing import CliRunner
 
 import sparsebert
+from conftest import needs_glue
 from sparsebert.cli import app
 
 runner = CliRunner()
@@ -153,3 +155,76 @@ def test_model_file_checks_name_the_file(tiny_bert, tmp_path):
     (tmp_path / "config.json").write_text("[1, 2]")
     with pytest.raises(CorruptModelError, match="must be a JSON object"):
         check_config_file(tmp_path)
+
+
+# --- prune --dry-run ------------------------------------------------------------------------------
+
+def _no_training(monkeypatch):
+    import importlib
+
+    def boom(recipe):
+        raise AssertionError("--dry-run must not train")
+
+    monkeypatch.setattr(importlib.import_module("sparsebert.stages.prune"), "prune", boom)
+
+
+@needs_glue
+def test_prune_dry_run_on_real_mrpc(tiny_bert, glue_dir, tmp_path, monkeypatch):
+    from sparsebert.recipe import PruneRecipe
+    from sparsebert.stages.prune import build_schedules
+
+    _no_training(monkeypatch)
+    out = tmp_path / "o"
+    r = invoke("prune", "--teacher", tiny_bert, "--student", tiny_bert, "--task", "mrpc", "--data-dir", glue_dir,
+               "--out", out, "--sparsity", "0.9", "--batch-size", "16", "--epochs", "2", "--dry-run")
+    assert r.exit_code == 0, (r.output, r.exception)
+    for key in PruneRecipe.model_fields:  # every key of the resolved recipe, with its value
+        assert key in r.output, key
+    assert "0.9" in r.output and "mrpc" in r.output
+    steps = 2 * -(-3668 // 16)  # MRPC train has 3,668 pairs
+    assert f"train examples: 3,668" in r.output
+    assert f"training steps: {steps:,} (230 per epoch x 2 epochs)" in r.output, r.output
+    recipe = PruneRecipe(teacher=str(tiny_bert), student=str(tiny_bert), task="mrpc", out=str(out), sparsity=0.9,
+                         batch_size=16, epochs=2)
+    schedule, _, window = build_schedules(recipe, steps)
+    assert (f"pruning: cubic schedule, {len(schedule.event_steps)} events from step {window['start_step']} to "
+            f"{window['end_step']}") in r.output, r.output
+    last = schedule.event_steps[-1]
+    assert re.search(rf"│\s*{len(schedule.event_steps)}\s*│\s*{last}\s*│\s*90\.00%\s*│", r.output), r.output
+    assert "ETA: not estimated" in r.output
+    assert not out.exists() and not list(tmp_path.glob(".o.*"))
+
+
+def test_prune_dry_run_checks_like_a_real_run(tiny_bert, sst2, tmp_path, monkeypatch):
+    _no_training(monkeypatch)
+    base = ("prune", "--teacher", tiny_bert, "--student", tiny_bert, "--task", "sst2", "--max-steps", "40",
+            "--dry-run")
+    r = invoke(*base, "--data-dir", sst2, "--out", tmp_path / "o")
+    assert r.exit_code == 0, (r.output, r.exception)
+    assert "train examples: 16" in r.output and "training steps: 40 (1 per epoch, max_steps)" in r.output
+    assert "to 24" in r.output  # prune_end 0.6 of 40 steps
+    assert not (tmp_path / "o").exists()
+    # the same one-line errors as a real run, and still nothing written
+    for args, needle in (
+        (("--data-dir", tmp_path / "nope", "--out", tmp_path / "o"), "nope"),
+        (("--data-dir", sst2, "--out", tmp_path / "o", "--student", tmp_path / "no_model"), "no_model"),
+        (("--data-dir", sst2, "--out", tmp_path / "o", "--max-length", "4096"), "max_length"),
+        (("--data-dir", sst2, "--out", tmp_path / "o", "--resume"), "nothing to resume"),
+    ):
+        r = invoke(*base, *args)
+        lines = r.output.strip().splitlines()
+        assert r.exit_code == 2 and len(lines) == 1 and needle in lines[0], (args, r.output, r.exception)
+        assert not (tmp_path / "o").exists() and not list(tmp_path.glob(".o.*"))
+    (tmp_path / "o").mkdir()
+    (tmp_path / "o" / "x").write_text("")
+    r = invoke(*base, "--data-dir", sst2, "--out", tmp_path / "o")
+    assert r.exit_code == 2 and "--overwrite" in r.output, r.output
+    r = invoke(*base, "--data-dir", sst2, "--out", tmp_path / "o", "--overwrite")
+    assert r.exit_code == 0 and (tmp_path / "o" / "x").exists(), r.output  # --overwrite replaces nothing in a dry run
+
+
+def test_prune_dry_run_without_pruning(tiny_bert, sst2, tmp_path, monkeypatch):
+    _no_training(monkeypatch)
+    r = invoke("prune", "--teacher", tiny_bert, "--student", tiny_bert, "--task", "sst2", "--data-dir", sst2,
+               "--out", tmp_path / "o", "--sparsity", "0", "--dry-run")
+    assert r.exit_code == 0 and "pruning: none (sparsity 0)" in r.output, r.output

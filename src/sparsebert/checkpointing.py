@@ -307,38 +307,71 @@ class TrainingRun:
             shutil.rmtree(self.stage, ignore_errors=True)
         self.state_dir = self._newest_state()
         if self.state_dir is None:
-            if r.resume:
-                raise ResumeError(f"nothing to resume for {self.out}: no complete training state in {self.stage}; "
-                                  "run without --resume to start")
-            check_output_dir(self.out, r.overwrite)
+            self._check_fresh_start()
             shutil.rmtree(self.stage, ignore_errors=True)
             self.states.mkdir(parents=True)
             self._may_replace = r.overwrite
             return
-        self._meta = json.loads((self.state_dir / "state.json").read_text(encoding="utf-8"))
-        if self._meta.get("format") != STATE_FORMAT or self._meta.get("version") != STATE_VERSION:
-            raise ResumeError(f"{self.state_dir}: not a version-{STATE_VERSION} sparsebert training state; "
+        self._meta = self._check_resume(self.state_dir)
+        self._may_replace = bool(self._meta["recipe"].get("overwrite"))
+
+    def _check_fresh_start(self) -> None:
+        if self.recipe.resume:
+            raise ResumeError(f"nothing to resume for {self.out}: no complete training state in {self.stage}; "
+                              "run without --resume to start")
+        check_output_dir(self.out, self.recipe.overwrite)
+
+    def _check_resume(self, state_dir: Path) -> dict[str, Any]:
+        """The metadata of ``state_dir`` once it is known to continue this recipe into an allowed output."""
+        meta = json.loads((state_dir / "state.json").read_text(encoding="utf-8"))
+        if meta.get("format") != STATE_FORMAT or meta.get("version") != STATE_VERSION:
+            raise ResumeError(f"{state_dir}: not a version-{STATE_VERSION} sparsebert training state; "
                               "pass --overwrite to discard it")
-        changes = recipe_changes(self._meta["recipe"], r)
+        changes = recipe_changes(meta["recipe"], self.recipe)
         if changes:
             raise ResumeError(f"{self.stage} holds a partial run with another recipe ({'; '.join(changes)}); "
                               "pass --overwrite to discard it")
-        self._may_replace = bool(self._meta["recipe"].get("overwrite"))
-        check_output_dir(self.out, self._may_replace)
+        check_output_dir(self.out, bool(meta["recipe"].get("overwrite")))
+        return meta
+
+    def check(self) -> Path | None:
+        """What entering would decide, without taking the lock and without changing anything on disk
+        (``prune --dry-run``).
+
+        Returns:
+            The training state a run would resume from, or None (a fresh start).
+        Raises:
+            As on entry (except :class:`OutputLockedError`): the output rule, ``resume`` without a
+            partial run, a partial run of another recipe or a corrupt newest state.
+        """
+        found = [] if self.recipe.overwrite else self._states()
+        if not found:
+            self._check_fresh_start()
+            return None
+        self._verify_state(found[-1])
+        self._check_resume(found[-1])
+        return found[-1]
+
+    def _states(self) -> list[Path]:
+        """The complete-looking state directories, oldest first."""
+        return sorted(self.states.glob("state-*"), key=_state_step) if self.states.is_dir() else []
+
+    def _verify_state(self, state: Path) -> None:
+        try:
+            verify_manifest(state, required=True)
+        except CorruptCheckpointError as err:
+            raise CorruptCheckpointError(f"{err}; cannot resume {self.out}: pass --overwrite to discard the "
+                                         "partial run") from None
 
     def _newest_state(self) -> Path | None:
         if not self.states.is_dir():
             return None
         for tmp in self.states.glob(".tmp-*"):
             shutil.rmtree(tmp, ignore_errors=True)
-        found = sorted(self.states.glob("state-*"), key=_state_step)
+        found = self._states()
         if not found:
             return None
-        try:
-            verify_manifest(found[-1], required=True)
-        except CorruptCheckpointError as err:
-            raise CorruptCheckpointError(f"{err}; cannot resume {self.out}: pass --overwrite to discard the "
-                                         "partial run") from None
+        self._verify_state(found[-1])
         return found[-1]
 
     def open_log(self) -> JsonlLogger | NullLog:

@@ -240,6 +240,9 @@ def prune(
     overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None,
     group_by_length: GroupByLength = None, lr: LrAlias = None, push_to_hub: PushToHub = None,
     pooling: Pooling = None,
+    dry_run: Annotated[bool, typer.Option(
+        "--dry-run", help="check everything a run checks (data, models, output), print the resolved recipe, the "
+        "number of steps and the pruning schedule, then exit: nothing trained, nothing written")] = False,
 ):
     """Prune the pre-trained student to --sparsity while distilling from the teacher (SparseBERT)."""
     from sparsebert.stages.prune import prune as run
@@ -262,10 +265,60 @@ def prune(
             max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr, pooling,
             train=train, dev=dev, text_column=text_column, text_pair_column=text_pair_column,
             label_column=label_column, task_type=task_type))
+    if dry_run:
+        from sparsebert.stages.prune import plan
+
+        _print_plan(plan(r))
+        return
     summary = run(r)
     s = summary["sparsity"]["targets"]
     _print_metrics(f"{s['sparsity']:.2%}-sparse student {r.task_label} -> {r.out}", summary["metrics"])
     _push(r.out, push_to_hub)
+
+
+def _print_plan(p: dict) -> None:
+    """``prune --dry-run``: the resolved recipe, the steps, a handful of pruning events, and no invented ETA."""
+    from sparsebert.tables import kv_table
+
+    console.print(kv_table("resolved recipe (prune --dry-run)",
+                           [(k, "null" if v is None else str(v)) for k, v in p["recipe"].items()]), markup=False)
+    n, note = p["train_examples"], p["examples_note"]
+    lines = [f"task: {p['task']}"]
+    if p["resume_from"] is not None:
+        lines.append(f"resumes the partial run at {p['resume_from']}")
+    if n is not None:
+        lines.append(f"train examples: {n:,}" + (f" ({note})" if note else ""))
+    elif note:
+        lines.append(note)
+    if p["steps"] is None:
+        lines.append("training steps: not known before the augmented data exists (set --max-steps to fix them)")
+    elif p["steps_per_epoch"] is None:
+        lines.append(f"training steps: {p['steps']:,} (max_steps)")
+    else:
+        lines.append(f"training steps: {p['steps']:,} ({p['steps_per_epoch']:,} per epoch"
+                     + (", max_steps" if p["recipe"]["max_steps"] else f" x {p['recipe']['epochs']:g} epochs") + ")")
+    sched = p["schedule"]
+    if sched is not None:
+        moved = (f", moved from {sched['requested_end_step']:,} so the learning rate can still recover"
+                 if sched["end_step"] != sched["requested_end_step"] else "")
+        lines.append(f"pruning: cubic schedule, {sched['events']:,} events from step {sched['start_step']:,} to "
+                     f"{sched['end_step']:,}{moved}")
+    elif p["recipe"]["sparsity"] == 0:
+        lines.append("pruning: none (sparsity 0)")
+    for line in lines:
+        console.print(line, markup=False, highlight=False)
+    if sched is not None:
+        from rich.table import Table
+
+        table = Table(title="pruning events (a sample; the first and the last included)")
+        for col in ("event", "step", "target sparsity"):
+            table.add_column(col, justify="right")
+        for event, step, target in sched["rows"]:
+            table.add_row(f"{event:,}", f"{step:,}", f"{target:.2%}")
+        console.print(table)
+    console.print("ETA: not estimated (a dry run times no training step; a real run logs its step time)",
+                  markup=False, highlight=False)
+    console.print("dry run: nothing trained, nothing written", markup=False, highlight=False)
 
 
 @app.command()

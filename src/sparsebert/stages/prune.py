@@ -37,7 +37,7 @@ from sparsebert.distill.loss import add_shares
 from sparsebert.distill.small_dense import shrink_student
 from sparsebert.distributed import context
 from sparsebert.stages.finetune import task_loss
-from sparsebert.errors import SparsebertError
+from sparsebert.errors import InputError, SparsebertError
 from sparsebert.io import environment
 from sparsebert.lr_schedule import lr_factor_fn, recoverable_end
 from sparsebert.models import load_for_task, load_tokenizer
@@ -151,6 +151,86 @@ def cubic_schedule(steps: int, *, sparsity: float, initial_sparsity: float, prun
         if moved != end:
             schedule = cubic(moved)
     return schedule, {"start_step": start, "end_step": moved, "requested_end_step": end}
+
+
+def schedule_rows(schedule: CubicSchedule, shown: int = 8) -> list[tuple[int, int, float]]:
+    """A handful of the schedule's events as ``(event number from 1, step, target sparsity)``: the first
+    and the last, and evenly spaced ones between (all of them when there are at most ``shown``)."""
+    steps = schedule.event_steps
+    if len(steps) <= shown:
+        picked = range(len(steps))
+    else:
+        picked = sorted({round(i * (len(steps) - 1) / (shown - 1)) for i in range(shown)})
+    return [(i + 1, steps[i], schedule.sparsity_at(steps[i])) for i in picked]
+
+
+def plan(recipe: PruneRecipe) -> dict:
+    """What :func:`prune` would do with ``recipe``, checked as a real run checks it, without training and
+    without writing anything (``sparsebert prune --dry-run``).
+
+    Checks, in the order of a real run: the output directory rule (or the partial run it would resume;
+    :meth:`~sparsebert.checkpointing.TrainingRun.check`, without the lock), the task and your own files,
+    the student and teacher (loaded on the CPU: config, weights, vocabularies, layer mapping, labels,
+    sequence length, :func:`check_pair`, :func:`~sparsebert.preflight.check_models`), an ``augment``
+    directory, and the train and eval splits (read and checked, not tokenised).
+
+    Returns:
+        ``{"recipe": the resolved recipe as a dict, "task": name, "resume_from": state dir or None,
+        "train_examples": int or None (``augment: auto`` before the data is built), "examples_note": str or
+        None, "steps_per_epoch": int or None, "steps": int or None, "schedule": None (``sparsity`` 0 or
+        steps unknown) or {"start_step", "end_step", "requested_end_step", "events", "rows": [(n, step,
+        sparsity), ...] (:func:`schedule_rows`)}, "eta_seconds": None}``: no step time is measured
+        without training, so no ETA is made up.
+    Raises:
+        As :func:`prune` before its first training step (OutputExistsError, ResumeError, DataError,
+        ModelNotFoundError, CorruptModelError, IncompatibleModelsError, PreflightError, ...), except
+        OutputLockedError.
+    """
+    from sparsebert.data.glue import load_split
+    from sparsebert.data.taskdata import subsample
+    from sparsebert.preflight import check_data
+
+    resume_from = TrainingRun(recipe).check()
+    task = begin_stage(recipe)
+    tokenizer = load_tokenizer(recipe.student)
+    student = load_for_task(recipe.student, task, pooling=recipe.pooling)
+    if recipe.student_layers or recipe.student_ffn:
+        shrink_student(student, recipe.student_layers, recipe.student_ffn)
+    teacher = None
+    if recipe.uses_teacher:
+        teacher_tok = load_tokenizer(recipe.teacher)
+        teacher = load_for_task(recipe.teacher, task, require_head=True).eval()
+        check_pair(teacher, student, teacher_tok, tokenizer)
+    check_models(recipe, task, student, teacher)
+    architecture_of(student)
+    if tokenizer.pad_token_id is None:
+        raise InputError(f"tokenizer {tokenizer.name_or_path!r} has no pad token")  # as load_task_data
+    note = None
+    if recipe.augment == "auto":
+        examples = None
+        note = "augment auto: the augmented train set is built (or taken from its cache) by the real run"
+    elif recipe.augment:
+        examples = load_augmented(recipe.augment, task)
+    else:
+        examples = load_split(task, task.train_split, recipe.data_dir)
+        check_data(task, task.train_split, examples, str(recipe.data_dir or "hub"))
+    if examples is not None and recipe.augment_filter == "teacher-agrees":
+        note = "at most: the teacher-agrees filter drops some augmented copies first"
+    for split in task.eval_splits:
+        check_data(task, split, load_split(task, split, recipe.data_dir), str(recipe.data_dir or "hub"))
+    n = None if examples is None else len(subsample(examples, recipe.max_train_examples, recipe.seed))
+    per_epoch = steps = None
+    if n is not None:
+        per_epoch, steps = total_steps(recipe, n)
+    elif recipe.max_steps:
+        steps = recipe.max_steps
+    schedule = None
+    if steps is not None and recipe.sparsity > 0:
+        sched, _, window = build_schedules(recipe, steps)
+        schedule = {**window, "events": len(sched.event_steps), "rows": schedule_rows(sched)}
+    return {"recipe": recipe.model_dump(mode="json"), "task": task.name, "resume_from": resume_from,
+            "train_examples": n, "examples_note": note, "steps_per_epoch": per_epoch, "steps": steps,
+            "schedule": schedule, "eta_seconds": None}
 
 
 def _filter_augmented(recipe: PruneRecipe, task, teacher, tokenizer, examples: list, n_original: int):
