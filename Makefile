@@ -29,12 +29,14 @@ test: install
 # build directory) and the ASan runtime preloaded into the (uninstrumented) Python; leak checking is off
 # (Python and torch keep allocations until exit). Any out-of-bounds access fails the run.
 ASAN_TESTS ?= tests/test_engine.py tests/test_runtime_int8.py
-ASAN_ENV = SPARSEBERT_SANITIZE=address LD_PRELOAD="$$(gcc -print-file-name=libasan.so)" \
+# libstdc++ is preloaded after the ASan runtime so that its __cxa_throw interceptor finds the real one
+# (C++ exceptions, i.e. every TORCH_CHECK error, abort the process otherwise).
+ASAN_ENV = SPARSEBERT_SANITIZE=address LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
 	ASAN_OPTIONS=detect_leaks=0:detect_odr_violation=0:halt_on_error=1
 asan: install
 	$(ASAN_ENV) $(BIN)/python -c "import sys; from sparsebert.runtime.build import build_error, load_kernel; \
 		sys.exit(0 if load_kernel() else 'make asan: the ASan build failed: %s' % build_error())"
-	$(ASAN_ENV) $(BIN)/python -m pytest -q -p no:cacheprovider $(ASAN_TESTS)
+	$(ASAN_ENV) $(BIN)/python -m pytest -q -s -p no:cacheprovider $(ASAN_TESTS)
 
 # The whole pipeline on an embedded default: MiniLM-L6 from PyPI, and the 10,605 human-rated
 # Rotten Tomatoes snippets inside vaderSentiment 3.3.2's source distribution (also from PyPI).
