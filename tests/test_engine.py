@@ -357,3 +357,24 @@ def test_corrupt_compact_checkpoint_is_refused_before_the_engine(tmp_path):
         load_engine(tmp_path / "ckpt")
     with pytest.raises(SparseCheckpointError, match="column index out of range"):
         load_engine(tmp_path / "ckpt", verify=False)  # the index check does not depend on the hashes
+
+
+def test_bench_times_the_engine_paths_with_their_profile():
+    """`sparsebert bench` paths engine / engine-int8: timed interleaved with the others, checked against torch
+    fp32, and each with its per-stage profile, FLOP rate and matrix bytes in the Markdown."""
+    from sparsebert.bench.render import markdown
+    from sparsebert.bench.run import bench_model
+
+    model = _model("bert", sparsity=0.9)
+    res = bench_model(model, batches=(1, 2), seq=12, threads=1, paths=("dense-fp32", "engine", "engine-int8"),
+                      warmup=1, min_iters=2, max_iters=2, budget_s=0.0, limit=False)
+    for batch in ("1", "2"):
+        rows = {r["path"]: r for r in res["results"][batch]}
+        assert rows["engine"]["max_abs_diff"] < FP32_LOGIT_ATOL and rows["engine"]["median_ms"] > 0
+        assert rows["engine-int8"]["max_abs_diff"] < 0.05 and len(rows["engine-int8"]["times_ms"]) == 2
+        prof = rows["engine"]["extra"]["profile_ms"]
+        assert prof["linears"] > 0 and prof["total"] > 0
+    assert res["engines"]["engine"]["counts"] == {"csr": 8} and res["engines"]["engine-int8"]["counts"] == {"int8": 8}
+    assert res["engines"]["engine"]["matrix_bytes"] > 0
+    md = markdown({**res, "title": "t", "command": "c"})
+    assert "*engine profile* (ms per call)" in md and "GOP/s per core" in md and "MB of matrices read per call" in md

@@ -172,6 +172,10 @@ def _f32(t: torch.Tensor) -> torch.Tensor:
     return t.detach().to(torch.float32).cpu().contiguous()
 
 
+def _bias(m: nn.Linear) -> torch.Tensor:
+    return torch.zeros(m.out_features) if m.bias is None else _f32(m.bias)
+
+
 @dataclass
 class SparseMatrix:
     """One ``[out, in]`` matrix as its non-zeros: ``row_ptr`` int64 ``[out + 1]``, ``col`` int64 ``[nnz]``
@@ -191,7 +195,11 @@ class SparseMatrix:
     @staticmethod
     def from_dense(w: torch.Tensor) -> "SparseMatrix":
         """The non-zeros of a dense ``[out, in]`` weight (exact zeros are not stored)."""
-        csr = _f32(w).to_sparse_csr()
+        import warnings
+
+        with warnings.catch_warnings():  # torch: "Sparse CSR tensor support is in beta state"
+            warnings.simplefilter("ignore", UserWarning)
+            csr = _f32(w).to_sparse_csr()
         return SparseMatrix(csr.crow_indices().to(torch.int64), csr.col_indices().to(torch.int64),
                             csr.values().contiguous(), tuple(w.shape))
 
@@ -321,7 +329,7 @@ class EncoderEngine:
         for i, lyr in enumerate(fam.layers):
             q, k, v = lyr["q"], lyr["k"], lyr["v"]
             qkv = SparseMatrix.vstack([nonzeros(q), nonzeros(k), nonzeros(v)])
-            qkv_b = torch.cat([_f32(q.bias), _f32(k.bias), _f32(v.bias)])
+            qkv_b = torch.cat([_bias(q), _bias(k), _bias(v)])
             lins = {"qkv": self._linear(f"layer.{i}.qkv", qkv, qkv_b, int8, csr_max_density)}
             for name in ("o", "ffn_in", "ffn_out"):
                 m = lyr[name]
@@ -512,14 +520,5 @@ class EncoderEngine:
                                                 if e is not None)
 
 
-def flops_per_sequence(hidden: int, heads: int, layers: int, intermediate: int, seq: int,
-                       nnz_linears: int) -> dict[str, float]:
-    """Multiply-adds x 2 of one sequence of ``seq`` tokens: ``linears`` (2 * nnz * seq), ``attention``
-    (QK^T and PV: 4 * seq^2 * hidden per layer), in FLOP."""
-    del heads, intermediate
-    return {"linears": 2.0 * nnz_linears * seq, "attention": 4.0 * seq * seq * hidden * layers}
-
-
-__all__ = ["ACTIVATIONS", "BLOCK4_MAX_FILL", "CSR_MAX_DENSITY", "EncoderEngine", "EngineReport", "EngineUnavailableError",
-           "SparseMatrix",
-           "FP32_LOGIT_ATOL", "blocks_4x1", "csr_tile", "flops_per_sequence"]
+__all__ = ["ACTIVATIONS", "BLOCK4_MAX_FILL", "CSR_MAX_DENSITY", "FP32_LOGIT_ATOL", "EncoderEngine", "EngineReport",
+           "EngineUnavailableError", "SparseMatrix", "blocks_4x1", "csr_tile"]
