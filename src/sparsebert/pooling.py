@@ -32,6 +32,22 @@ POOLINGS: tuple[str, ...] = ("cls", "mean")
 CONFIG_KEY = "sparsebert_pooling"
 
 
+def masked_mean(hidden: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+    """The attention-mask-weighted mean over the sequence (mean pooling, Reimers & Gurevych 2019, §3).
+
+    Args:
+        hidden: ``[batch, seq, hidden]``.
+        mask: ``[batch, seq]`` in {0, 1}, or None (every position counts).
+    Returns:
+        ``[batch, hidden]``: ``Σ_t m_t h_t / max(Σ_t m_t, 1)``.
+    """
+    if mask is None or mask.shape != hidden.shape[:2]:
+        m = torch.ones(hidden.shape[:2], dtype=hidden.dtype, device=hidden.device)
+    else:
+        m = mask.to(hidden.dtype)
+    return (hidden * m.unsqueeze(-1)).sum(dim=1) / m.sum(dim=1).clamp(min=1.0).unsqueeze(-1)
+
+
 class MeanPooling(nn.Module):
     """Hooks that replace the head's input sequence by its masked mean (no parameters, no state).
 
@@ -53,15 +69,7 @@ class MeanPooling(nn.Module):
         return None
 
     def pool(self, module: nn.Module, args: tuple):
-        hidden = args[0]
-        mask = self._mask
-        if mask is None or mask.shape != hidden.shape[:2]:
-            m = torch.ones(hidden.shape[:2], dtype=hidden.dtype, device=hidden.device)
-        else:
-            m = mask.to(hidden.dtype)
-        summed = (hidden * m.unsqueeze(-1)).sum(dim=1, keepdim=True)
-        pooled = summed / m.sum(dim=1).clamp(min=1.0).view(-1, 1, 1)
-        return (pooled, *args[1:])
+        return (masked_mean(args[0], self._mask).unsqueeze(1), *args[1:])
 
 
 def head_module(model: nn.Module) -> nn.Module:

@@ -170,9 +170,9 @@ def _runner(net, engine: str, int8: bool, embeddings: bool,
         base = net.base_model
 
         def embed(x: dict) -> torch.Tensor:
-            h = base(**x).last_hidden_state
-            m = x["attention_mask"].unsqueeze(-1).to(h.dtype)
-            return torch.nn.functional.normalize((h * m).sum(1) / m.sum(1).clamp(min=1), dim=-1)
+            from sparsebert.pooling import masked_mean
+
+            return torch.nn.functional.normalize(masked_mean(base(**x).last_hidden_state, x["attention_mask"]), dim=-1)
 
         return embed, "sparse runtime", notice
     return (lambda x: net(**x).logits), "sparse runtime", notice

@@ -225,10 +225,9 @@ class SparseMatrix:
 
     def csr_arrays(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(row_ptr int32, col, values fp32)`` as the C++ kernels read them (:func:`sparsebert.runtime.linear.csr_arrays`)."""
-        col = self.col.to(torch.int32)
-        if self.shape[1] <= 65536:
-            col = torch.where(col >= 32768, col - 65536, col).to(torch.int16)
-        return self.row_ptr.to(torch.int32).contiguous(), col.contiguous(), self.values.contiguous()
+        from sparsebert.runtime.linear import kernel_columns
+
+        return self.row_ptr.to(torch.int32).contiguous(), kernel_columns(self.col, self.shape[1]), self.values.contiguous()
 
     def blocks_4x1(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The 4x1-block CSR arrays (blocks of 4 consecutive output rows x 1 input column; a block is
@@ -250,10 +249,9 @@ class SparseMatrix:
         vals[block, rows % 4] = self.values
         rp = torch.zeros(out // 4 + 1, dtype=torch.int64)
         rp[1:] = torch.cumsum(torch.bincount(keys // n_in, minlength=out // 4), 0)
-        col = (keys % n_in).to(torch.int32)
-        if n_in <= 65536:
-            col = torch.where(col >= 32768, col - 65536, col).to(torch.int16)
-        return rp.to(torch.int32), col.contiguous(), vals.reshape(-1).contiguous()
+        from sparsebert.runtime.linear import kernel_columns
+
+        return rp.to(torch.int32), kernel_columns(keys % n_in, n_in), vals.reshape(-1).contiguous()
 
 
 def blocks_4x1(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:

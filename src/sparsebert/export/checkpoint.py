@@ -454,8 +454,6 @@ def load(path: str | Path, *, runtime: bool = False, engine: bool = False, token
             checked first when there is one).
         CorruptModelError: ``config.json`` is not a JSON object or names no known architecture (named).
     """
-    from transformers import AutoConfig
-
     if engine and runtime:
         raise InputError(f"load({str(path)!r}): runtime=True and engine=True are two inference paths; pick one")
     runtime_only = (["tokens"] if tokens is not None else []) + list(convert_kwargs)
@@ -475,17 +473,9 @@ def load(path: str | Path, *, runtime: bool = False, engine: bool = False, token
             warnings.warn(f"{path}: the native engine does not cover this model ({err}); using the sparse runtime",
                           stacklevel=2)
             runtime = True
-    files = read_manifest(path)
-    if files is not None:  # side files (config, tokenizer); the weights carry their own per-tensor hashes
-        verify_manifest(path, only=tuple(f for f in files if f != WEIGHTS))
-    if not (path / "config.json").is_file():
-        raise SparseCheckpointError(f"{path}: no config.json (not a sparse checkpoint directory)")
-    from sparsebert.models import check_config_file, model_file_errors
-
-    check_config_file(path)
+    _check_side_files(path)
     state = load_state_dict(path, verify=verify)
-    with model_file_errors(path):
-        config = AutoConfig.from_pretrained(path)
+    config = _config(path)
     model = _model_class(config)(config)
     try:
         model.load_state_dict(state, strict=True)
@@ -499,6 +489,29 @@ def load(path: str | Path, *, runtime: bool = False, engine: bool = False, token
 
         model.runtime_report = convert(model, tokens=128 if tokens is None else tokens, **convert_kwargs)
     return model
+
+
+def _check_side_files(path: Path) -> None:
+    """A sparse checkpoint directory's side files: the ``MANIFEST.json`` hashes of config and tokenizer (the
+    weights carry their own per-tensor hashes) and a readable ``config.json`` (errors name the file)."""
+    from sparsebert.models import check_config_file
+
+    files = read_manifest(path)
+    if files is not None:
+        verify_manifest(path, only=tuple(f for f in files if f != WEIGHTS))
+    if not (path / "config.json").is_file():
+        raise SparseCheckpointError(f"{path}: no config.json (not a sparse checkpoint directory)")
+    check_config_file(path)
+
+
+def _config(path: Path):
+    """The transformers config of a checked checkpoint directory (loading errors name the directory)."""
+    from transformers import AutoConfig
+
+    from sparsebert.models import model_file_errors
+
+    with model_file_errors(path):
+        return AutoConfig.from_pretrained(path)
 
 
 def load_engine(path: str | Path, *, verify: bool = True, **engine_kwargs):
@@ -519,19 +532,13 @@ def load_engine(path: str | Path, *, verify: bool = True, **engine_kwargs):
         CorruptCheckpointError: ``config.json`` or a tokenizer file differs from ``MANIFEST.json``.
         EngineUnavailableError, UnsupportedArchitectureError: the engine cannot run here / this model.
     """
-    from transformers import AutoConfig
-
     from sparsebert.engine import EncoderEngine
     from sparsebert.engine.model import SparseMatrix
 
     path = Path(path)
-    files = read_manifest(path)
-    if files is not None:
-        verify_manifest(path, only=tuple(f for f in files if f != WEIGHTS))
-    if not (path / "config.json").is_file():
-        raise SparseCheckpointError(f"{path}: no config.json (not a sparse checkpoint directory)")
+    _check_side_files(path)
     dense, sparse = load_sparse(path, verify=verify)
-    config = AutoConfig.from_pretrained(path)
+    config = _config(path)
     with torch.device("meta"):
         model = _model_class(config)(config)
     expected = set(model.state_dict())

@@ -74,6 +74,20 @@ def _csr_parts(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
     return csr.crow_indices(), csr.col_indices(), csr.values()
 
 
+def kernel_columns(col: torch.Tensor, n_in: int) -> torch.Tensor:
+    """Column indices as the C++ kernels read them: int16 holding the uint16 column (read back as unsigned)
+    when ``n_in <= 65536``, else int32; contiguous.
+
+    Args:
+        col: integer column indices in ``[0, n_in)``, any integer dtype.
+        n_in: the matrix's column count.
+    """
+    col = col.to(torch.int32)
+    if n_in <= 65536:
+        col = torch.where(col >= 32768, col - 65536, col).to(torch.int16)
+    return col.contiguous()
+
+
 def csr_arrays(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """The CSR arrays the C++ kernels read (``csr_linear``, the engine's ``engine_csr``).
 
@@ -83,12 +97,8 @@ def csr_arrays(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.
         ``(row_ptr int32 [out + 1], col [nnz], values fp32 [nnz])``; ``col`` is int16 holding the
         uint16 column (read back as unsigned by the kernels) when ``in <= 65536``, else int32.
     """
-    out_f, in_f = weight.shape
     rp, ci, v = _csr_parts(weight.detach().float().cpu())
-    ci = ci.to(torch.int32)
-    if in_f <= 65536:
-        ci = torch.where(ci >= 32768, ci - 65536, ci).to(torch.int16)
-    return rp.to(torch.int32).contiguous(), ci.contiguous(), v.float().contiguous()
+    return rp.to(torch.int32).contiguous(), kernel_columns(ci, weight.shape[1]), v.float().contiguous()
 
 
 class CSRKernelLinear(SparseLinearBase):
