@@ -91,7 +91,9 @@ def predict(model: str | Path, input: str | Path, out: str | Path | None = None,
         log(notice)
     texts = [r[1] for r in rows_in]
     pairs = [r[2] for r in rows_in] if text_pair_column else None
-    lengths = [len(x) for x in tok(texts, pairs, truncation=True, max_length=max_length)["input_ids"]]
+    encoded = tok(texts, pairs, truncation=True, max_length=max_length)  # once; each batch is padded from it
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+    lengths = [len(x) for x in encoded["input_ids"]]
     config = net.config
     id2label = {int(k): v for k, v in (getattr(config, "id2label", None) or {}).items()}
     results: list[dict[str, Any] | None] = [None] * len(rows_in)
@@ -106,9 +108,7 @@ def predict(model: str | Path, input: str | Path, out: str | Path | None = None,
         bar.start()
     try:
         for idx in _batches(lengths, batch_size):
-            enc = tok([texts[i] for i in idx], [pairs[i] for i in idx] if pairs else None, truncation=True,
-                      max_length=max_length, padding=True, return_tensors="pt")
-            inputs = {k: v for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+            inputs = dict(tok.pad([{k: encoded[k][i] for k in keys} for i in idx], return_tensors="pt"))
             t0 = time.perf_counter()
             with torch.no_grad():
                 y = call(inputs)
