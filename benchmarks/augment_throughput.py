@@ -119,7 +119,7 @@ def main() -> None:
                       "sets + sampling of all copies), model loading and writing excluded; rows_out_per_s = "
                       "augmented rows / the same seconds; examples_per_s_wall includes loading and writing",
         "loadavg_before": load_before,
-        "other_training_running": subprocess.run(["pgrep", "-f", "run_minilm_glue"], capture_output=True).returncode == 0,
+        "other_training_running": subprocess.run(["pgrep", "-f", "studies/minilm_glue/run"], capture_output=True).returncode == 0,
         "rows": rows,
         "environment": environment(),
         "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

@@ -6,10 +6,10 @@
 # where the CPU has native bf16 (AVX512-BF16 or AMX): elsewhere torch emulates it (27x slower than fp32 on the
 # AVX2 EPYC, README "Speed"), so it cannot be the best dense path. DeepSparse is included when `make deepsparse`
 # installed it. MODEL=dir NAME=name benches that model instead of the synthetic one, to results/bench_<isa>_NAME
-# (results/run_bench_cpu_minilm.sh).
+# (benchmarks/run_bench_cpu_minilm.sh).
 # Run on a quiet machine (no training).
 # PATTERN=1x4 (or RxC, N:M) prunes the synthetic model in that pattern (output name ending _1x4, _2of4).
-# Usage: [SPARSITY=0.9 SPARSITY_TAG=90] [PATTERN=1x4] [BUDGET=s] [OUT=path] bash results/run_bench_cpu.sh
+# Usage: [SPARSITY=0.9 SPARSITY_TAG=90] [PATTERN=1x4] [BUDGET=s] [OUT=path] bash benchmarks/run_bench_cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SB=.venv/bin/sparsebert

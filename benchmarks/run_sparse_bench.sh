@@ -3,7 +3,7 @@
 # else on the cores): every path of a table is measured in the same process, one after the other.
 # Needs `make install` (sparsebert + onnx/onnxruntime) and, for the DeepSparse comparator,
 # `make deepsparse` (its own venv in .cache/venv-deepsparse; optional, skipped when absent).
-# Usage: bash results/run_sparse_bench.sh
+# Usage: bash benchmarks/run_sparse_bench.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SB=.venv/bin/sparsebert
@@ -20,7 +20,7 @@ for s in 80 90; do
   $SB bench --synthetic bert-base --sparsity 0.$s --batch 1 --batch 32 --seq 128 --path dense-fp32 --path dense-bf16 \
       --path dynamic-int8 --path sparse-runtime --no-sizes --out results/bench_bert-base_sparse$s
 done
-# 2. MiniLM-L6 pruned to 95 % by the SparseBERT pipeline (results/run_minilm_glue.sh), same table.
+# 2. MiniLM-L6 pruned to 95 % by the SparseBERT pipeline (studies/minilm_glue/run.sh), same table.
 $SB bench runs/minilm/mrpc-sparse95 --batch 1 --batch 32 --seq 128 \
     --out results/bench_minilm_mrpc-sparse95
 # 3. Its compact checkpoint on disk, and the ONNX export, checked against torch.

@@ -14,11 +14,11 @@ much more), and the Pareto front is taken over all points.
 Models (those whose run has finished; the others are listed as missing):
 
 - MiniLM-L6 dense (the SST-2 teacher, runs/sst2/teacher), MiniLM-L6 at 90 / 95 % (runs/sst2/sparse{90,95}-default,
-  ``results/run_sst2_prune.sh``),
+  ``studies/glue_ablation/run_sst2.sh``),
   the small-dense students of the knowledge grid at 2,000, 6,315 and 20,000 steps (runs/experiments/sst2-steps*;
   equal non-zeros to 95 %) and at 6,315 steps with MiniLM-L6 90 %'s non-zeros (``SPARSITIES=0.9``),
 - MPNet-base dense (runs/sst2-mpnet/teacher) and MPNet-base at 90/95/97 % (runs/sst2-mpnet/sparse*-lr3e-5),
-  ``results/run_mpnet_sst2.sh``.
+  ``studies/mpnet_sst2/run.sh``.
 
 Speed only: MPNet-base's teacher magnitude-pruned one-shot to 95 / 97 / 98 / 99 % (real weights, so
 the sparse runtime sees a real pattern; no training, so no accuracy), timed on the sparse int8 runtime
@@ -34,7 +34,7 @@ name per CPU, so that a run on another machine does not mix its timings with the
 CPU from the benches' own environment, and a name whose benches come from two CPUs is refused). On a CPU
 with AVX512-BF16 the dense models also run ``dense-bf16`` (the model cast to bf16), a fast dense path there.
 
-Usage: .venv/bin/python results/s4_pareto.py [--name NAME] [--overwrite] [--only KEY ...] [--render-only]
+Usage: .venv/bin/python benchmarks/s4_pareto.py [--name NAME] [--overwrite] [--only KEY ...] [--render-only]
 """
 
 from __future__ import annotations
@@ -322,7 +322,7 @@ def write(name: str, cpu: str, table: list[dict], fronts: dict[int, list[str]], 
               if any(t["train_steps"] == 20000 for t in table) else "") if floor is not None else
            "No majority-class floor: the SST-2 data is not on this machine, so no gain retention is given."),
           "",
-          f"Command: `.venv/bin/python results/s4_pareto.py{'' if name == 's4_pareto' else ' --name ' + name}` "
+          f"Command: `.venv/bin/python benchmarks/s4_pareto.py{'' if name == 's4_pareto' else ' --name ' + name}` "
           f"(per-model benches in results/{name}/).", ""]
     for b in BATCHES:
         rows = [t for t in table if t["batch"] == b]

@@ -15,7 +15,7 @@ One rotation (:func:`sparsebert.timing.time_calls`, rotating order, 2 threads, s
 - MiniLM-L6 dense (a fine-tuned MiniLM-L6 of the knowledge grid; the head does not change the speed) on
   the dense paths that are fastest on this CPU: OpenVINO int8, ONNX Runtime int8, torch bf16;
 - MiniLM-L6 at 90 % and 95 % (the grid's trained sparsebert students) on the sparse int8 runtime;
-- MPNet-base dense (the SST-2 teacher of results/run_mpnet_sst2.sh) on OpenVINO int8, and magnitude-pruned
+- MPNet-base dense (the SST-2 teacher of studies/mpnet_sst2/run.sh) on OpenVINO int8, and magnitude-pruned
   one-shot per matrix to 90 / 95 / 97 % (real weights, so a real pattern; speed only, no accuracy) on
   the sparse int8 runtime;
 - both models' linears-free time (torch fp32 eager: the non-linear part the sparse runtime runs).
@@ -23,7 +23,7 @@ One rotation (:func:`sparsebert.timing.time_calls`, rotating order, 2 threads, s
 Never run beside a training process (check ``uptime``). Writes results/s4_speed_ceiling.{json,md}
 (refuses to replace them without ``--overwrite``).
 
-Usage: .venv/bin/python results/s4_speed_ceiling.py [--overwrite] [--budget SECONDS]
+Usage: .venv/bin/python benchmarks/s4_speed_ceiling.py [--overwrite] [--budget SECONDS]
 """
 
 from __future__ import annotations
@@ -59,8 +59,8 @@ def _entries() -> list[dict]:
 
     for rel in [*MINILM.values(), MPNET]:
         if not (ROOT / rel / "config.json").is_file():
-            sys.exit(f"{rel}: no trained model (results/run_glue_knowledge.sh cola 0.9 / 0.95, "
-                     "results/run_mpnet_sst2.sh teacher)")
+            sys.exit(f"{rel}: no trained model (studies/glue_knowledge/run.sh cola 0.9 / 0.95, "
+                     "studies/mpnet_sst2/run.sh teacher)")
     out = [{"key": "minilm-dense", "label": "MiniLM-L6 dense", "model": load_any(ROOT / MINILM["dense"]),
             "paths": DENSE_PATHS, "linears_free": True}]
     for s in (0.9, 0.95):
@@ -171,7 +171,7 @@ def main() -> int:
     t0 = time.time()
     res = measure(a.budget)
     wall = time.time() - t0
-    command = ".venv/bin/python results/s4_speed_ceiling.py" + (f" --budget {a.budget:g}" if a.budget != 8.0 else "")
+    command = ".venv/bin/python benchmarks/s4_speed_ceiling.py" + (f" --budget {a.budget:g}" if a.budget != 8.0 else "")
     res.update(command=command, wall_s=wall)
     md = render(res, command, wall)
     write_json_atomic(OUT.with_suffix(".json"), res)

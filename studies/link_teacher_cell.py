@@ -6,7 +6,7 @@ differently but the same directory; ``pooling`` absent = ``cls``, the only pooli
 teachers were trained). The cell's ``recipe.yaml`` and its ``MANIFEST.json`` entry are replaced by the
 grid's recipe (new files: the source folder is not touched).
 
-Usage: .venv/bin/python results/link_teacher_cell.py TEACHER_DIR GRID_OUT SPEC TASK
+Usage: .venv/bin/python studies/link_teacher_cell.py TEACHER_DIR GRID_OUT SPEC TASK
 Exits non-zero, naming the differing settings, when the recipes differ; does nothing when the
 cell already has a summary.json, or when TEACHER_DIR holds no finished run (no summary.json: runs/ is
 not kept across machines), and then the grid fine-tunes its own teacher with the same recipe.
@@ -37,7 +37,7 @@ def main(src: Path, out: Path, spec: Path, task: str) -> int:
     if not (src / "summary.json").is_file():
         print(f"no finished teacher in {src}: the grid fine-tunes its own ({cell_id})")
         return 0
-    subprocess.run([sys.executable, "-m", "sparsebert.cli", "experiment", str(spec), "--out", str(out), "--dry-run"],
+    subprocess.run([sys.executable, "-m", "sparsebert", "experiment", str(spec), "--out", str(out), "--dry-run"],
                    check=True, stdout=subprocess.DEVNULL)
     want_path = out / "recipes" / f"{cell_id}.yaml"
     have, want = (yaml.safe_load(p.read_text()) for p in (src / "recipe.yaml", want_path))

@@ -182,7 +182,7 @@ def test_padded_arrays_fixed_shape_and_too_long_example_named():
 
 
 def test_eval_logits_are_what_evaluate_scores(sst2_model):
-    """``eval_logits`` (used by results/paired_test.py) gives, per split, the logits and labels ``evaluate``
+    """``eval_logits`` (used by studies/sst2_knowledge/paired_test.py) gives, per split, the logits and labels ``evaluate``
     turns into its metrics: argmax agreement with the labels is exactly evaluate's accuracy."""
     import numpy as np
 

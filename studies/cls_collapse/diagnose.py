@@ -7,7 +7,7 @@ the examples of the batch (per-dimension standard deviation over examples, avera
 [CLS] spread falls far below the teacher's predicts (nearly) a constant, whatever its hidden states do.
 
 Usage:
-    .venv/bin/python results/diagnose_cls_collapse.py --teacher runs/glue-ablation/stsb-teacher --task stsb \
+    .venv/bin/python studies/cls_collapse/diagnose.py --teacher runs/glue-ablation/stsb-teacher --task stsb \
         --state runs/glue-ablation/seed42/.stsb-default-20ep.partial/states/state-00001400 [--examples 64]
 ``--state`` is a training state (``states/state-*``, its ``model.safetensors``) or a finished run directory.
 Writes nothing; prints a Markdown table.
@@ -26,7 +26,7 @@ from sparsebert.data.glue import read_glue_split
 from sparsebert.data.tasks import get_task
 from sparsebert.models import load_for_task, load_tokenizer
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue"
 
 
 def dev_pairs(task: str, n: int) -> tuple[list[str], list[str] | None]:

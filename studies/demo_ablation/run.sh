@@ -4,9 +4,9 @@
 # Needs the demo's data and teacher (`make demo`, or any run of `sparsebert demo`) under $D.
 # `defaults` is prune's defaults (recipes/sparsebert-default.yaml: 12 epochs, length-grouped batches);
 # `pattern-RxC` is the same with whole RxC blocks pruned (1x4: the int8 VNNI block, Prune Once For All).
-# Two runs at a time, one thread each; a variant's flags come last and win (e.g. --epochs). Usage: bash results/run_demo_ablation.sh [VARIANT ...]
+# Two runs at a time, one thread each; a variant's flags come last and win (e.g. --epochs). Usage: bash studies/demo_ablation/run.sh [VARIANT ...]
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SB=.venv/bin/sparsebert
 D=${DEMO_RUNS:-.cache/demo/runs}
 SEED=${SEED:-42}

@@ -4,7 +4,7 @@
 # Same teacher and step budget (8 epochs = 504 steps); vary lr and the end of the pruning window.
 # Needs a finished `make demo` (its data and teacher under .cache/demo/runs).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SB=.venv/bin/sparsebert
 D=${DEMO_RUNS:-.cache/demo/runs}
 for cfg in "lr1e-4_end1.0 1e-4 1.0" "lr1e-4_end0.7 1e-4 0.7"; do

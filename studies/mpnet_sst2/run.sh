@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Issue 12, the BERT-base-shaped run: MPNet-base (all-mpnet-base-v2, 12 x 768; `make mpnet`) on the
 # full SST-2, max length 64, batch 32, seed 42, THREADS threads (default 1), length-grouped batches, as
-# results/run_sst2_prune.sh does for MiniLM-L6.
+# studies/glue_ablation/run_sst2.sh does for MiniLM-L6.
 #   teacher:   1 epoch of fine-tuning (2,105 steps, lr 2e-5)
 #   sparse95:  prune's default recipe to 95 %, STUDENT_EPOCHS epochs (default 1 = 2,105 steps); at chance by
 #              step 1,000 (lr 1e-4), stopped at step 1,020 (results/mpnet_sst2.md)
@@ -12,9 +12,9 @@
 #              cell), distilled with the default recipe (logit KD, lr 1e-4; nothing is pruned) for STUDENT_EPOCHS
 # Every stage saves its training state every 100 steps (runs/sst2-mpnet/.NAME.partial/) and
 # resumes from it when the script is started again (the same command) (each session ends every process it started).
-# Usage: bash results/run_mpnet_sst2.sh [teacher|sparse95|sparse95-lr3e-5|small-dense95 ...]   (default: teacher sparse95-lr3e-5)
+# Usage: bash studies/mpnet_sst2/run.sh [teacher|sparse95|sparse95-lr3e-5|small-dense95 ...]   (default: teacher sparse95-lr3e-5)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SB=${SB:-.venv/bin/sparsebert}
 DATA=../shared/data/glue
 MODEL=.cache/models/all-mpnet-base-v2

@@ -8,7 +8,7 @@ not what prune-while-distill can recover. Read next to results/glue_trajectories
 task but SST-2 falls off between ~70 % and ~85 % sparsity.
 
 Usage:
-    .venv/bin/python results/sensitivity_oneshot.py --model runs/glue-ablation/stsb-teacher --task stsb \
+    .venv/bin/python studies/sensitivity_oneshot/run.py --model runs/glue-ablation/stsb-teacher --task stsb \
         [--sparsity 0.5 0.7 0.8 0.9] [--max-length 128] [--threads 1]
 Writes nothing; prints a Markdown table (dev metric of each group x sparsity, the dense model first).
 """
@@ -29,7 +29,7 @@ from sparsebert.models import load_for_task, load_tokenizer
 from sparsebert.targets import prunable_linears
 from sparsebert.training import evaluate_features
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "glue"
+DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "glue"
 GROUPS = {"Q+K": ("query", "key"), "V+O": ("value", "attn_out"), "FFN": ("ffn_in", "ffn_out"),
           "all six": ("query", "key", "value", "attn_out", "ffn_in", "ffn_out")}
 

@@ -1,8 +1,8 @@
 """Knowledge study, sparsity and budget scaling on the full SST-2 (MiniLM-L6): tables, fit and plot.
 
-Reads every grid ``runs/experiments/sst2-steps<N>/results.json`` (``results/run_sst2_knowledge.sh N
+Reads every grid ``runs/experiments/sst2-steps<N>/results.json`` (``studies/sst2_knowledge/run.sh N
 [VARIANT ...]``) and the 3-epoch runs ``runs/sst2/sparse95-default`` and ``sparse90-default``
-(``[SPARSITY=0.90 TAG=90] results/run_sst2_prune.sh default``: the grid's ``sparsebert`` cell with
+(``[SPARSITY=0.90 TAG=90] studies/glue_ablation/run_sst2.sh default``: the grid's ``sparsebert`` cell with
 6,315 steps instead of ``max_steps``). Runs are outside git and a new machine may not have them: the rows
 of the committed ``results/sst2_knowledge.json`` are kept as they are (``"archived": true``) unless this
 machine's runs hold the same cell (variant, steps, seed, sparsity), so a budget run on another machine adds
@@ -19,7 +19,7 @@ and its GR is against that teacher. Writes
 - ``results/sst2_budget_scaling.png``: GR against steps (log axis), one line per variant, the fits
   dotted, and the dense teacher's own dev curve (its GR against its fine-tuning steps) for scale.
 
-Usage: .venv/bin/python results/collect_sst2_knowledge.py
+Usage: .venv/bin/python studies/sst2_knowledge/collect.py
 """
 
 from __future__ import annotations
@@ -31,9 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from sparsebert.io import atomic_path, write_json_atomic, write_text_atomic
+from sparsebert.experiment.collect import read_committed, read_summary, write_outputs
+from sparsebert.io import atomic_path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 GRIDS = ROOT / "runs" / "experiments"
 LONG_RUNS = {0.95: ROOT / "runs" / "sst2" / "sparse95-default", 0.9: ROOT / "runs" / "sst2" / "sparse90-default"}
 TEACHER = ROOT / "runs" / "sst2" / "teacher"
@@ -63,15 +64,12 @@ def archived_rows() -> tuple[list[dict], list[dict], float | None]:
     """Rows of the committed results (this machine's runs/ is outside git), the rows they superseded earlier,
     and the floor they were measured against. A row written before rows carried their teacher gets the file's
     top-level ``teacher``. Raises SystemExit naming the file when it is not the collector's JSON."""
-    if not ARCHIVE.is_file():
+    committed = read_committed(ARCHIVE, "studies/sst2_knowledge/collect.py", lambda d: (
+        [{**r, "teacher": r.get("teacher", d.get("teacher")), "archived": True} for r in d["rows"]],
+        list(d.get("superseded", [])), d["floor"]))
+    if committed is None:
         return [], [], None
-    try:
-        d = json.loads(ARCHIVE.read_text())
-        kept = [{**r, "teacher": r.get("teacher", d.get("teacher")), "archived": True} for r in d["rows"]]
-        superseded = list(d.get("superseded", []))
-        floor = d["floor"]
-    except (ValueError, KeyError, TypeError) as e:
-        sys.exit(f"{ARCHIVE}: not a collect_sst2_knowledge.py result ({e!r}); restore it from git")
+    kept, superseded, floor = committed
     if any(r["teacher"] is None for r in kept):
         sys.exit(f"{ARCHIVE}: an archived row has no teacher score")
     return kept, superseded, floor
@@ -102,8 +100,8 @@ def load_rows() -> tuple[list[dict], list[dict], float]:
                          "encoder_nnz": r["encoder_nnz"], "wall_s": r.get("wall_seconds"),
                          "source": str(res.relative_to(ROOT)), "teacher": teacher})
     for sparsity, run in LONG_RUNS.items():
-        if (run / "summary.json").is_file():
-            s = json.loads((run / "summary.json").read_text())
+        s = read_summary(run)
+        if s is not None:
             rows.append({"variant": "sparsebert", "steps": s["steps"], "seed": 42, "sparsity": sparsity,
                          "accuracy": 100 * s["metrics"]["dev"]["accuracy"],
                          "encoder_nnz": sum(m["nnz"] for m in s["sparsity"]["matrices"]),
@@ -118,7 +116,7 @@ def load_rows() -> tuple[list[dict], list[dict], float]:
             superseded.append({k: v for k, v in r.items() if k != "archived"})  # a rerun of the cell
     if not rows or floor is None:
         sys.exit("no runs/experiments/sst2-steps*/results.json and no archived rows: run "
-                 "results/run_sst2_knowledge.sh first")
+                 "studies/sst2_knowledge/run.sh first")
     if any(r["teacher"] is None for r in rows):
         sys.exit("runs/sst2/sparse*-default found without the sst2-steps2000 or -6315 grid that holds its teacher")
     return rows, superseded, floor
@@ -143,7 +141,7 @@ def teacher_curve(floor: float) -> list[tuple[int, float]]:
     the committed curve when runs/sst2/teacher is not on this machine."""
     if not (TEACHER / "summary.json").is_file():
         return [tuple(c) for c in json.loads(ARCHIVE.read_text())["teacher_curve"]]
-    s = json.loads((TEACHER / "summary.json").read_text())
+    s = read_summary(TEACHER)
     best = 100 * max(h["score"] for h in s["eval_history"])
     return [(h["step"], gain_retention(100 * h["score"], best, floor)) for h in s["eval_history"]]
 
@@ -221,17 +219,17 @@ def main() -> int:
           + (f" {sum(r.get('archived', False) for r in all_rows)} rows come from the committed JSON: their run "
              "folders are not on the machine that last ran this collector (`\"archived\": true`)."
              if any(r.get("archived") for r in all_rows) else ""), "",
-          "Commands: `bash results/run_sst2_knowledge.sh STEPS [VARIANT ...]` (grid `experiments/minilm-sst2-knowledge"
+          "Commands: `bash studies/sst2_knowledge/run.sh STEPS [VARIANT ...]` (grid `experiments/minilm-sst2-knowledge"
           ".yaml`, train.max_steps = STEPS; the 2,000-step grid as `SEEDS=\"42 43\" SPARSITIES=\"0.9 0.97\" bash "
-          "results/run_sst2_knowledge.sh 2000`: seed 43 at 95 %, sparsebert, finetune-then-prune and small-dense at "
+          "studies/sst2_knowledge/run.sh 2000`: seed 43 at 95 %, sparsebert, finetune-then-prune and small-dense at "
           "90 / 97 %, ≈ 24 min per sparse cell, 4–5 min per small dense one, one thread), `[SPARSITY=0.90 TAG=90] "
-          "bash results/run_sst2_prune.sh default` (6,315 steps), `WORKERS=2 bash results/run_sst2_knowledge.sh 20000 "
+          "bash studies/glue_ablation/run_sst2.sh default` (6,315 steps), `WORKERS=2 bash studies/sst2_knowledge/run.sh 20000 "
           "sparsebert finetune-then-prune small-dense` (AVX-512 EPYC, bf16 autocast, its own teacher fine-tuned by "
-          "`results/run_sst2_prune.sh`'s command: 5 min; 101 min wall, two cells at once) and its second seed, "
-          "`SEEDS=\"42 43\" WORKERS=2 bash results/run_sst2_knowledge.sh 20000 sparsebert finetune-then-prune "
+          "`studies/glue_ablation/run_sst2.sh`'s command: 5 min; 101 min wall, two cells at once) and its second seed, "
+          "`SEEDS=\"42 43\" WORKERS=2 bash studies/sst2_knowledge/run.sh 20000 sparsebert finetune-then-prune "
           "small-dense` (two sessions: stopped at step 2,800 and resumed from the saved training state; the seed-43 "
           "train walls are the resumed part, 98 min wall for it), then `.venv/bin/python "
-          "results/collect_sst2_knowledge.py`.", ""]
+          "studies/sst2_knowledge/collect.py`.", ""]
     for steps in budgets:
         here = sorted((r for r in rows if r["steps"] == steps), key=lambda r: (ORDER.index(r["variant"]), r["seed"]))
         ts = " / ".join(f"{t:.1f}" for t in sorted(teacher_by_steps[steps]))
@@ -275,8 +273,7 @@ def main() -> int:
            "", "![GR against steps](sst2_budget_scaling.png)", ""]
     out = {"teachers": teachers, "floor": floor, "rows": all_rows, "superseded": superseded, "means": means, "fits": fits,
            "teacher_curve": teacher_curve(floor), "paper_steps": PAPER_STEPS}
-    write_json_atomic(ROOT / "results" / "sst2_knowledge.json", out)
-    write_text_atomic(ROOT / "results" / "sst2_knowledge.md", "\n".join(md))
+    write_outputs(ROOT / "results" / "sst2_knowledge", out, "\n".join(md), echo=False)
     plot(means, fits, out["teacher_curve"])
     print("\n".join(md))
     return 0

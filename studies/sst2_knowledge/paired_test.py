@@ -12,7 +12,7 @@ Every model is evaluated with :func:`sparsebert.stages.evaluate.eval_logits` at 
 with ``--bf16``, under bf16 autocast (what training's own evaluation uses on a CPU with AVX512-BF16); its
 accuracy is checked against the run's own ``summary.json`` where it has one. Classification tasks only.
 
-Usage: .venv/bin/python results/paired_test.py --task sst2 --out results/NAME [--overwrite] [--bf16]
+Usage: .venv/bin/python studies/sst2_knowledge/paired_test.py --task sst2 --out results/NAME [--overwrite] [--bf16]
        --max-length 64 LABEL=MODEL_DIR LABEL=MODEL_DIR [...]
 Writes ``NAME.json`` (per model: accuracy, predictions' agreement with gold; per pair: b, c, p) and ``NAME.md``.
 """
@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 DATA = ROOT.parent / "shared" / "data" / "glue"
 
 
@@ -91,7 +91,7 @@ def main() -> int:
         models.append({"label": label, "dir": d, "accuracy": acc, "summary_accuracy": reported})
     tests = [{"first": a, "second": b, **mcnemar(right[a], right[b])} for a, b in itertools.combinations(right, 2)]
     n = len(next(iter(right.values())))
-    cmd = "`.venv/bin/python results/paired_test.py " + " ".join(sys.argv[1:]) + "`"
+    cmd = "`.venv/bin/python studies/sst2_knowledge/paired_test.py " + " ".join(sys.argv[1:]) + "`"
     mode = "bf16 autocast" if args.bf16 else "fp32"
     md = [f"# Paired test on {args.task} dev ({n} examples): exact McNemar", "", f"Command: {cmd} "
           f"({time.time() - t0:.0f} s).", "", f"| model | dev accuracy ({mode}, max length "

@@ -1,11 +1,11 @@
-"""The dense teacher's own dev curve over 10 epochs (``bash results/run_teacher_curves.sh``) into
+"""The dense teacher's own dev curve over 10 epochs (``bash studies/teacher_curves/run.sh``) into
 results/teacher_curves.{json,md}: where it flattens, against the 3-epoch teacher the knowledge grids use.
 
 The plateau is the mean dev score over the run's last five evaluations (epochs 6–10); the curve has
 *flattened* at the first evaluation within 1 point of the plateau. Dev scores are noisy (CoLA moves
 ±1 MCC between epochs), so a best-checkpoint value is not used as the plateau.
 
-Usage: .venv/bin/python results/collect_teacher_curves.py
+Usage: .venv/bin/python studies/teacher_curves/collect.py
 """
 
 from __future__ import annotations
@@ -15,10 +15,10 @@ import statistics
 import sys
 from pathlib import Path
 
-from sparsebert.io import write_json_atomic, write_text_atomic
+from sparsebert.experiment.collect import write_outputs
 
-ROOT = Path(__file__).resolve().parents[1]
-STUDENT_EPOCHS = 6  # results/run_glue_knowledge.sh
+ROOT = Path(__file__).resolve().parents[2]
+STUDENT_EPOCHS = 6  # studies/glue_knowledge/run.sh
 
 
 def curve_record(summary: Path) -> dict:
@@ -45,13 +45,13 @@ def curve_record(summary: Path) -> dict:
 def main() -> int:
     runs = sorted((ROOT / "runs" / "teacher-curve").glob("*-10ep/summary.json"))
     if not runs:
-        sys.exit("no runs/teacher-curve/TASK-10ep/summary.json: run results/run_teacher_curves.sh first")
+        sys.exit("no runs/teacher-curve/TASK-10ep/summary.json: run studies/teacher_curves/run.sh first")
     recs = [curve_record(p) for p in runs]
     md = ["# The dense teacher's own curve: 10 epochs (MiniLM-L6)", "",
           "The knowledge grids' teacher recipe (lr 5e-5, batch 32, linear decay, seed 42) run for 10 epochs instead of "
           "3, dev evaluated every epoch. Plateau = mean of the last five evaluations; flattened = first evaluation "
-          "within 1 point of it. Command: `bash results/run_teacher_curves.sh` then "
-          "`.venv/bin/python results/collect_teacher_curves.py`.", "",
+          "within 1 point of it. Command: `bash studies/teacher_curves/run.sh` then "
+          "`.venv/bin/python studies/teacher_curves/collect.py`.", "",
           "| task | dev curve (epoch: score) | plateau | flattened at | student budget | train wall |",
           "|---|---|---:|---|---|---:|"]
     for r in recs:
@@ -60,11 +60,9 @@ def main() -> int:
         md.append(f"| {r['task']} | {curve} | {r['plateau']:.1f} | step {r['flat_step']:,} (epoch {r['flat_epoch']:g}) "
                   f"| {r['student_steps']:,} steps ({STUDENT_EPOCHS} epochs, "
                   f"{r['student_steps'] / r['flat_step']:.1f}x) | {r['train_seconds'] / 60:.0f} min |")
-    write_json_atomic(ROOT / "results" / "teacher_curves.json", {"plateau_rule": "mean of the last 5 evaluations",
-                                                                 "flat_rule": "first evaluation >= plateau - 1",
-                                                                 "tasks": recs})
-    write_text_atomic(ROOT / "results" / "teacher_curves.md", "\n".join(md) + "\n")
-    print("\n".join(md))
+    write_outputs(ROOT / "results" / "teacher_curves", {"plateau_rule": "mean of the last 5 evaluations",
+                                                        "flat_rule": "first evaluation >= plateau - 1", "tasks": recs},
+                  "\n".join(md) + "\n")
     return 0
 
 

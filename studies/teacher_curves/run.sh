@@ -2,10 +2,10 @@
 # Issue 12, must-have 1's "a budget per cell large enough that the dense teacher's own curve has flattened":
 # the grid's dense teacher (MiniLM-L6, lr 5e-5, batch 32, length-grouped, seed 42, the grid's max length)
 # fine-tuned for 10 epochs instead of 3, evaluated every epoch. Output runs/teacher-curve/TASK-10ep;
-# report: .venv/bin/python results/collect_teacher_curves.py -> results/teacher_curves.{json,md}.
-# Usage: bash results/run_teacher_curves.sh [TASK ...]   (default: stsb cola; mrpc also works)
+# report: .venv/bin/python studies/teacher_curves/collect.py -> results/teacher_curves.{json,md}.
+# Usage: bash studies/teacher_curves/run.sh [TASK ...]   (default: stsb cola; mrpc also works)
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 SB=${SB:-.venv/bin/sparsebert}
 mkdir -p logs
 tasks=("$@"); [ ${#tasks[@]} -gt 0 ] || tasks=(stsb cola)
