@@ -1,11 +1,14 @@
-"""README's engine table, generated from the committed bench results (results/bench_*_engine*.json).
+"""README's accuracy and speed tables (and the docs' results overview), generated from the committed results/*.json.
 
-    .venv/bin/python benchmarks/engine_table.py          # rewrite the block in README.md
-    .venv/bin/python benchmarks/engine_table.py --check  # exit 1 if README's block is stale
+    .venv/bin/python docs/gen/tables.py          # rewrite the generated blocks in README.md
+    .venv/bin/python docs/gen/tables.py --check  # exit 1 if a block of README.md is stale
 
-Each row is one interleaved `sparsebert bench` run and batch size: the engine's median latency (fp32 and
-int8 paths) beside OpenVINO int8 and the fastest dense path of the same run, and their ratios (speed-ups,
-> 1 = the engine is faster). The CPU of each run is named from the run's own environment.
+Accuracy: one row per headline run (the demo, SST-2 at two budgets, the small GLUE tasks, MPNet-base), each
+from the JSON its study's collector wrote: the majority-class floor, the dense teacher, the sparse student and
+its gain retention GR = (student - floor) / (teacher - floor). Speed: one row per interleaved
+`sparsebert bench` run with the engine (results/bench_*_engine*.json) and batch size: the engine's median latency
+(fp32 and int8 paths) beside OpenVINO int8 and the fastest dense path of the same run, and their ratios
+(> 1 = the engine is faster). The CPU of each run is named from the run's own environment.
 """
 
 from __future__ import annotations
@@ -15,8 +18,16 @@ import json
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-START, END = "<!-- engine-table:start (benchmarks/engine_table.py) -->", "<!-- engine-table:end -->"
+ROOT = Path(__file__).resolve().parents[2]
+BLOCKS = {"demo": "demo_block", "accuracy": "accuracy_block", "speed": "speed_block"}
+
+
+def markers(name: str) -> tuple[str, str]:
+    return f"<!-- {name}-table:start (docs/gen/tables.py) -->", f"<!-- {name}-table:end -->"
+
+
+def _load(results: Path, name: str) -> dict:
+    return json.loads((results / f"{name}.json").read_text(encoding="utf-8"))
 
 
 def _cpu(env: dict) -> str:
@@ -25,10 +36,56 @@ def _cpu(env: dict) -> str:
     return f"{env.get('cpu_model', '?')} ({isa}), {env.get('cpu_count', '?')} cores"
 
 
-def rows(results_dir: Path) -> list[str]:
-    """One Markdown row per (bench file, batch size)."""
+def _link(results: Path, name: str, prefix: str) -> str:
+    target = f"{name}.md" if (results / f"{name}.md").is_file() else f"{name}.json"
+    return f"[{name}]({prefix}{target})"
+
+
+def accuracy_rows(results: Path, prefix: str = "results/") -> list[str]:
+    """One Markdown row per headline run; every number from results/*.json."""
     out = []
-    for path in sorted(results_dir.glob("bench_*_engine*.json")):
+
+    def row(model: str, task: str, sparsity: float, steps: int, floor: float, teacher: float, student: float,
+            gr: float, source: str) -> None:
+        out.append(f"| {model} | {task} | {100 * sparsity:g} % | {steps:,} | {floor:.1f} | {teacher:.1f} | "
+                   f"**{student:.1f}** | {100 * gr:.0f} % | {_link(results, source, prefix)} |")
+
+    demo = _load(results, "demo_ablation")
+    d = next(r for r in demo["rows"] if r["variant"] == "defaults")
+    row("MiniLM-L6", "demo: Rotten Tomatoes snippets (accuracy)", d["sparsity"], d["steps"], 100 * demo["floor"],
+        100 * demo["teacher"], 100 * d["mean"], d["gain_retention"], "demo_ablation")
+    glue = {(r["task"], r["variant"]): r for r in _load(results, "glue_ablation")["rows"]}
+    names = {"sst2": "SST-2 (accuracy)", "mrpc": "MRPC (F1)", "stsb": "STS-B (Pearson)", "cola": "CoLA (MCC)"}
+    g = glue[("sst2", "default")]
+    row("MiniLM-L6", names["sst2"], g["sparsity"], g["steps"], g["floor"], g["teacher"], g["mean"],
+        g["gain_retention"], "glue_ablation")
+    sst2 = _load(results, "sst2_knowledge")
+    best = max(sst2["means"]["sparsebert"], key=lambda m: m["steps"])
+    teacher = [r["teacher"] for r in sst2["rows"] if r["variant"] == "sparsebert" and r["steps"] == best["steps"]
+               and abs(r["sparsity"] - 0.95) < 1e-9]
+    row("MiniLM-L6", names["sst2"] + f", mean of {len(best['seeds'])} seeds", 0.95, best["steps"], sst2["floor"],
+        sum(teacher) / len(teacher), best["accuracy"], best["gain_retention"], "sst2_knowledge")
+    for task, variant in (("mrpc", "default"), ("stsb", "default"), ("stsb", "s90"), ("cola", "default")):
+        g = glue[(task, variant)]
+        row("MiniLM-L6", names[task], g["sparsity"], g["steps"], g["floor"], g["teacher"], g["mean"],
+            g["gain_retention"], "glue_ablation")
+    s4 = _load(results, "s4_pareto")
+    m = next(r for r in s4["rows"] if r["key"] == "mpnet-s95" and r["path"] == "dense-fp32")
+    row("MPNet-base", names["sst2"], 0.95, m["train_steps"], s4["majority_floor"], m["teacher_accuracy"],
+        m["fp32_accuracy"], m["gain_retention"], "s4_pareto")
+    return out
+
+
+def accuracy_block(results: Path, prefix: str = "results/") -> str:
+    head = ["| model | task (dev metric) | sparsity | steps | floor | dense teacher | sparse student | gain retention "
+            "| source |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
+    return "\n".join([*head, *accuracy_rows(results, prefix)])
+
+
+def speed_rows(results: Path, prefix: str = "results/") -> list[str]:
+    """One Markdown row per (engine bench file, batch size)."""
+    out = []
+    for path in sorted(results.glob("bench_*_engine*.json")):
         res = json.loads(path.read_text(encoding="utf-8"))
         env, st = res["environment"], res["settings"]
         title = res.get("title", path.stem).replace("sparsebert bench: ", "")
@@ -47,33 +104,66 @@ def rows(results_dir: Path) -> list[str]:
             out.append(f"| {title} | {batch} x {st['seq']} | {ms('engine')} | {ms('engine-int8')} | "
                        f"{ms('openvino-int8')} | {best} | {ratio(by.get('openvino-int8'))} | "
                        f"{ratio(ref.get('median_ms'))} | {_cpu(env)}, {st['threads']} threads | "
-                       f"[{path.stem}](results/{path.stem}.md) |")
+                       f"{_link(results, path.stem, prefix)} |")
     return out
 
 
-def block(results_dir: Path) -> str:
+def speed_block(results: Path, prefix: str = "results/") -> str:
     head = ["| model | batch x seq | engine ms | engine int8 ms | OpenVINO int8 ms | best dense ms | fastest engine "
             "path vs OpenVINO int8 | vs best dense | CPU | source |",
             "|---|---|---:|---:|---:|---:|---:|---:|---|---|"]
-    return "\n".join([START, *head, *rows(results_dir), END])
+    return "\n".join([*head, *speed_rows(results, prefix)])
+
+
+def demo_block(results: Path, prefix: str = "results/") -> str:
+    """What ``make demo`` printed on the AVX2 EPYC (results/demo_speed_avx2.json): accuracy, then speed."""
+    d = _load(results, "demo_speed_avx2")
+    a = d["accuracy"]
+    md = ["| model | dev accuracy | gain retention |", "|---|---:|---:|",
+          f"| majority class | {a['majority_floor']:.3f} | 0 % |", f"| dense teacher | {a['teacher']:.3f} | 100 % |",
+          f"| 95 %-sparse student | {a['sparse']:.3f} | {100 * a['gain_retention']:.0f} % |", ""]
+    batches = list(d["batches"])
+    md += ["| sequences/s (" + f"{d['seq']} tokens, {d['threads']} threads, {d['cpu']} {d['cpu_isa']}" + ") | "
+           + " | ".join(f"batch {b}" for b in batches) + " |", "|---|" + "---:|" * len(batches)]
+    for label in d["batches"][batches[0]]["seq_per_s"]:
+        md.append(f"| {label} | " + " | ".join(f"{d['batches'][b]['seq_per_s'][label]:.1f}" for b in batches) + " |")
+    md.append("| engine / fastest dense | " + " | ".join(f"**{d['batches'][b]['engine_vs_fastest_dense']}x**"
+                                                   for b in batches) + " |")
+    md += ["", f"Source: {_link(results, 'demo_speed_avx2', prefix)}."]
+    return "\n".join(md)
+
+
+def render(text: str, results: Path, where: str) -> str:
+    """``text`` with every generated block replaced by what the results make of it now.
+
+    Raises:
+        ValueError: a block's markers are missing, naming the block and ``where``.
+    """
+    for name, fn in BLOCKS.items():
+        start, end = markers(name)
+        if start not in text or end not in text:
+            raise ValueError(f"{where}: no {name}-table markers ({start} ... {end})")
+        before, rest = text.split(start, 1)
+        _, after = rest.split(end, 1)
+        text = before + start + "\n" + globals()[fn](results) + "\n" + end + after
+    return text
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--readme", type=Path, default=ROOT / "README.md")
     ap.add_argument("--results", type=Path, default=ROOT / "results")
-    ap.add_argument("--check", action="store_true", help="exit 1 if the README block differs")
+    ap.add_argument("--check", action="store_true", help="exit 1 if a generated block of README differs")
     args = ap.parse_args(argv)
     text = args.readme.read_text(encoding="utf-8")
-    if START not in text or END not in text:
-        print(f"{args.readme}: no engine-table markers ({START} ... {END})", file=sys.stderr)
+    try:
+        new = render(text, args.results, str(args.readme))
+    except ValueError as e:
+        print(e, file=sys.stderr)
         return 2
-    before, rest = text.split(START, 1)
-    _, after = rest.split(END, 1)
-    new = before + block(args.results) + after
     if args.check:
         if new != text:
-            print(f"{args.readme}: the engine table is stale; run benchmarks/engine_table.py", file=sys.stderr)
+            print(f"{args.readme}: a generated table is stale; run docs/gen/tables.py", file=sys.stderr)
             return 1
         return 0
     if new != text:

@@ -54,7 +54,8 @@ def archived_rows(path: str | Path, collector: str, live: Iterable[Hashable], ke
     ``"archived": true``, in their committed order; ``[]`` without a committed file.
 
     Args:
-        path, collector: as :func:`read_committed`.
+        path: the committed ``results/<name>.json``.
+        collector: the collector's path, named in the error.
         live: the keys of the rows collected from runs on this machine.
         key: a row's cell, e.g. ``lambda r: (r["task"], r["variant"])``.
         rows: the row list of the committed JSON (default: its ``"rows"``).
