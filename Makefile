@@ -58,6 +58,17 @@ demo: install
 clean-demo:
 	rm -rf $(DEMO)
 
+# General English text for task-agnostic distillation (`sparsebert upstream`), built offline from pinned
+# Debian packages (version + sha256: Jane Austen's novels, FOLDOC, the Jargon File, The Devil's Dictionary,
+# GCIDE, WordNet) and SQuAD v1.1 dev's Wikipedia paragraphs from shared/, with every paragraph holding a
+# GLUE dev sentence removed. Lands in $(CORPUS)/general/ with PROVENANCE.json; read it with load_text("general").
+CORPUS ?= .cache/corpus
+SHARED_DATA ?= ../shared/data
+.PHONY: corpus
+corpus: install
+	$(BIN)/python -m sparsebert.data.corpus --out $(CORPUS)/general --downloads $(CORPUS)/downloads \
+		--glue-dir $(SHARED_DATA)/glue --squad $(SHARED_DATA)/squad/dev-v1.1.json
+
 # Optional comparator for `sparsebert bench`: DeepSparse 1.8.0 (end-of-life, evaluation licence) in its
 # own virtual environment, never a dependency of sparsebert. `sparsebert bench` finds it there.
 DEEPSPARSE_VENV ?= .cache/venv-deepsparse
