@@ -9,7 +9,8 @@
   paragraph);
 * ``PROVENANCE.json``: for each source the package, version, registry address, sha256 of the
   downloaded file, licence, the cleaning applied, and the number of documents and characters
-  kept; plus the decontamination against GLUE (see below).
+  kept; plus the decontamination against GLUE (see below);
+* ``licences/<package>.copyright``: each Debian package's copyright file (licence and notices).
 
 Sources (every download pinned by version and sha256, see :data:`SOURCES`):
 
@@ -27,8 +28,8 @@ Sources (every download pinned by version and sha256, see :data:`SOURCES`):
 Decontamination: every paragraph containing a sentence (>= 6 normalised words,
 :mod:`sparsebert.data.decontam`) of a GLUE **dev** set in ``glue_dir`` (CoLA, SST-2, MRPC, STS-B,
 RTE, QNLI) is removed, and the number removed per source and task is recorded. QNLI dev's
-sentences are SQuAD dev sentences, so this removes most of the ``squad`` source; what is left
-shares no sentence with QNLI dev. Paragraphs containing a GLUE **train** sentence are kept but
+sentences are SQuAD dev sentences, so this removes most of the ``squad`` source (there QNLI
+sentences of >= 3 words are looked for); what is left shares no sentence with QNLI dev. Paragraphs containing a GLUE **train** sentence are kept but
 counted per task, so that a result on task T can be published with T's train sentences left out
 (:func:`sparsebert.data.text.load_text` ``exclude=``).
 
@@ -54,7 +55,7 @@ from sparsebert.errors import InputError
 from sparsebert.io import atomic_path, write_json_atomic
 
 from .debpkg import DebPackage, deb_members, fetch_deb, sha256_file
-from .decontam import DEFAULT_MIN_WORDS, SentenceMatcher, split_sentences
+from .decontam import DEFAULT_MIN_WORDS, SentenceMatcher, normalise_words, split_sentences
 from .dictd import dictd_entries
 from .rdata import lazyload_objects
 
@@ -66,6 +67,7 @@ DEFAULT_SHARED = Path("../shared/data")
 GLUE_TASKS = (("cola", "CoLA"), ("sst2", "SST-2"), ("mrpc", "MRPC"), ("stsb", "STS-B"), ("rte", "RTE"), ("qnli", "QNLI"))
 SQUAD_DEV_SHA256 = "95aa6a52d5d6a735563366753ca50492a658031da74f301ac5238b03966972c9"
 MIN_WORDS = 8  # a kept paragraph has at least this many words
+SQUAD_QNLI_MIN_WORDS = 3  # QNLI dev sentences looked for in the squad source (they come from it)
 
 Record = tuple[str, str]  # (ref, text)
 
@@ -429,6 +431,20 @@ def _write_jsonl(path: Path, records) -> tuple[int, int, str]:
     return n_docs, n_chars, h.hexdigest()
 
 
+def _copy_copyright(deb: Path, package: str, out_dir: Path) -> str | None:
+    """Copy the package's ``usr/share/doc/<package>/copyright`` (its licence and notices, which
+    the GPL / GFDL ask to keep with copies) to ``out_dir/licences/<package>.copyright``."""
+    member = f"usr/share/doc/{package}/copyright"
+    found = deb_members(deb, lambda n: n == member)
+    if member not in found:
+        return None
+    rel = f"licences/{package}.copyright"
+    with atomic_path(out_dir / rel) as tmp:
+        tmp.write_bytes(found[member])
+        tmp.chmod(0o644)
+    return rel
+
+
 def build_corpus(out_dir: str | Path = DEFAULT_OUT, *, sources: list[str] | None = None,
                  glue_dir: str | Path | None = DEFAULT_SHARED / "glue",
                  squad_file: str | Path | None = DEFAULT_SHARED / "squad" / "dev-v1.1.json",
@@ -471,6 +487,8 @@ def build_corpus(out_dir: str | Path = DEFAULT_OUT, *, sources: list[str] | None
                                     f"--glue-dir none skips it)")
         dev_sents, train_sents = glue_sentences(glue_dir, "dev"), glue_sentences(glue_dir, "train")
         dev = {t: SentenceMatcher(s, min_words) for t, s in dev_sents.items()}
+        # QNLI dev's sentences were cut from SQuAD dev's paragraphs: there even short ones are real hits
+        qnli_in_squad = SentenceMatcher(dev_sents.get("qnli", ()), min(min_words, SQUAD_QNLI_MIN_WORDS))
         train = {t: SentenceMatcher(s, min_words) for t, s in train_sents.items()}
         log("corpus: GLUE dev sentences indexed: " + ", ".join(f"{t} {len(m)}" for t, m in dev.items()))
 
@@ -483,9 +501,12 @@ def build_corpus(out_dir: str | Path = DEFAULT_OUT, *, sources: list[str] | None
         if src.package is not None:
             deb = fetch_deb(src.package, download_dir)
             entry.update({"package": src.package.name, "version": src.package.version,
-                          "registry": "Debian archive (apt-get download, bookworm)",
+                          "registry": "Debian archive (bookworm)",
+                          "download": f"apt-get download {src.package.name}={src.package.version} "
+                                      f"(else GET url), sha256 checked",
                           "url": src.package.url(), "file": src.package.filename,
-                          "sha256": sha256_file(deb), "bytes": deb.stat().st_size})
+                          "sha256": sha256_file(deb), "bytes": deb.stat().st_size,
+                          "copyright_file": _copy_copyright(deb, src.package.name, out_dir)})
             records = src.extract(deb)
         else:
             path = Path(squad_file) if squad_file else None
@@ -512,14 +533,17 @@ def build_corpus(out_dir: str | Path = DEFAULT_OUT, *, sources: list[str] | None
                     continue
                 seen.add(key)
                 if dev is not None:
-                    hit = [t for t, m in dev.items() if m.find(text) is not None]
+                    words = normalise_words(text)
+                    hit = [t for t, m in dev.items() if m.find_words(words) is not None]
+                    if name == "squad" and not hit and qnli_in_squad.find_words(words) is not None:
+                        hit = ["qnli"]
                     if hit:
                         for t in hit:
                             removed[t] += 1
                         removed["_paragraphs"] += 1
                         continue
                     for t, m in train.items():
-                        if m.find(text) is not None:
+                        if m.find_words(words) is not None:
                             train_hits[t] += 1
                 n_words += len(text.split())
                 yield {"text": text, "source": name, "ref": ref}
@@ -566,7 +590,9 @@ def build_corpus(out_dir: str | Path = DEFAULT_OUT, *, sources: list[str] | None
             "train_tasks_checked": {t: len(m) for t, m in train.items()},
             "removed_paragraphs": sum(e["removed_for_glue_dev"]["paragraphs"] for e in prov_sources),
             "qnli": "QNLI dev sentences come from SQuAD v1.1 dev paragraphs: every paragraph holding one was "
-                    "removed (dropped, not just flagged), so QNLI dev results may be published on this corpus",
+                    "removed (dropped, not just flagged; in the squad source QNLI sentences of >= "
+                    f"{min(min_words, SQUAD_QNLI_MIN_WORDS)} words count), so the corpus shares no QNLI dev "
+                    "sentence; the remaining squad paragraphs still come from the same 48 SQuAD dev articles",
             "train_overlap": "paragraphs_with_glue_train_sentence per source: kept, only counted; publish a "
                              "result on task T with load_text('general', exclude=<T's train sentences>)",
             "glue_train_missing": [t for t, _ in GLUE_TASKS if t not in train],
@@ -575,6 +601,7 @@ def build_corpus(out_dir: str | Path = DEFAULT_OUT, *, sources: list[str] | None
         "notes": notes,
     }
     write_json_atomic(out_dir / "PROVENANCE.json", provenance)
+    (out_dir / "PROVENANCE.json").chmod(0o644)
     log(f"corpus: {out_dir}/general.jsonl: {n_docs} documents, {n_chars / 1e6:.2f} M characters "
         f"in {provenance['build_seconds']} s")
     return provenance

@@ -89,9 +89,11 @@ class SentenceMatcher:
     def find(self, text: str) -> str | None:
         """The first indexed sentence occurring in ``text`` (as its normalised words joined by
         spaces), or ``None``."""
-        if not self._index:
-            return None
-        words = normalise_words(text)
+        return self.find_words(normalise_words(text)) if self._index else None
+
+    def find_words(self, words: list[str]) -> str | None:
+        """:meth:`find` on an already normalised word list (:func:`normalise_words`), so that one
+        text can be checked against several matchers with one normalisation."""
         k, index = self.min_words, self._index
         for i in range(len(words) - k + 1):
             cands = index.get(tuple(words[i:i + k]))

@@ -7,7 +7,8 @@ Accepted sources (see :func:`load_text`):
 * a ``.jsonl`` file: one JSON object per line with a string field ``"text"`` (other fields are
   ignored; blank lines are skipped). This is the format of the built corpus.
 * a directory: every ``*.txt`` / ``*.jsonl`` below it (recursively, hidden files skipped), in
-  sorted path order.
+  sorted path order; other files are ignored. (For the built corpus use ``"general"``, not its
+  folder: the folder holds ``general.jsonl`` *and* the per-source files, so documents would repeat.)
 * ``"general"``: the general English corpus built by ``make corpus``
   (:mod:`sparsebert.data.corpus`), i.e. ``.cache/corpus/general/general.jsonl``;
   ``"general:austen,foldoc"`` picks sources by name, ``"general:all"`` takes every source
