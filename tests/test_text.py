@@ -243,6 +243,7 @@ def test_built_corpus_matches_its_provenance():
         if pinned[entry["name"]] is not None:
             assert entry["sha256"] == pinned[entry["name"]].sha256 and entry["version"] == pinned[entry["name"]].version
         assert entry["licence"] and entry["cleaning"]
+        assert isinstance(entry["in_general_jsonl"], bool)
         combined += entry["documents"] if entry["in_general_jsonl"] else 0
     assert prov["combined"]["documents"] == combined == sum(1 for _ in open(root / "general.jsonl", encoding="utf-8"))
     assert prov["decontamination"] is not None and set(prov["decontamination"]["dev_tasks"]) >= {"cola", "sst2", "mrpc",

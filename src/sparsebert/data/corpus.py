@@ -380,7 +380,7 @@ SOURCES: tuple[CorpusSource, ...] = (
         "squad", "SQuAD v1.1 dev contexts (Wikipedia paragraphs, Rajpurkar et al. 2016)", "CC BY-SA 4.0",
         None, _squad,
         "the 'context' of every paragraph of every article, white space collapsed; kept when >= 8 words",
-        ("QNLI dev was built from these paragraphs: the decontamination removes every paragraph holding a "
+        notes=("QNLI dev was built from these paragraphs: the decontamination removes every paragraph holding a "
          "QNLI dev sentence (most of them)",)),
 )
 
