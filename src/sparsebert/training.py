@@ -220,6 +220,7 @@ def fit(
     run: TrainingRun | None = None,
     sparsifier=None,
     lr_factor: Callable[[int], float] | None = None,
+    evaluate: Callable[[nn.Module], tuple[dict[str, dict[str, float]], float]] | None = None,
 ) -> FitResult:
     """Train ``model`` (+ ``extra_modules``, e.g. a hidden-state projection) on ``train_features``.
 
@@ -237,6 +238,9 @@ def fit(
             (moments of pruned weights zeroed at events) and calls its ``observe()`` after backward.
         lr_factor: learning-rate factor of the peak after ``t`` completed steps; default
             :func:`sparsebert.lr_schedule.lr_factor_fn` of the recipe's ``lr_schedule``.
+        evaluate: ``model -> ({split: {metric: value}}, headline score)`` instead of the task's metrics on
+            ``eval_sets`` (upstream pruning has no task: zero-shot STS of the embeddings); it must leave
+            the model in training mode.
     Returns:
         :class:`FitResult`.
     """
@@ -292,15 +296,18 @@ def fit(
             if p.step % recipe.log_every == 0 or p.step == steps:
                 logger.log("train", step=p.step, epoch=p.epoch, lr=scheduler.get_last_lr()[0], tokens=tokens, **info)
             if p.step % eval_every == 0 or p.step == steps:
-                p.results = evaluate_features(model, task, eval_sets, recipe.eval_batch_size, pad_token_id, recipe.bf16)
-                score = headline(task, p.results)
+                if evaluate is not None:
+                    p.results, score = evaluate(model)
+                else:
+                    p.results = evaluate_features(model, task, eval_sets, recipe.eval_batch_size, pad_token_id, recipe.bf16)
+                    score = headline(task, p.results)
                 flat = {f"{s}/{k}": v for s, m in p.results.items() for k, v in m.items()}
                 logger.log("eval", step=p.step, **flat, **extra)
                 p.history.append({"step": p.step, "score": score, **extra})
                 if keep_best and (p.best_score is None or score > p.best_score):
                     p.best_score, p.best_results, p.best_step = score, p.results, p.step
                     best_state = {k: v.detach().cpu().clone() for k, v in model.state_dict().items()}
-                p.last_eval = {task.main_metric: score}
+                p.last_eval = {task.main_metric if evaluate is None else "score": score}
             if run is not None and (p.step == steps or (recipe.save_every and p.step % recipe.save_every == 0)):
                 run.save(p, best_state=best_state, log_bytes=logger.tell(), **stateful)
             info.update(p.last_eval)

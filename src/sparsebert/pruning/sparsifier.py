@@ -45,6 +45,10 @@ class Sparsifier:
         pattern: ``"unstructured"`` (default), ``"RxC"`` blocks or ``"N:M"``
             (:mod:`sparsebert.pruning.patterns`); an N:M pattern needs ``schedule.final_sparsity == 1 - N/M``
             and scope ``per-matrix``.
+        keep_pruned: name -> bool ``[out, in]`` keep-mask whose pruned (False) entries stay pruned for the
+            whole run (sparse transfer from a sparse upstream encoder: the student's zeros, Zafrir et al. 2021
+            §3). The masks start from it, and no pruning event revives them; a schedule to a sparsity at or
+            below its own never changes the mask, a higher one prunes further from it.
 
     Per optimizer step: ``loss.backward()`` (the hooks mask the gradients) -> :meth:`observe`
     (gradient-based scorers) -> clipping and ``optimizer.step()`` -> :meth:`step` with the number
@@ -58,7 +62,8 @@ class Sparsifier:
     """
 
     def __init__(self, targets: dict[str, nn.Linear], schedule: CubicSchedule, scope: Scope = "per-matrix",
-                 scorer: Scorer | None = None, pattern: str | Pattern = "unstructured"):
+                 scorer: Scorer | None = None, pattern: str | Pattern = "unstructured",
+                 keep_pruned: dict[str, torch.Tensor] | None = None):
         if not targets:
             raise ValueError("Sparsifier needs at least one target")
         if scope not in ("per-matrix", "global"):
@@ -75,6 +80,19 @@ class Sparsifier:
             n: torch.ones_like(m.weight, dtype=torch.bool) for n, m in self.targets.items()
         }
         self.current_sparsity = 0.0
+        self.keep_pruned = None
+        if keep_pruned is not None:
+            if set(keep_pruned) != set(self.targets):
+                raise ValueError(f"keep_pruned names {sorted(set(keep_pruned) ^ set(self.targets))} that differ from the targets")
+            for n, m in keep_pruned.items():
+                if tuple(m.shape) != tuple(self.targets[n].weight.shape):
+                    raise ValueError(f"keep_pruned {n}: shape {tuple(m.shape)}, expected {tuple(self.targets[n].weight.shape)}")
+            self.keep_pruned = {n: m.to(device=self.targets[n].weight.device, dtype=torch.bool).clone()
+                                for n, m in keep_pruned.items()}
+            self.masks = {n: m.clone() for n, m in self.keep_pruned.items()}
+            pruned = sum(int((~m).sum()) for m in self.masks.values())
+            self.current_sparsity = pruned / sum(m.numel() for m in self.masks.values())
+            self.apply()
         self._hooks = [m.weight.register_hook(self._grad_hook(n)) for n, m in self.targets.items()]
         if schedule.initial_sparsity > 0 and schedule.start_step == 0:
             self.update_masks(schedule.initial_sparsity)
@@ -104,9 +122,11 @@ class Sparsifier:
         else:
             scores = self.scorer.scores(self.targets, self.masks)
         new = pattern_masks(p, scores, sparsity, self.masks, self.scope)
+        if self.keep_pruned is not None:  # never revive a weight the sparse student came with
+            new = {n: m & self.keep_pruned[n] for n, m in new.items()}
         self.scorer.after_prune(self.targets, self.masks, new)
         self.masks = new
-        self.current_sparsity = sparsity
+        self.current_sparsity = max(sparsity, self.current_sparsity) if self.keep_pruned is not None else sparsity
         self.apply()
         self._zero_optimizer_state()
 

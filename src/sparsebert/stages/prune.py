@@ -69,6 +69,29 @@ def check_pair(teacher, student, teacher_tok, student_tok) -> None:
         raise IncompatibleModelsError(f"teacher layers ({lt}) must be a multiple of student layers ({ls})")
 
 
+def student_zeros(student, name: str) -> dict[str, torch.Tensor]:
+    """Keep-masks ``{target: bool [out, in]}`` (False = zero weight) of a sparse student's target matrices:
+    what sparse transfer keeps pruned (:class:`~sparsebert.pruning.Sparsifier` ``keep_pruned``).
+
+    Raises:
+        InputError: the student ``name`` has no zero weight in its targets (not a sparse encoder).
+    """
+    masks = {n: m.weight.detach() != 0 for n, m in prunable_linears(student).items()}
+    if all(bool(m.all()) for m in masks.values()):
+        raise InputError(f"--sparse-transfer: the student {name} has no zero weight in its pruned matrices; give a "
+                         "sparse encoder (the output of `sparsebert upstream` or `sparsebert prune`)")
+    return masks
+
+
+def load_model(recipe: PruneRecipe, name: str, task, *, require_head: bool = False, pooling: str | None = None):
+    """The student (``require_head`` False) or the teacher of ``recipe.head``: a cross-encoder
+    (:func:`~sparsebert.models.load_for_task`) or a bi-encoder (:func:`~sparsebert.biencoder.load_biencoder`;
+    the teacher must be a fine-tuned bi-encoder, a new student's label scale is the task's until the data says)."""
+    if recipe.head == "bi-encoder":
+        return load_biencoder(name, task, require_head=require_head, pooling=pooling, scale=label_scale(task))
+    return load_for_task(name, task, require_head=require_head, pooling=pooling)
+
+
 def scorer_options(recipe: PruneRecipe) -> dict:
     """The keyword options of ``recipe.criterion``'s scorer (:mod:`sparsebert.pruning.scorers`)."""
     if recipe.criterion == "taylor":
@@ -316,7 +339,8 @@ def prune(recipe: PruneRecipe) -> dict:
         if recipe.sparsity > 0:
             schedule, lr_factor, window = build_schedules(recipe, steps)
             scorer = make_scorer(recipe.criterion, **scorer_options(recipe))
-            sparsifier = Sparsifier(prunable_linears(student), schedule, recipe.scope, scorer, recipe.pattern)
+            sparsifier = Sparsifier(prunable_linears(student), schedule, recipe.scope, scorer, recipe.pattern,
+                                    keep_pruned=student_zeros(student, recipe.student) if recipe.sparse_transfer else None)
         taps = (AttentionScoreTap(student), AttentionScoreTap(teacher)) if teacher is not None and recipe.attention_weight > 0 else None
         want_hidden = teacher is not None and recipe.hidden_weight > 0
         # Only the teacher's logits are needed: compute them once per example (eval mode, so they
