@@ -275,7 +275,22 @@ def environment() -> dict[str, Any]:
         "platform": platform.platform(),
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "cpu": cpu_label(),
     }
+
+
+def cpu_label() -> str:
+    """The CPU named beside every figure: model name and its widest vector ISA, e.g. ``AMD EPYC (AVX-512 VNNI,
+    BF16)`` or ``AMD EPYC (AVX2)`` (``/proc/cpuinfo``; training time and speed depend on both)."""
+    from sparsebert.runtime.build import cpu_flags, cpu_model
+
+    flags = cpu_flags()
+    if "avx512f" in flags:
+        isa = "AVX-512" + (" VNNI" if "avx512_vnni" in flags else "") + (", BF16" if "avx512_bf16" in flags else "") \
+              + (", AMX" if "amx_tile" in flags else "")
+    else:
+        isa = "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{cpu_model()} ({isa})"
 
 
 def invoked_command() -> str | None:
