@@ -9,7 +9,7 @@
 # (benchmarks/run_bench_cpu_minilm.sh).
 # Run on a quiet machine (no training).
 # PATTERN=1x4 (or RxC, N:M) prunes the synthetic model in that pattern (output name ending _1x4, _2of4).
-# Usage: [SPARSITY=0.9 SPARSITY_TAG=90] [PATTERN=1x4] [BUDGET=s] [OUT=path] bash benchmarks/run_bench_cpu.sh
+# Usage: [SPARSITY=0.9 SPARSITY_TAG=90] [PATTERN=1x4] [BUDGET=s] [OUT=path, without .json] bash benchmarks/run_bench_cpu.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SB=.venv/bin/sparsebert
@@ -26,5 +26,5 @@ else
   SUFFIX=""; [ -n "${PATTERN:-}" ] && [ "$PATTERN" != unstructured ] && SUFFIX="_${PATTERN/:/of}"
   NAME="bert-base_sparse${SPARSITY_TAG:-95}${SUFFIX}"
 fi
-$SB bench $SOURCE --batch 1 --batch 32 --seq 128 --threads 2 $PATHS --budget ${BUDGET:-10} --no-sizes \
-    --remeasure-kernels --out "${OUT:-results/bench_${ISA}_${NAME}}"
+$SB bench $SOURCE --batch-size 1 --batch-size 32 --max-length 128 --threads 2 $PATHS --budget ${BUDGET:-10} --no-sizes \
+    --remeasure-kernels --json "${OUT:-results/bench_${ISA}_${NAME}}.json"

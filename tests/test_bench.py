@@ -34,8 +34,9 @@ def test_bench_cli_writes_json_and_markdown(tiny_bert, tmp_path, monkeypatch):
     model = AutoModelForSequenceClassification.from_pretrained(tiny_bert).eval()
     magnitude_prune_(model, 0.9)
     model.save_pretrained(tmp_path / "run")
-    args = ["bench", str(tmp_path / "run"), "--batch", "1", "--batch", "3", "--seq", "12", "--warmup", "0",
-            "--min-iters", "2", "--max-iters", "2", "--threads", "1", "--out", str(tmp_path / "res" / "tiny")]
+    args = ["bench", str(tmp_path / "run"), "--batch-size", "1", "--batch-size", "3", "--max-length", "12",
+            "--warmup", "0", "--min-iters", "2", "--max-iters", "2", "--threads", "1",
+            "--json", str(tmp_path / "res" / "tiny.json")]
     for p in ("dense-fp32", "dense-bf16", "dynamic-int8", "onnxruntime-fp32", "sparse-runtime"):
         args += ["--path", p]
     groups = []
@@ -55,7 +56,7 @@ def test_bench_cli_writes_json_and_markdown(tiny_bert, tmp_path, monkeypatch):
         assert kw["rotate"] is True and kw["min_iters"] == 2 and kw["budget_s"] == 20.0 * 6
     res = json.loads((tmp_path / "res" / "tiny.json").read_text())
     md = (tmp_path / "res" / "tiny.md").read_text()
-    assert res["command"].startswith(f"sparsebert bench {tmp_path / 'run'} ") and "--batch 3" in res["command"]
+    assert res["command"].startswith(f"sparsebert bench {tmp_path / 'run'} ") and "--batch-size 3" in res["command"]
     assert set(res["results"]) == {"1", "3"}
     for rows in res["results"].values():
         by = {row["path"]: row for row in rows}
@@ -295,9 +296,9 @@ def test_bench_sparse_runtime_runs_sparse_kernels(tiny_bert, tmp_path, monkeypat
     _o1_weights_(model)  # logits O(1), so a 1e-4 tolerance can catch a wrong kernel
     magnitude_prune_(model, 0.9)
     model.save_pretrained(tmp_path / "run")
-    args = ["bench", str(tmp_path / "run"), "--batch", "2", "--seq", "12", "--warmup", "0", "--min-iters", "2",
-            "--max-iters", "2", "--threads", "1", "--path", "dense-fp32", "--path", "sparse-runtime",
-            "--out", str(tmp_path / "res" / "tiny")]
+    args = ["bench", str(tmp_path / "run"), "--batch-size", "2", "--max-length", "12", "--warmup", "0",
+            "--min-iters", "2", "--max-iters", "2", "--threads", "1", "--path", "dense-fp32", "--path", "sparse-runtime",
+            "--json", str(tmp_path / "res" / "tiny.json")]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "res" / "tiny.json").read_text())
@@ -339,12 +340,12 @@ def test_bench_reuses_cached_kernel_choices_unless_remeasured(tiny_bert, tmp_pat
     _o1_weights_(model)
     magnitude_prune_(model, 0.9)
     model.save_pretrained(tmp_path / "run")
-    base = ["bench", str(tmp_path / "run"), "--batch", "2", "--seq", "8", "--warmup", "0", "--min-iters", "1",
+    base = ["bench", str(tmp_path / "run"), "--batch-size", "2", "--max-length", "8", "--warmup", "0", "--min-iters", "1",
             "--max-iters", "1", "--threads", "1", "--no-sizes", "--path", "dense-fp32", "--path", "sparse-runtime",
             "--path", "sparse-runtime-int8"]
 
     def bench(name: str, *extra: str) -> tuple[dict, str]:
-        r = runner.invoke(app, base + ["--out", str(tmp_path / name)] + list(extra))
+        r = runner.invoke(app, base + ["--json", str(tmp_path / f"{name}.json")] + list(extra))
         assert r.exit_code == 0, r.output
         return json.loads((tmp_path / f"{name}.json").read_text()), (tmp_path / f"{name}.md").read_text()
 

@@ -92,10 +92,11 @@ def test_dev_metric_per_path_matches_evaluate(sst2_model):
 
 def test_bench_cli_task_times_and_evaluates(sst2_model, tmp_path):
     run, glue = sst2_model
-    args = ["bench", str(run), "--task", "sst2", "--data-dir", str(glue), "--eval-examples", "11", "--batch", "1",
-            "--batch", "4", "--seq", str(SEQ), "--threads", "1", "--warmup", "0", "--min-iters", "1",
+    args = ["bench", str(run), "--task", "sst2", "--data-dir", str(glue), "--max-eval-examples", "11",
+            "--batch-size", "1", "--batch-size", "4", "--max-length", str(SEQ), "--threads", "1", "--warmup", "0",
+            "--min-iters", "1",
             "--max-iters", "1", "--no-sizes", "--path", "dense-fp32", "--path", "sparse-runtime",
-            "--out", str(tmp_path / "res")]
+            "--json", str(tmp_path / "res.json")]
     r = runner.invoke(app, args)
     assert r.exit_code == 0, r.output
     res = json.loads((tmp_path / "res.json").read_text())
@@ -122,7 +123,7 @@ def test_bench_cli_task_times_and_evaluates(sst2_model, tmp_path):
 def test_bench_task_errors_are_clear(sst2_model, tmp_path, extra, message):
     run, glue = sst2_model
     extra = [str(glue) if a == "DATA" else str(tmp_path / "missing") if a == "MISSING" else a for a in extra]
-    r = runner.invoke(app, ["bench", str(run), "--seq", str(SEQ), "--path", "dense-fp32", "--no-sizes", *extra])
+    r = runner.invoke(app, ["bench", str(run), "--max-length", str(SEQ), "--path", "dense-fp32", "--no-sizes", *extra])
     assert r.exit_code == 2 and message in r.output, r.output
 
 

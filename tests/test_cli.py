@@ -145,7 +145,9 @@ def test_learning_rate_option_and_its_old_name_lr(tiny_bert, data, tmp_path, mon
         assert r.exit_code == 0, r.output
         assert seen[-1] == expected
     r = invoke(*base, "--lr", "1e-3", "--learning-rate", "2e-3")
-    assert r.exit_code == 2 and r.output.startswith("error: --learning-rate 0.002 and --lr 0.001 disagree"), r.output
+    assert r.exit_code == 2 and r.output.endswith("error: --learning-rate 0.002 and --lr 0.001 disagree (--lr is the "
+                                                  "old name of --learning-rate): give one\n"), r.output
+    assert "warning: --lr is deprecated and goes in the next release; use --learning-rate" in r.output
     assert "--lr" not in invoke("finetune", "--help").output  # hidden: --learning-rate is the documented name
 
 

@@ -78,7 +78,7 @@ def _rows(path: Path) -> list[dict]:
 @pytest.mark.parametrize("engine", ["on", "off"])
 def test_predict_a_real_tsv_matches_the_model(classifier, sst2_tsv, tmp_path, engine):
     out = tmp_path / "pred.jsonl"
-    r = invoke("predict", classifier, "--input", sst2_tsv, "--text-column", "sentence", "--out", out,
+    r = invoke("predict", classifier, "--input", sst2_tsv, "--text-column", "sentence", "--json", out,
                "--max-length", "64", "--batch-size", "7", "--engine", engine)
     assert r.exit_code == 0, r.output
     rows = _rows(out)
@@ -98,7 +98,7 @@ def test_missing_compiler_falls_back_with_a_notice(classifier, sst2_tsv, tmp_pat
 
     monkeypatch.setattr(build, "_state", {"module": None, "error": "no C++ compiler (test)"})
     out = tmp_path / "pred.jsonl"
-    r = invoke("predict", classifier, "--input", sst2_tsv, "--text-column", "sentence", "--out", out,
+    r = invoke("predict", classifier, "--input", sst2_tsv, "--text-column", "sentence", "--json", out,
                "--max-length", "64")
     assert r.exit_code == 0, r.output
     assert "notice: the native engine does not cover this model" in r.output and "no C++ compiler (test)" in r.output
@@ -112,7 +112,7 @@ def test_embeddings_are_the_normalised_mean_of_the_last_hidden_states(classifier
     from transformers import AutoModel, AutoTokenizer
 
     out = tmp_path / "emb.jsonl"
-    r = invoke("predict", classifier, "--input", sst2_tsv, "--text-column", "sentence", "--out", out,
+    r = invoke("predict", classifier, "--input", sst2_tsv, "--text-column", "sentence", "--json", out,
                "--embeddings", "--max-length", "64")
     assert r.exit_code == 0, r.output
     got = torch.tensor([row["embedding"] for row in _rows(out)])
@@ -137,7 +137,7 @@ def test_bad_inputs_are_one_line_errors(classifier, tmp_path):
     good.write_text('{"text": "fine film"}\n', encoding="utf-8")
     out = tmp_path / "out.jsonl"
     out.write_text("keep me\n", encoding="utf-8")
-    r = invoke("predict", classifier, "--input", good, "--out", out)
+    r = invoke("predict", classifier, "--input", good, "--json", out)
     assert r.exit_code == 2 and "--overwrite" in r.output and out.read_text() == "keep me\n"
     r = invoke("predict", classifier, "--input", good, "--engine", "maybe")
     assert r.exit_code == 2 and "--engine must be one of" in r.output

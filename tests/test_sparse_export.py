@@ -336,10 +336,10 @@ def test_cli_export_report_and_onnx(pruned, tmp_path):
     r = runner.invoke(app, ["report", str(tmp_path / "exp")], env={"COLUMNS": "200"})
     assert r.exit_code == 0, r.output
     assert "checkpoint: dense -> sparse" in r.output and "target matrices: dense fp32 -> compressed" in r.output
-    r = runner.invoke(app, ["report", str(tmp_path / "exp"), "--json"])
+    r = runner.invoke(app, ["report", str(tmp_path / "exp"), "--json", "-"])
     assert r.exit_code == 0, r.output
     assert abs(json.loads(r.stdout)["targets"]["sparsity"] - 0.9) < 0.02
-    r = runner.invoke(app, ["report", str(tmp_path / "run"), "--json"])
+    r = runner.invoke(app, ["report", str(tmp_path / "run"), "--json", "-"])
     assert r.exit_code == 0, r.output
     storage = json.loads(r.stdout)["storage"]
     assert storage["targets_compressed_bytes"] < storage["targets_dense_fp32_bytes"]

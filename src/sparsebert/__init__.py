@@ -1,17 +1,25 @@
 """sparsebert — knowledge-aware sparse pruning of BERT-family encoders.
 
-Pipeline (one module per stage): data (:mod:`sparsebert.data`) -> teacher fine-tuning
-(:func:`finetune`) -> prune-while-distill (:func:`prune`) -> evaluation (:func:`evaluate`) /
-report (:func:`sparsity_report`) -> inference (:func:`load`, the native engine :class:`EncoderEngine`,
-``sparsebert predict``). Method: Xu et al., *Rethinking Network Pruning — under the
-Pre-train and Fine-tune Paradigm*, NAACL 2021.
+Method: Xu et al., *Rethinking Network Pruning — under the Pre-train and Fine-tune Paradigm*, NAACL
+2021. Pipeline: data -> finetune (the teacher) -> prune (the student, while distilling) -> evaluate /
+report -> export -> load / predict. Command line: ``sparsebert --help`` (:mod:`sparsebert.cli`).
 
-The names below are imported on first use (module ``__getattr__``), so ``import sparsebert`` and
-inference (:mod:`sparsebert.runtime`, :func:`load`) do not load the training stack.
+Public API (``help(sparsebert.NAME)``: its arguments, returned summary, errors and source):
 
-No attribute shadows a module: the stage functions :func:`finetune`, :func:`prune` and
-:func:`evaluate` live in :mod:`sparsebert.stages.finetune`, :mod:`sparsebert.stages.prune` and
-:mod:`sparsebert.stages.evaluate` (``import sparsebert.stages.prune as p; p.build_schedules``).
+    finetune(recipe) -> summary            fine-tune a teacher: a GLUE task or your own files
+    prune(recipe) -> summary               prune a student to recipe.sparsity while distilling
+    evaluate(model_dir, task=None, ...)    dev metrics of a saved model: {split: {metric: value}}
+    report_run(run_dir) -> report          sparsity, non-zeros, FLOPs/token of a saved model
+    sparsity_report(model) -> report       the same for a model in memory
+    load(path, engine=False) -> model      a sparse checkpoint (``sparsebert export``) or its engine
+    AutoSparseModel.from_pretrained(path)  the same, ``from_pretrained``-style
+    EncoderEngine(model, int8=False)       the native sparse inference engine (C++)
+    FinetuneRecipe, PruneRecipe            validated settings of finetune / prune (YAML: --recipe)
+
+These names are imported on first use, so ``import sparsebert`` and inference do not load the
+training stack; ``__all__`` lists them (``dir()`` and ``help()`` show only this summary). No
+attribute shadows a module: the stage functions live in :mod:`sparsebert.stages`
+(``import sparsebert.stages.prune as p; p.build_schedules``).
 """
 
 from __future__ import annotations
@@ -38,5 +46,5 @@ __all__ = ["__version__", *sorted(_LAZY)]
 
 
 # a public name is imported on first use (``from sparsebert import prune`` loads the training stack then)
-__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY)
+__getattr__, __dir__ = lazy_exports(__name__, globals(), _LAZY, listed=False)  # help(sparsebert): one screen
 

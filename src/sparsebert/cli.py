@@ -4,6 +4,10 @@ Every option of ``finetune`` and ``prune`` is a recipe key with dashes (``--lear
 ``learning_rate``) and can also come from ``--recipe file.yaml``; options given on the command
 line win. Bad input exits with status 2 and a one-line ``error:`` message naming the file, line,
 field or value. ``python -m sparsebert`` runs the same command line.
+
+One name per concept in every command (:mod:`sparsebert.cli_vocabulary`): MODEL (positional) is the
+model a command reads, ``--out DIR`` a directory it creates, ``--json FILE`` its result as JSON,
+``--max-length`` / ``--batch-size`` / ``--threads`` / ``--seed`` the same everywhere.
 """
 
 from __future__ import annotations
@@ -16,10 +20,43 @@ from typing import Annotated, Optional
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
+from sparsebert.cli_vocabulary import OPTIONS, PANELS, recipe_help
 from sparsebert.errors import InputError, SparsebertError
 
-app = typer.Typer(no_args_is_help=True, help=__doc__)
+#: command -> the recipe class (sparsebert.recipe) whose fields its options are: their --help and defaults
+RECIPE_COMMANDS = {"finetune": "FinetuneRecipe", "prune": "PruneRecipe", "upstream": "UpstreamRecipe"}
+
+
+class VocabularyGroup(TyperGroup):
+    """The app's command group. Each option gets its ``--help`` panel and metavar from the vocabulary
+    (:data:`sparsebert.cli_vocabulary.OPTIONS`; a positional argument: its name in capitals); an option
+    of a recipe command (:data:`RECIPE_COMMANDS`) gets its help text and shown default from the recipe field's ``Field(description=...)`` and default
+    (:func:`sparsebert.cli_vocabulary.recipe_help`), so nothing is copied by hand; the panels follow
+    :data:`~sparsebert.cli_vocabulary.PANELS`."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        import sparsebert.recipe as recipes
+
+        for name, command in self.commands.items():
+            cls = getattr(recipes, RECIPE_COMMANDS[name]) if name in RECIPE_COMMANDS else None
+            for param in command.params:
+                if param.param_type_name == "argument" and param.metavar is None:
+                    param.metavar = param.name.upper()  # MODEL, SPEC
+                term = OPTIONS.get(param.opts[0]) if param.param_type_name == "option" else None
+                if term is not None and getattr(param, "rich_help_panel", None) is None:
+                    param.rich_help_panel = term.panel
+                if term is not None and term.metavar is not None and param.metavar is None:
+                    param.metavar = term.metavar
+                if cls is not None and param.name in cls.model_fields and not getattr(param, "hidden", False):
+                    param.help = recipe_help(cls, param.name)
+            order = {panel: i for i, panel in enumerate(PANELS)}
+            command.params.sort(key=lambda p: order.get(getattr(p, "rich_help_panel", None), -1))
+
+
+app = typer.Typer(no_args_is_help=True, help=__doc__, cls=VocabularyGroup)
 console = Console()
 err_console = Console(stderr=True)
 
@@ -54,10 +91,10 @@ LabelColumn = Annotated[Optional[str], typer.Option(help="own data: label column
 TaskType = Annotated[Optional[str], typer.Option(
     help="own data: auto (default: regression when every label is a number and one is not whole) | "
          "classification | regression")]
-Out = Annotated[Optional[str], typer.Option(help="output directory")]
+Out = Annotated[Optional[str], typer.Option(help="output directory (created)")]
 Epochs = Annotated[Optional[float], typer.Option(help="training epochs")]
 LearningRate = Annotated[Optional[float], typer.Option(help="peak learning rate")]
-LrAlias = Annotated[Optional[float], typer.Option("--lr", hidden=True, help="old name of --learning-rate")]
+LrAlias = Annotated[Optional[float], typer.Option("--lr", hidden=True, help="deprecated: --learning-rate")]
 Batch = Annotated[Optional[int], typer.Option(help="train batch size")]
 MaxLen = Annotated[Optional[int], typer.Option(help="max tokens per example")]
 MaxSteps = Annotated[Optional[int], typer.Option(help="optimizer steps (overrides --epochs)")]
@@ -78,6 +115,8 @@ PushToHub = Annotated[Optional[str], typer.Option(
     "model repo (network only)")]
 SaveEvery = Annotated[Optional[int], typer.Option(
     help="steps between resumable training states (default 200; `save_every: null` in a recipe: none)")]
+JsonOut = Annotated[Optional[str], typer.Option(
+    "--json", metavar="FILE", help="also write the result as JSON to FILE (-: to stdout, the table to stderr)")]
 Resume = Annotated[Optional[bool], typer.Option(
     "--resume/--no-resume", help="require a partial run to continue (the same command continues one anyway)")]
 
@@ -107,12 +146,26 @@ def handle_errors(fn):
     return wrapper
 
 
+def renamed(old: str, old_value, new: str, new_value):
+    """The value of option ``new`` given as itself or under its ``old`` spelling (a hidden option kept for
+    one release, :data:`sparsebert.cli_vocabulary.DEPRECATED`); the old spelling prints a one-line
+    deprecation notice on stderr.
+
+    Raises:
+        InputError: both spellings given, with different values.
+    """
+    if old_value is None or old_value is False or old_value == []:
+        return new_value
+    typer.echo(f"warning: {old} is deprecated and goes in the next release; use {new}", err=True)
+    if new_value is not None and new_value != [] and new_value != old_value:
+        raise InputError(f"{new} {new_value} and {old} {old_value} disagree ({old} is the old name of {new}): "
+                         "give one")
+    return old_value
+
+
 def _learning_rate(learning_rate: float | None, lr: float | None) -> float | None:
-    """``--learning-rate``, or its old name ``--lr`` (hidden; kept for existing scripts)."""
-    if lr is not None and learning_rate is not None and lr != learning_rate:
-        raise InputError(f"--learning-rate {learning_rate} and --lr {lr} disagree (--lr is the old name of "
-                         "--learning-rate): give one")
-    return learning_rate if learning_rate is not None else lr
+    """``--learning-rate``, or its old name ``--lr``."""
+    return renamed("--lr", lr, "--learning-rate", learning_rate)
 
 
 def _common(task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
@@ -146,19 +199,39 @@ def _push(out, repo: str | None) -> None:
         console.print(f"pushed {out} -> {push_to_hub(out, repo)}")
 
 
-def _print_metrics(title: str, metrics: dict[str, dict[str, float]]) -> None:
+def _print_metrics(title: str, metrics: dict[str, dict[str, float]], to: Console = console) -> None:
     """Print a stage's metrics table, once: under a multi-process launch only the main process prints."""
     from sparsebert.distributed import context
     from sparsebert.tables import metrics_table
 
     if context().is_main:
-        console.print(metrics_table(title, metrics))
+        to.print(metrics_table(title, metrics))
+
+
+def _check_json(path: str | None) -> None:
+    """``--json FILE`` takes a file (or ``-``): a value that is another option means the file was left out.
+
+    Raises:
+        InputError: the value starts with ``--``.
+    """
+    if path is not None and path.startswith("--"):
+        raise InputError(f"--json takes a file (or - for stdout), got {path!r}: give --json FILE")
+
+
+def _write_json(path: str, obj) -> None:
+    """Write ``obj`` as indented JSON to ``path`` (atomically), or to stdout for ``-``."""
+    if path == "-":
+        sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+    else:
+        from sparsebert.io import write_json_atomic
+
+        write_json_atomic(path, obj)
 
 
 @app.command()
 @handle_errors
 def finetune(
-    model: Annotated[Optional[str], typer.Option(help="pre-trained encoder: dir, hub id or pypi:<package>")] = None,
+    model: Annotated[Optional[str], typer.Option()] = None,
     task: Task = None, data_dir: DataDir = None, out: Out = None, recipe: Recipe = None,
     train: TrainFile = None, dev: DevFile = None, text_column: TextColumn = None,
     text_pair_column: TextPairColumn = None, label_column: LabelColumn = None, task_type: TaskType = None,
@@ -188,52 +261,41 @@ def finetune(
 @app.command()
 @handle_errors
 def prune(
-    teacher: Annotated[Optional[str], typer.Option(help="fine-tuned teacher directory")] = None,
-    student: Annotated[Optional[str], typer.Option(help="pre-trained encoder the student starts from")] = None,
+    teacher: Annotated[Optional[str], typer.Option()] = None,
+    student: Annotated[Optional[str], typer.Option()] = None,
     task: Task = None, data_dir: DataDir = None, out: Out = None, recipe: Recipe = None,
     train: TrainFile = None, dev: DevFile = None, text_column: TextColumn = None,
     text_pair_column: TextPairColumn = None, label_column: LabelColumn = None, task_type: TaskType = None,
-    sparsity: Annotated[Optional[float], typer.Option(help="final sparsity s_f (default 0.95)")] = None,
-    initial_sparsity: Annotated[Optional[float], typer.Option(help="s_0 (default 0)")] = None,
-    prune_start: Annotated[Optional[float], typer.Option(help="pruning start, fraction of training")] = None,
-    prune_end: Annotated[Optional[float], typer.Option(help="s_f reached at this fraction of training")] = None,
-    pruning_events: Annotated[Optional[int], typer.Option(help="mask updates on the cubic schedule (100)")] = None,
-    scope: Annotated[Optional[str], typer.Option(help="per-matrix | global ranking of the scores")] = None,
-    pattern: Annotated[Optional[str], typer.Option(
-        help="shape of the zeros: unstructured (default) | RxC blocks of R output rows x C input columns "
-             "(1x4: int8 VNNI) | N:M, N kept in every M weights of a row (2:4; sets sparsity 1-N/M)")] = None,
-    criterion: Annotated[Optional[str], typer.Option(
-        help="magnitude | movement | taylor (PLATON) | obs (oBERT): which weights to prune")] = None,
-    lr_schedule: Annotated[Optional[str], typer.Option(help="linear | constant | rewind (to the peak at each event)")] = None,
-    min_event_lr_ratio: Annotated[Optional[float], typer.Option(
-        help="move the end of pruning to where the lr is >= this fraction of the peak (0: never)")] = None,
-    taylor_beta1: Annotated[Optional[float], typer.Option(help="PLATON sensitivity smoothing (0.85)")] = None,
-    taylor_beta2: Annotated[Optional[float], typer.Option(help="PLATON uncertainty smoothing (0.95)")] = None,
-    obs_block_size: Annotated[Optional[int], typer.Option(help="oBERT Fisher block size (32)")] = None,
-    obs_num_grads: Annotated[Optional[int], typer.Option(help="oBERT gradients per pruning event (64)")] = None,
-    obs_damp: Annotated[Optional[float], typer.Option(help="oBERT Fisher dampening λ (1e-7)")] = None,
-    temperature: Annotated[Optional[float], typer.Option(help="softmax temperature T of the logit loss")] = None,
-    hardness: Annotated[Optional[float], typer.Option(
-        help="gold-label share h of the prediction term: (1-h) KL·T² + h CE")] = None,
-    attention_loss: Annotated[Optional[str], typer.Option(help="mse (scores, TinyBERT) | kl (probabilities, MiniLM)")] = None,
-    normalize_terms: Annotated[Optional[bool], typer.Option(
-        "--normalize-terms/--no-normalize-terms", help="divide each distillation term by its running mean")] = None,
-    prediction_only_from: Annotated[Optional[float], typer.Option(
-        help="fraction of training after which only the prediction/label terms train (TinyBERT stage 2)")] = None,
-    cache_teacher: Annotated[Optional[bool], typer.Option(
-        "--cache-teacher/--no-cache-teacher", help="teacher logits once per example when only they are needed")] = None,
-    attention_weight: Annotated[Optional[float], typer.Option(help="weight of the attention-score MSE")] = None,
-    hidden_weight: Annotated[Optional[float], typer.Option(help="weight of the hidden-state MSE")] = None,
-    prediction_weight: Annotated[Optional[float], typer.Option(help="weight of the logit term")] = None,
-    label_weight: Annotated[Optional[float], typer.Option(
-        help="weight of the hard-label loss (0; label-only baselines: 1 with the distillation weights 0)")] = None,
-    student_layers: Annotated[Optional[int], typer.Option(help="small dense student: keep N evenly spaced layers")] = None,
-    student_ffn: Annotated[Optional[int], typer.Option(help="small dense student: keep N FFN neurons per layer")] = None,
-    augment: Annotated[Optional[str], typer.Option(
-        help="train on augmented data: a `sparsebert augment` output dir, or 'auto' (built with the student, "
-             "cached in .cache/augment/<key>)")] = None,
-    augment_filter: Annotated[Optional[str], typer.Option(
-        help="none | teacher-agrees: keep only the augmented copies whose gold label the teacher agrees with")] = None,
+    # --help text and defaults: the PruneRecipe fields' (VocabularyGroup)
+    sparsity: Annotated[Optional[float], typer.Option()] = None,
+    initial_sparsity: Annotated[Optional[float], typer.Option()] = None,
+    prune_start: Annotated[Optional[float], typer.Option()] = None,
+    prune_end: Annotated[Optional[float], typer.Option()] = None,
+    pruning_events: Annotated[Optional[int], typer.Option()] = None,
+    scope: Annotated[Optional[str], typer.Option()] = None,
+    pattern: Annotated[Optional[str], typer.Option()] = None,
+    criterion: Annotated[Optional[str], typer.Option()] = None,
+    lr_schedule: Annotated[Optional[str], typer.Option()] = None,
+    min_event_lr_ratio: Annotated[Optional[float], typer.Option()] = None,
+    taylor_beta1: Annotated[Optional[float], typer.Option()] = None,
+    taylor_beta2: Annotated[Optional[float], typer.Option()] = None,
+    obs_block_size: Annotated[Optional[int], typer.Option()] = None,
+    obs_num_grads: Annotated[Optional[int], typer.Option()] = None,
+    obs_damp: Annotated[Optional[float], typer.Option()] = None,
+    temperature: Annotated[Optional[float], typer.Option()] = None,
+    hardness: Annotated[Optional[float], typer.Option()] = None,
+    attention_loss: Annotated[Optional[str], typer.Option()] = None,
+    normalize_terms: Annotated[Optional[bool], typer.Option("--normalize-terms/--no-normalize-terms")] = None,
+    prediction_only_from: Annotated[Optional[float], typer.Option()] = None,
+    cache_teacher: Annotated[Optional[bool], typer.Option("--cache-teacher/--no-cache-teacher")] = None,
+    attention_weight: Annotated[Optional[float], typer.Option()] = None,
+    hidden_weight: Annotated[Optional[float], typer.Option()] = None,
+    prediction_weight: Annotated[Optional[float], typer.Option()] = None,
+    label_weight: Annotated[Optional[float], typer.Option()] = None,
+    student_layers: Annotated[Optional[int], typer.Option()] = None,
+    student_ffn: Annotated[Optional[int], typer.Option()] = None,
+    augment: Annotated[Optional[str], typer.Option()] = None,
+    augment_filter: Annotated[Optional[str], typer.Option()] = None,
     epochs: Epochs = None, learning_rate: LearningRate = None, batch_size: Batch = None, max_length: MaxLen = None,
     max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
@@ -377,7 +439,7 @@ def _print_plan(p: dict) -> None:
 @app.command()
 @handle_errors
 def evaluate(
-    model_dir: Annotated[Path, typer.Argument(help="a model/run directory")],
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="a model/run directory")],
     task: Task = None, data_dir: DataDir = None,
     dev: Annotated[Optional[str], typer.Option(
         "--dev", metavar="FILE", help="your own file (.csv, .tsv, .jsonl) instead of --task; labels as the "
@@ -386,30 +448,35 @@ def evaluate(
     text_pair_column: Annotated[Optional[str], typer.Option(help="own data: second text column (default: as trained)")] = None,
     label_column: Annotated[Optional[str], typer.Option(help="own data: label column (default: as trained, else label)")] = None,
     split: Annotated[Optional[list[str]], typer.Option(help="eval split(s); default the task's dev split(s)")] = None,
-    max_length: Annotated[int, typer.Option(help="max tokens per example")] = 128,
+    max_length: Annotated[Optional[int], typer.Option(
+        help="max tokens per example (default: what MODEL was trained with, its recipe.yaml; else 128)")] = None,
+    pooling: Annotated[Optional[str], typer.Option(
+        help="cls | mean (default: what MODEL was trained with, its config.json / recipe.yaml; else cls)")] = None,
     max_eval_examples: MaxEval = None,
-    json_out: Annotated[Optional[Path], typer.Option("--json", help="also write the metrics as JSON here")] = None,
+    json_out: JsonOut = None,
 ):
-    """Dev metrics of a saved model: GLUE, or your own --dev file (default: the data it was trained on)."""
+    """Dev metrics of a saved model: GLUE, or your own --dev file (default: the data it was trained on), at
+    the max length and pooling it was trained with unless given."""
     from sparsebert.stages.evaluate import eval_task
     from sparsebert.stages.evaluate import evaluate as run
-    from sparsebert.io import write_json_atomic
 
-    spec = eval_task(model_dir, task, dev=dev, text_column=text_column, text_pair_column=text_pair_column,
+    _check_json(json_out)
+    spec = eval_task(model, task, dev=dev, text_column=text_column, text_pair_column=text_pair_column,
                      label_column=label_column)
-    metrics = run(model_dir, spec, data_dir, split, max_length=max_length, max_examples=max_eval_examples)
-    _print_metrics(f"{model_dir} on {spec.name}", metrics)
+    metrics = run(model, spec, data_dir, split, max_length=max_length, max_examples=max_eval_examples,
+                  pooling=pooling)
+    _print_metrics(f"{model} on {spec.name}", metrics, to=err_console if json_out == "-" else console)
     if json_out:
-        write_json_atomic(json_out, {"model": str(model_dir), "task": spec.name, "metrics": metrics})
+        _write_json(json_out, {"model": str(model), "task": spec.name, "metrics": metrics})
 
 
 @app.command()
 @handle_errors
 def predict(
-    model_dir: Annotated[Path, typer.Argument(help="a sparse checkpoint or model/run directory")],
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="a sparse checkpoint or model/run directory")],
     input: Annotated[Path, typer.Option("--input", metavar="FILE", help="texts to predict: .csv, .tsv or .jsonl")],
-    out: Annotated[Optional[Path], typer.Option(metavar="FILE", help="write the predictions here as JSON lines "
-                                                "(default: print them)")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", metavar="FILE", help=(
+        "write the predictions here as JSON lines (default, or -: print them)"))] = None,
     text_column: Annotated[str, typer.Option(help="column (JSON key) of the text")] = "text",
     text_pair_column: Annotated[Optional[str], typer.Option(help="column of the second text (sentence pairs)")] = None,
     max_length: Annotated[int, typer.Option(help="max tokens per example")] = 128,
@@ -421,11 +488,15 @@ def predict(
     int8: Annotated[bool, typer.Option("--int8", help="the engine's sparse-int8 matrices (1x4 blocks)")] = False,
     threads: Threads = None,
     overwrite: Overwrite = False,
+    out: Annotated[Optional[Path], typer.Option("--out", hidden=True, help="deprecated: --json")] = None,
 ):
     """Labels and scores (or sentence embeddings) for a file of texts, on the native engine, as JSON lines."""
     from sparsebert.predict import predict as run
 
-    res = run(model_dir, input, out, text_column=text_column, text_pair_column=text_pair_column,
+    json_out = renamed("--out", None if out is None else str(out), "--json", json_out)
+    _check_json(json_out)
+    out = None if json_out in (None, "-") else Path(json_out)
+    res = run(model, input, out, text_column=text_column, text_pair_column=text_pair_column,
               max_length=max_length, batch_size=batch_size, embeddings=embeddings, engine=engine, int8=int8,
               threads=threads, overwrite=overwrite, log=lambda m: err_console.print(m, highlight=False),
               progress=sys.stderr.isatty())
@@ -438,19 +509,26 @@ def predict(
 @app.command()
 @handle_errors
 def report(
-    model_dir: Annotated[Path, typer.Argument(help="a model/run directory")],
-    seq_len: Annotated[int, typer.Option(help="sequence length for FLOPs")] = 128,
-    per_matrix: Annotated[bool, typer.Option("--per-matrix/--totals-only")] = True,
-    as_json: Annotated[bool, typer.Option("--json", help="print JSON instead of tables")] = False,
+    model: Annotated[Path, typer.Argument(metavar="MODEL", help="a model/run directory or sparse checkpoint")],
+    max_length: Annotated[Optional[int], typer.Option(help="sequence length the FLOPs are counted at "
+                                                      "\\[default: 128]")] = None,
+    per_matrix: Annotated[bool, typer.Option("--per-matrix/--no-per-matrix", help="also the per-matrix table")] = True,
+    json_out: Annotated[Optional[str], typer.Option("--json", metavar="FILE", help=(
+        "write the report as JSON to FILE instead of printing tables (-: to stdout)"))] = None,
+    seq_len: Annotated[Optional[int], typer.Option("--seq-len", hidden=True, help="deprecated: --max-length")] = None,
+    totals_only: Annotated[bool, typer.Option("--totals-only", hidden=True, help="deprecated: --no-per-matrix")] = False,
 ):
     """Sparsity, non-zeros, FLOPs/token and bytes on disk (dense vs sparse) of a model or sparse checkpoint."""
     from sparsebert.export.report import report_any, report_tables
 
-    rep = report_any(model_dir, seq_len)
-    if as_json:
-        sys.stdout.write(json.dumps(rep, indent=2) + "\n")
+    max_length = renamed("--seq-len", seq_len, "--max-length", max_length) or 128
+    per_matrix = not renamed("--totals-only", totals_only, "--no-per-matrix", None) and per_matrix
+    _check_json(json_out)
+    rep = report_any(model, max_length)
+    if json_out:
+        _write_json(json_out, rep)
         return
-    for table in report_tables(rep, model_dir, seq_len, per_matrix):
+    for table in report_tables(rep, model, max_length, per_matrix):
         console.print(table)
 
 
@@ -519,11 +597,12 @@ def demo(
 @app.command()
 @handle_errors
 def export(
-    run: Annotated[Path, typer.Argument(help="a model/run directory (or a sparse checkpoint, for --format onnx)")],
-    out: Annotated[Path, typer.Option(help="output directory")],
+    model: Annotated[Path, typer.Argument(
+        metavar="MODEL", help="a model/run directory (or a sparse checkpoint, for --format onnx)")],
+    out: Annotated[Path, typer.Option(help="output directory (created)")],
     format: Annotated[str, typer.Option("--format", help="sparse (compact checkpoint) | onnx | compressed-tensors (sparse-bitmask)")] = "sparse",
     values: Annotated[str, typer.Option(help="value dtype of the compressed matrices: fp32 | fp16 | bf16")] = "fp32",
-    layout: Annotated[str, typer.Option(help="auto | csr | bitmask (auto: the smaller, per matrix)")] = "auto",
+    layout: Annotated[str, typer.Option(help="auto | csr | bitmask (auto: the smaller, per matrix))")] = "auto",
     overwrite: Overwrite = False,
     push_to_hub: PushToHub = None,
 ):
@@ -537,17 +616,17 @@ def export(
         from sparsebert.export.checkpoint import export_run
         from sparsebert.export.report import export_table
 
-        s = export_run(run, out, values=values, layout=layout, overwrite=overwrite)
-        console.print(export_table(s, f"{run} -> {out} (sparse checkpoint, {values} values)"))
+        s = export_run(model, out, values=values, layout=layout, overwrite=overwrite)
+        console.print(export_table(s, f"{model} -> {out} (sparse checkpoint, {values} values)"))
     elif format == "onnx":
         from sparsebert.export.onnx import MODEL_FILE, export_onnx_run
 
-        diff = export_onnx_run(run, out, overwrite=overwrite)
+        diff = export_onnx_run(model, out, overwrite=overwrite)
         console.print(f"{out / MODEL_FILE}: ONNX Runtime matches torch (max |diff| {diff:.2e})")
     elif format == "compressed-tensors":
         from sparsebert.export.compressed_tensors import export_compressed_tensors_run
 
-        s = export_compressed_tensors_run(run, out, overwrite=overwrite)
+        s = export_compressed_tensors_run(model, out, overwrite=overwrite)
         t = s["targets"]
         console.print(f"{out}: compressed-tensors {s['compressed_tensors']} sparse-bitmask, {t['count']} matrices "
                       f"{t['dense_bytes'] / 1e6:.2f} MB -> {t['compressed_bytes'] / 1e6:.2f} MB ({t['ratio']:.1f}x)")
@@ -562,13 +641,14 @@ def export(
 @app.command()
 @handle_errors
 def bench(
-    model: Annotated[Optional[Path], typer.Argument(help="model/run directory or sparse checkpoint")] = None,
+    model: Annotated[Optional[Path], typer.Argument(metavar="MODEL", help="model/run directory or sparse checkpoint")] = None,
     synthetic: Annotated[Optional[str], typer.Option(help="random model of this shape instead: bert-base | minilm")] = None,
     sparsity: Annotated[float, typer.Option(help="magnitude sparsity of the --synthetic model")] = 0.95,
     pattern: Annotated[str, typer.Option(help="sparsity pattern of the --synthetic model: unstructured, RxC "
                                          "blocks (1x4: VNNI-friendly) or N:M")] = "unstructured",
-    batch: Annotated[Optional[list[int]], typer.Option(help="batch size(s) (default 1 and 32)")] = None,
-    seq: Annotated[int, typer.Option(help="sequence length")] = 128,
+    batch_size: Annotated[Optional[list[int]], typer.Option(help="batch size(s) to time, repeatable "
+                                                            "\\[default: 1 32]")] = None,
+    max_length: Annotated[Optional[int], typer.Option(help="sequence length of the timed batches \\[default: 128]")] = None,
     threads: Threads = None,
     path: Annotated[Optional[list[str]], typer.Option("--path", help=(
         "only these paths (repeatable): dense-fp32, dense-bf16, dynamic-int8, onnxruntime-fp32, "
@@ -585,15 +665,23 @@ def bench(
     max_iters: Annotated[int, typer.Option(help="timed calls per path (interleaved rounds), at most")] = 50,
     budget: Annotated[float, typer.Option(help="seconds per path once --min-iters are done (the interleaved "
                                                 "group gets this x its number of paths)")] = 20.0,
-    out: Annotated[Optional[Path], typer.Option(help="write OUT.json and OUT.md")] = None,
+    json_out: Annotated[Optional[str], typer.Option("--json", metavar="FILE", help=(
+        "write the result to FILE (.json) and its Markdown tables beside it (.md); -: the JSON to stdout, the "
+        "rest to stderr"))] = None,
     sizes: Annotated[bool, typer.Option("--sizes/--no-sizes", help="also export to a temp dir and report bytes on disk")] = True,
     task: Annotated[Optional[str], typer.Option(help=(
-        "also the dev metric of every path on this GLUE task (examples truncated to --seq tokens, batches of the "
-        "largest --batch padded to batch x seq)"))] = None,
+        "also the dev metric of every path on this GLUE task (examples truncated to --max-length tokens, batches of "
+        "the largest --batch-size padded to batch x max length)"))] = None,
     data_dir: DataDir = None,
-    eval_examples: Annotated[Optional[int], typer.Option(help="with --task: first N examples of each eval split")] = None,
+    max_eval_examples: Annotated[Optional[int], typer.Option(help="with --task: first N examples of each eval split")] = None,
     timing: Annotated[bool, typer.Option("--timing/--no-timing", help="--no-timing (with --task): only the dev "
                                          "metrics, no latency")] = True,
+    batch: Annotated[Optional[list[int]], typer.Option("--batch", hidden=True, help="deprecated: --batch-size")] = None,
+    seq: Annotated[Optional[int], typer.Option("--seq", hidden=True, help="deprecated: --max-length")] = None,
+    eval_examples: Annotated[Optional[int], typer.Option(
+        "--eval-examples", hidden=True, help="deprecated: --max-eval-examples")] = None,
+    out: Annotated[Optional[Path], typer.Option(
+        "--out", hidden=True, help="deprecated: --json (--out PREFIX wrote PREFIX.json and PREFIX.md)")] = None,
 ):
     """Latency and throughput: dense baselines (torch fp32/bf16/int8, ONNX Runtime plain/optimised/int8,
     OpenVINO fp32/int8) vs the sparse runtime fp32 and int8, the native whole-encoder engine fp32 and int8
@@ -605,10 +693,20 @@ def bench(
     from sparsebert.bench.run import bench_model, command_line, describe_model, write_outputs
 
     t0 = time.perf_counter()
+    batch = renamed("--batch", batch, "--batch-size", batch_size)
+    seq = renamed("--seq", seq, "--max-length", max_length) or 128
+    eval_examples = renamed("--eval-examples", eval_examples, "--max-eval-examples", max_eval_examples)
+    if out is not None:  # the old --out PREFIX wrote PREFIX.json and PREFIX.md
+        stem = out.with_suffix("") if out.suffix in (".json", ".md") else out
+        json_out = renamed("--out", f"{stem}.json", "--json", json_out)
+    _check_json(json_out)
+    if json_out not in (None, "-") and not json_out.endswith(".json"):
+        raise InputError(f"--json {json_out}: give a .json file (the Markdown tables go beside it as .md)")
+    con = err_console if json_out == "-" else console  # with --json -, stdout holds the JSON only
     if (model is None) == (synthetic is None):
         raise InputError("give either MODEL or --synthetic bert-base|minilm")
     if task is None and (data_dir is not None or eval_examples is not None or not timing):
-        raise InputError("--data-dir, --eval-examples and --no-timing go with --task (the dev metric per path)")
+        raise InputError("--data-dir, --max-eval-examples and --no-timing go with --task (the dev metric per path)")
     from sparsebert.pruning.patterns import UNSTRUCTURED, parse_pattern
 
     pat = parse_pattern(pattern)  # InputError naming the value
@@ -635,40 +733,44 @@ def bench(
 
         eval_data = load_eval_data(model, task, data_dir, max_length=seq, max_examples=eval_examples)
     info = describe_model(m, seq)
-    console.print(info)
+    con.print(info)
     result = bench_model(m, batches=tuple(batch or (1, 32)), seq=seq, threads=threads,
                          paths=tuple(path) if path else None, families=tuple(kernels) if kernels else None,
                          deepsparse_python=deepsparse_python, warmup=warmup, min_iters=min_iters,
                          max_iters=max_iters, budget_s=budget, remeasure_kernels=remeasure_kernels,
-                         eval_data=eval_data, timing=timing, log=lambda s: console.print(f"[dim]{s}[/dim]"))
+                         eval_data=eval_data, timing=timing, log=lambda s: con.print(f"[dim]{s}[/dim]"))
     result["model_info"] = info
     if sizes:
         from sparsebert.bench.sizes import export_sizes
 
         result["sizes"] = export_sizes(m, source)
     for b, rows_ in result["results"].items():
-        console.print(f"\nbatch {b} x {seq}" + ("" if timing else ": not timed (--no-timing)"))
-        console.print(batch_table(rows_, result.get("summary", {}).get(b)) if timing else build_table(rows_),
+        con.print(f"\nbatch {b} x {seq}" + ("" if timing else ": not timed (--no-timing)"))
+        con.print(batch_table(rows_, result.get("summary", {}).get(b)) if timing else build_table(rows_),
                       markup=False)
         for line in bottom_lines(result, b) if timing else []:
             if line:
-                console.print(line, markup=False)
+                con.print(line, markup=False)
     if result.get("accuracy"):
-        console.print("")
+        con.print("")
         for line in accuracy_lines(result["accuracy"]):
             if line:
-                console.print(line, markup=False)
+                con.print(line, markup=False)
     for w in result["warnings"]:
-        console.print(f"[yellow]warning:[/yellow] {w}")
-    if out:
-        given = dict(model=model, synthetic=synthetic, sparsity=sparsity if synthetic else None, batch=batch, seq=seq,
+        con.print(f"[yellow]warning:[/yellow] {w}")
+    if json_out:
+        given = dict(model=model, synthetic=synthetic, sparsity=sparsity if synthetic else None, batch_size=batch,
+                     max_length=seq,
                      threads=threads, path=path, kernel=kernels, deepsparse_python=deepsparse_python, warmup=warmup,
                      min_iters=min_iters, max_iters=max_iters, budget=budget, remeasure_kernels=remeasure_kernels,
-                     no_sizes=not sizes, task=task, data_dir=data_dir, eval_examples=eval_examples,
-                     no_timing=not timing, out=out)
+                     no_sizes=not sizes, task=task, data_dir=data_dir, max_eval_examples=eval_examples,
+                     no_timing=not timing, json=json_out)
         result["command_wall_s"] = round(time.perf_counter() - t0, 1)
-        j, md = write_outputs(result, out, command_line(given), title)
-        console.print(f"wrote {j} and {md}")
+        if json_out == "-":
+            _write_json("-", {"command": command_line(given), "title": title, **result})
+        else:
+            j, md = write_outputs(result, json_out, command_line(given), title)
+            con.print(f"wrote {j} and {md}")
 
 
 @app.command()

@@ -1,6 +1,6 @@
 """Predictions (labels, scores or sentence embeddings) for a file of texts, on the native engine.
 
-``sparsebert predict MODEL --input FILE --out FILE`` / :func:`predict`: the texts of a CSV, TSV or JSONL
+``sparsebert predict MODEL --input FILE --json FILE`` / :func:`predict`: the texts of a CSV, TSV or JSONL
 file (:func:`sparsebert.data.files.read_texts`) are tokenised, sorted by length and run in batches of
 similar length (little padding; the engine skips padding anyway), then written back in input order as
 JSON lines, one per input row:

@@ -51,7 +51,8 @@ class TrainRecipe(BaseModel):
         "(3.8), else classification")
     out: str = Field(description="output directory")
     max_length: int = Field(128, ge=8, le=4096, description="max tokens per example (pair included)")
-    batch_size: int = Field(32, ge=1)
+    batch_size: int = Field(32, ge=1, description="training examples per optimizer step (the global batch under a "
+                            "multi-process launch)")
     eval_batch_size: int = Field(128, ge=1)
     group_by_length: bool = Field(True, description="batch examples of similar length (less padding: 1.8x fewer "
                                   "tokens per step on the demo data, same accuracy; sparsebert.data.encode.train_batches)")
@@ -59,14 +60,14 @@ class TrainRecipe(BaseModel):
         "cls", description="what the classification head reads: the [CLS] token (Hugging Face's heads) or the "
         "attention-masked mean of the last hidden states (sparsebert.pooling; for checkpoints trained with mean "
         "pooling such as all-MiniLM-L6-v2); recorded in config.json as sparsebert_pooling")
-    learning_rate: float = Field(2e-5, gt=0, lt=1)
+    learning_rate: float = Field(2e-5, gt=0, lt=1, description="peak learning rate (reached after the warm-up)")
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     lr_schedule: Literal["linear", "constant", "rewind"] = Field(
         "linear", description="learning-rate shape after warm-up (sparsebert.lr_schedule): linear decay to 0, "
         "constant, or rewind to the peak at every pruning event (prune only; oBERT / Prune Once For All)")
     max_grad_norm: float = Field(1.0, gt=0)
-    epochs: float = Field(3.0, gt=0)
+    epochs: float = Field(3.0, gt=0, description="training epochs (max_steps overrides them)")
     max_steps: int | None = Field(None, ge=1, description="overrides epochs when set")
     max_train_examples: int | None = Field(None, ge=1, description="fixed-seed subsample of the train split")
     max_eval_examples: int | None = Field(None, ge=1, description="first N examples of each eval split")
@@ -158,7 +159,9 @@ class PruneRecipe(TrainRecipe):
     prune_end: float = Field(0.6, gt=0, le=1, description="step where s_f is reached, fraction of training; "
                              "fixed-mask recovery after it (paper: 1)")
     pruning_events: int = Field(100, ge=1, description="number of mask updates on the cubic schedule")
-    scope: Literal["per-matrix", "global"] = "per-matrix"
+    scope: Literal["per-matrix", "global"] = Field(
+        "per-matrix", description="ranking of the scores: per-matrix (every target matrix pruned to the sparsity) "
+        "or global (one ranking over all target matrices, uneven per-matrix sparsity)")
     sparse_transfer: bool = Field(
         False, description="keep the student's zero weights pruned (a sparse pre-trained encoder from `sparsebert "
         "upstream`): the masks start from them and no pruning event revives one; at or below the student's "

@@ -28,7 +28,8 @@ def block_sparsity(weight: torch.Tensor, rows: int = 1, cols: int = 4) -> float 
 
 
 def sparsity_report(model: nn.Module, seq_len: int = 128) -> dict:
-    """Sparsity of every target matrix and of the whole model.
+    """Sparsity of every target matrix and of the whole model (the ``sparsity`` of every ``summary.json``;
+    the target matrices: :func:`sparsebert.targets.prunable_linears`).
 
     Args:
         model: a supported transformers model.
@@ -41,6 +42,8 @@ def sparsity_report(model: nn.Module, seq_len: int = 128) -> dict:
         ``block_sparsity_1x4`` over the matrices that have it, None if none does),
         ``model`` (all parameters: numel, nnz, dense fp32 MB, and MB of the non-zeros
         (values only, no index overhead), ``flops_per_token``.
+    Raises:
+        UnsupportedArchitectureError: a model family without known target matrices.
     """
     matrices = []
     for name, lin in prunable_linears(model).items():
@@ -72,6 +75,15 @@ def sparsity_report(model: nn.Module, seq_len: int = 128) -> dict:
 def report_run(run_dir: str | Path, seq_len: int = 128) -> dict:
     """Load a saved model directory (any ``from_pretrained`` directory) and report its sparsity.
 
+    What ``sparsebert report`` prints for a run directory (a sparse checkpoint goes through
+    :func:`sparsebert.export.report.report_any`).
+
+    Args:
+        run_dir: a directory with ``config.json`` and the weights (a finetune / prune output).
+        seq_len: the sequence length the FLOPs per token are counted at.
+    Returns:
+        :func:`sparsity_report` of the loaded model: ``matrices`` (per target matrix), ``targets``
+        (totals) and ``model`` (all parameters, sizes, ``flops_per_token``).
     Raises:
         ModelNotFoundError: ``run_dir`` is not a model directory.
         CorruptCheckpointError, UnsafeCheckpointError: see :func:`sparsebert.models.check_local_model`.

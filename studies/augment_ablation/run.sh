@@ -32,7 +32,7 @@ for task in ${TASKS:-mrpc rte}; do
       --sparsity 0.95 --max-steps $steps --eval-every ${PER_EPOCH[$task]} --seed 42 \
       --augment runs/minilm/$task-aug20 --out runs/minilm/$task-sparse95-aug --overwrite
   $SB evaluate runs/minilm/$task-sparse95-aug --data-dir $DATA --json runs/minilm/$task-sparse95-aug/eval.json
-  $SB report runs/minilm/$task-sparse95-aug --json > runs/minilm/$task-sparse95-aug/report.json
+  $SB report runs/minilm/$task-sparse95-aug --json runs/minilm/$task-sparse95-aug/report.json
 done
 
 # Side-by-side table (baseline = runs/minilm/<task>-sparse95, if present).

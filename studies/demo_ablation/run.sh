@@ -14,7 +14,7 @@ OUT=${OUT:-runs/demo-ablation/seed$SEED}
 mkdir -p "$OUT" logs
 # The measured recipe's pieces, on top of which single changes are tried. Every setting that prune's
 # defaults changed since these runs is given explicitly, so the commands mean what they meant.
-FLAGS="--attention-weight 0 --hidden-weight 0 --temperature 2 --prune-start 0.1 --prune-end 0.6 --lr 1e-4"
+FLAGS="--attention-weight 0 --hidden-weight 0 --temperature 2 --prune-start 0.1 --prune-end 0.6 --learning-rate 1e-4"
 declare -A V=(
   [paper]="--recipe recipes/sparsebert-paper.yaml"
   [issue-flags]="$FLAGS --label-weight 1 --hardness 0"
@@ -30,7 +30,7 @@ declare -A V=(
   [defaults]="--group-by-length --epochs 12"
   [pattern-1x4]="--group-by-length --epochs 12 --pattern 1x4"
   [pattern-4x1]="--group-by-length --epochs 12 --pattern 4x1"
-  [balanced-kd]="--attention-weight 1 --attention-loss kl --hidden-weight 1 --normalize-terms --temperature 2 --prune-start 0.1 --prune-end 0.6 --lr 1e-4 --hardness 0.5 --prediction-only-from 0.6"
+  [balanced-kd]="--attention-weight 1 --attention-loss kl --hidden-weight 1 --normalize-terms --temperature 2 --prune-start 0.1 --prune-end 0.6 --learning-rate 1e-4 --hardness 0.5 --prediction-only-from 0.6"
 )
 names=("$@")
 [ ${#names[@]} -gt 0 ] || names=(issue-flags hardness movement taylor grouped-12ep s0-0.7 constant-lr rewind balanced-kd global obs paper)

@@ -27,7 +27,7 @@ DATA = ROOT.parent / "shared" / "data" / "glue"
 FLAGS = {"default": "(prune defaults = recipes/sparsebert-default.yaml)",
          "issue-flags": "--hardness 0 --label-weight 1",
          "paper": "--recipe recipes/sparsebert-paper.yaml",
-         "lr5e-5": "--lr 5e-5",
+         "lr5e-5": "--learning-rate 5e-5",
          "aug20": "--augment runs/glue-ablation/<task>-aug20 (TinyBERT augmentation: 20 copies, p 0.4, K 15) "
                   "--max-steps <the plain cell's steps>",
          "aug20-s90": "the aug20 cell at --sparsity 0.90",

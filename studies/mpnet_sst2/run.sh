@@ -28,7 +28,7 @@ for s in "${stages[@]}"; do
   [ -f "$OUT/$s/summary.json" ] && continue
   case $s in
     teacher) /usr/bin/time -f "mpnet-sst2:teacher wall %e s" $SB finetune --model $MODEL --task sst2 \
-      --data-dir $DATA --max-length 64 --epochs 1 --lr 2e-5 --group-by-length --eval-every 500 \
+      --data-dir $DATA --max-length 64 --epochs 1 --learning-rate 2e-5 --group-by-length --eval-every 500 \
       --seed 42 --threads $THREADS --save-every 100 --out $OUT/teacher >> logs/mpnet-sst2-teacher.log 2>&1 ;;
     sparse95) /usr/bin/time -f "mpnet-sst2:sparse95 wall %e s" $SB prune --teacher $OUT/teacher --student $MODEL \
       --task sst2 --data-dir $DATA --max-length 64 --epochs $EP --sparsity 0.95 --seed 42 --threads $THREADS \

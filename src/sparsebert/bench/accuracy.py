@@ -12,7 +12,7 @@ outputs are dropped. The compiled paths (ONNX Runtime, OpenVINO with static shap
 runtime converted for ``batch x seq`` tokens) are thus reused as timed. :func:`sparsebert.evaluate`
 pads each length-sorted batch only to its longest member instead; masked positions contribute
 nothing, so torch fp32 gives the same predictions both ways (tested) when ``max_length`` is the
-same — give ``--seq`` equal to the ``max_length`` the model was trained and evaluated with
+same — give ``--max-length`` equal to the ``max_length`` the model was trained and evaluated with
 (``recipe.max_length`` in its ``summary.json``; a different one is warned about).
 
 Per path: the official GLUE metrics (:func:`sparsebert.metrics.compute_metrics`, fractions), their
@@ -95,7 +95,7 @@ def load_eval_data(model_dir: str | Path, task: str | TaskSpec, data_dir: str | 
     if max_length < 1:
         raise InputError(f"max_length must be >= 1; got {max_length}")
     if max_examples is not None and max_examples < 1:
-        raise InputError(f"--eval-examples must be >= 1; got {max_examples}")
+        raise InputError(f"--max-eval-examples must be >= 1; got {max_examples}")
     tokenizer = load_tokenizer(str(model_dir))
     if tokenizer.pad_token_id is None:
         raise InputError(f"tokenizer of {model_dir} has no pad token")

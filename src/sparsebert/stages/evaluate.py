@@ -72,12 +72,36 @@ def eval_task(
                       labels=labels, regression=regression)
 
 
+#: the max length of a model whose run recorded none (no ``recipe.yaml``)
+DEFAULT_MAX_LENGTH = 128
+
+
+def trained_settings(model_dir: str | Path) -> dict[str, int | str | None]:
+    """What ``model_dir`` was trained with, as evaluation needs it: ``{"max_length": ..., "pooling": ...}``
+    from its ``recipe.yaml`` (written beside every finetune / prune output); pooling from ``config.json``
+    (``sparsebert_pooling``) first, which a sparse export keeps. None where neither says.
+
+    Raises:
+        RecipeError: an unreadable ``recipe.yaml`` (names the file, line and column).
+    """
+    from sparsebert.pooling import CONFIG_KEY
+    from sparsebert.recipe import load_yaml
+
+    model_dir = Path(model_dir)
+    recipe = load_yaml(model_dir / "recipe.yaml") if (model_dir / "recipe.yaml").is_file() else {}
+    config = model_dir / "config.json"
+    pooling = read_json(config).get(CONFIG_KEY) if config.is_file() else None
+    max_length = recipe.get("max_length")
+    return {"max_length": int(max_length) if isinstance(max_length, int) else None,
+            "pooling": pooling or recipe.get("pooling")}
+
+
 def evaluate(
     model_dir: str | Path,
     task: str | TaskSpec | None = None,
     data_dir: str | Path | None = None,
     splits: list[str] | None = None,
-    max_length: int = 128,
+    max_length: int | None = None,
     batch_size: int = 128,
     max_examples: int | None = None,
     bf16: bool = False,
@@ -86,6 +110,7 @@ def evaluate(
     text_column: str | None = None,
     text_pair_column: str | None = None,
     label_column: str | None = None,
+    pooling: str | None = None,
 ) -> dict[str, dict[str, float]]:
     """Evaluate a fine-tuned/pruned model on ``task``'s eval splits, or on your own dev file.
 
@@ -95,10 +120,14 @@ def evaluate(
             its own-data dev file, or the GLUE task of its ``summary.json``).
         data_dir: ``glue_data`` root or task directory (GLUE tasks; None = hub).
         splits: default the task's eval splits (MNLI: dev_matched and dev_mismatched; own data: dev).
+        max_length: tokens per example; None = what the run was trained with (:func:`trained_settings`),
+            else :data:`DEFAULT_MAX_LENGTH`.
         bf16: bf16 autocast (default off: fp32 numbers for reporting).
         dev: your own file (``.csv``, ``.tsv``, ``.jsonl``) instead of ``task``; labels as the model's.
         text_column, text_pair_column, label_column: its columns (default: the run's recipe, else
             ``text`` / none / ``label``).
+        pooling: ``cls`` or ``mean``; None = what the run was trained with (its config, else its recipe,
+            else ``cls``).
     Returns:
         ``{split: {metric: value}}`` with official GLUE metrics (fractions, not percent); own data:
         accuracy, macro_f1, mcc (classification) or pearson, spearman, corr (regression).
@@ -107,7 +136,10 @@ def evaluate(
     """
     task = eval_task(model_dir, task, dev=dev, text_column=text_column, text_pair_column=text_pair_column,
                      label_column=label_column)
-    spec, model, pad_token_id, eval_sets = _load(model_dir, task, data_dir, splits, max_length, max_examples)
+    trained = trained_settings(model_dir)
+    max_length = max_length or trained["max_length"] or DEFAULT_MAX_LENGTH
+    spec, model, pad_token_id, eval_sets = _load(model_dir, task, data_dir, splits, max_length, max_examples,
+                                                 pooling=pooling or trained["pooling"])
     with torch.inference_mode():
         return evaluate_features(model, spec, eval_sets, batch_size, pad_token_id, bf16)
 
@@ -135,11 +167,11 @@ def eval_logits(
         return split_logits(model, eval_sets, batch_size, pad_token_id, bf16)
 
 
-def _load(model_dir, task, data_dir, splits, max_length, max_examples):
+def _load(model_dir, task, data_dir, splits, max_length, max_examples, pooling=None):
     """(task spec, model in eval mode on the device, pad token id, {split: encoded features})."""
     spec = get_task(task)
     tokenizer = load_tokenizer(str(model_dir))
-    model = load_for_task(str(model_dir), spec, require_head=True).to(device()).eval()
+    model = load_for_task(str(model_dir), spec, require_head=True, pooling=pooling).to(device()).eval()
     eval_sets = {}
     for split in splits or list(spec.eval_splits):
         examples = load_split(spec, split, data_dir)

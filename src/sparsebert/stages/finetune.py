@@ -33,12 +33,25 @@ def task_loss(logits: torch.Tensor, labels: torch.Tensor, regression: bool) -> t
 def finetune(recipe: FinetuneRecipe) -> dict:
     """Fine-tune ``recipe.model`` on ``recipe.task``; write the best model to ``recipe.out``.
 
+    Standard task fine-tuning (Devlin et al., NAACL 2019, §4): AdamW, linear warm-up and decay, the dev
+    metric evaluated every ``eval_every`` steps (default once per epoch) and the best step kept.
+    ``sparsebert finetune`` is the same with every field an option (``--learning-rate``).
+
     Output directory: ``config.json`` + ``model.safetensors`` + tokenizer (loads with
     ``AutoModelForSequenceClassification.from_pretrained``), ``summary.json``, ``recipe.yaml``,
     ``log.jsonl``, ``MANIFEST.json``. Resumable: see :mod:`sparsebert.checkpointing`.
 
+    Args:
+        recipe: the validated settings (:class:`~sparsebert.recipe.FinetuneRecipe`; build one from keyword
+            arguments or a YAML file with :func:`sparsebert.recipe.build_recipe`): ``model``, ``task`` or
+            ``train`` / ``dev``, ``out``, the optimisation settings.
     Returns:
-        The summary dict (also written to ``summary.json``).
+        The summary (also ``summary.json``): ``stage`` ("finetune"), ``task``, ``model``, ``metrics`` (the
+        best step's ``{split: {metric: value}}``, fractions), ``final_step_metrics``, ``best_step``,
+        ``steps``, ``train_examples``, ``train_seconds``, ``mean_step_seconds``, ``eval_history`` (one
+        record per evaluation), ``environment`` (versions, CPU, threads), ``sparsity``
+        (:func:`~sparsebert.report.sparsity_report` of the saved model), ``recipe`` (the fields) and
+        ``wall_seconds``.
     Raises:
         OutputExistsError: ``out`` exists without ``overwrite`` (checked before training).
         OutputLockedError: another run writes ``out``.

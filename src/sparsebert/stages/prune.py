@@ -284,14 +284,30 @@ def _filter_augmented(recipe: PruneRecipe, task, teacher, tokenizer, examples: l
 def prune(recipe: PruneRecipe) -> dict:
     """Prune ``recipe.student`` to ``recipe.sparsity`` while distilling from ``recipe.teacher``.
 
+    Knowledge-aware sparse pruning (SparseBERT: Xu et al., *Rethinking Network Pruning — under the
+    Pre-train and Fine-tune Paradigm*, NAACL 2021, §3): the pre-trained student is pruned on a cubic
+    schedule (Zhu & Gupta 2018) by the chosen criterion while it learns the task from the fine-tuned
+    teacher (logit KL·T², optionally attention and hidden-state terms, TinyBERT-style). ``sparsebert
+    prune`` is the same with every field an option; the defaults are the measured recipe
+    (:mod:`sparsebert.recipe`).
+
     The saved model has exact zeros in every pruned weight and loads with plain
-    ``AutoModelForSequenceClassification.from_pretrained``; ``summary.json`` records metrics,
-    per-matrix sparsity, non-zeros, dense vs sparse FLOPs/token, timings and the recipe.
+    ``AutoModelForSequenceClassification.from_pretrained``. Resumable
+    (:mod:`sparsebert.checkpointing`): the training state includes the pruning masks.
 
-    Resumable (:mod:`sparsebert.checkpointing`): the training state includes the pruning masks.
-
+    Args:
+        recipe: the validated settings (:class:`~sparsebert.recipe.PruneRecipe`; from keyword arguments or
+            YAML with :func:`sparsebert.recipe.build_recipe`): ``student``, ``teacher``, ``task`` or
+            ``train`` / ``dev``, ``out``, ``sparsity`` and the pruning, distillation and optimisation settings.
     Returns:
-        The summary dict.
+        The summary (also ``summary.json``): ``stage`` ("prune"), ``task``, ``teacher``, ``student``,
+        ``metrics`` (the last step's ``{split: {metric: value}}``, fractions), ``steps``,
+        ``pruning_events``, ``pruning_window`` (start / end step), ``criterion``, ``pattern``,
+        ``teacher_logits_cached``, ``small_dense``, ``loss_terms`` (the weight of each term),
+        ``train_examples``, ``augmented_data``, ``augment_filter``, ``train_seconds``,
+        ``mean_step_seconds``, ``eval_history``, ``attention_scores``, ``environment``, ``sparsity``
+        (:func:`~sparsebert.report.sparsity_report`: per-matrix and total sparsity, non-zeros, dense vs
+        sparse FLOPs/token), ``recipe`` and ``wall_seconds``.
     Raises:
         OutputExistsError, OutputLockedError, ResumeError, CorruptCheckpointError, DataError,
         ModelNotFoundError, IncompatibleModelsError, ValueError.
