@@ -602,7 +602,7 @@ def export(
     out: Annotated[Path, typer.Option(help="output directory (created)")],
     format: Annotated[str, typer.Option("--format", help="sparse (compact checkpoint) | onnx | compressed-tensors (sparse-bitmask)")] = "sparse",
     values: Annotated[str, typer.Option(help="value dtype of the compressed matrices: fp32 | fp16 | bf16")] = "fp32",
-    layout: Annotated[str, typer.Option(help="auto | csr | bitmask (auto: the smaller, per matrix))")] = "auto",
+    layout: Annotated[str, typer.Option(help="auto | csr | bitmask (auto: the smaller, per matrix)")] = "auto",
     overwrite: Overwrite = False,
     push_to_hub: PushToHub = None,
 ):

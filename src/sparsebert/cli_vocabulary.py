@@ -96,6 +96,7 @@ OPTIONS: dict[str, Term] = {
     "--student-ffn": _t("student FFN width", "small dense student: FFN neurons kept", MODEL),
     "--pooling": _t("pooling", "what the classification head reads: cls | mean", MODEL),
     "--head": _t("pair head", "how a sentence pair is scored: cross-encoder | bi-encoder", MODEL),
+    "--head": _t("pair head", "how a sentence pair is scored: cross-encoder | bi-encoder", MODEL),
     "--synthetic": _t("synthetic model", "a random model of a named shape instead of MODEL", MODEL),
     "--engine": _t("engine", "use the native engine: auto | on | off", MODEL),
     "--int8": _t("int8", "the engine's sparse-int8 matrices", MODEL, flag=True),
