@@ -83,15 +83,6 @@ def student_zeros(student, name: str) -> dict[str, torch.Tensor]:
     return masks
 
 
-def load_model(recipe: PruneRecipe, name: str, task, *, require_head: bool = False, pooling: str | None = None):
-    """The student (``require_head`` False) or the teacher of ``recipe.head``: a cross-encoder
-    (:func:`~sparsebert.models.load_for_task`) or a bi-encoder (:func:`~sparsebert.biencoder.load_biencoder`;
-    the teacher must be a fine-tuned bi-encoder, a new student's label scale is the task's until the data says)."""
-    if recipe.head == "bi-encoder":
-        return load_biencoder(name, task, require_head=require_head, pooling=pooling, scale=label_scale(task))
-    return load_for_task(name, task, require_head=require_head, pooling=pooling)
-
-
 def scorer_options(recipe: PruneRecipe) -> dict:
     """The keyword options of ``recipe.criterion``'s scorer (:mod:`sparsebert.pruning.scorers`)."""
     if recipe.criterion == "taylor":
