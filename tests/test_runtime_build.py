@@ -97,7 +97,7 @@ def test_compiles_copies_of_the_sources_inside_the_build_directory(fake_compile,
     seen = []
     monkeypatch.setattr(cpp_extension, "_write_ninja_file_and_build_library", lambda **kw: seen.append(kw["sources"]))
     assert build.load_kernel() is sentinel
-    assert seen == [[str(build_dir / "src" / f) for f in ("spmm.cpp", "spmm_int8.cpp", "engine.cpp")]]
+    assert seen == [[str(build_dir / "src" / f) for f in ("spmm.cpp", "spmm_int8.cpp", "spmm_int8_4x1.cpp", "engine.cpp")]]
     for f in build.source_files():  # headers too, for the #include "common.h"
         assert (build_dir / "src" / f.name).read_bytes() == f.read_bytes()
 

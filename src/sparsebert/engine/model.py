@@ -20,9 +20,10 @@ pre-classifier + ReLU), with ``config.sparsebert_pooling = "mean"`` honoured
 Each of the six matrices per layer (Q, K, V together) runs as ``4x1`` (fp32, weights pruned in blocks of 4
 output rows x 1 input column, ``--pattern 4x1``: :func:`blocks_4x1`, at most :data:`BLOCK4_MAX_FILL` stored
 values per non-zero), ``csr`` (fp32 CSR, density at most :data:`CSR_MAX_DENSITY`), ``dense`` (fp32 through
-ATen's addmm) or, with ``int8=True``, ``int8``
-(1x4 blocks, per-output-channel weight scales, per-token activation scales:
-:mod:`sparsebert.runtime.int8`). Numerics: fp32 paths match the transformers model to rounding
+ATen's addmm) or, with ``int8=True``, ``int8-4x1`` (int8 in 4x1 blocks, ``csrc/spmm_int8_4x1.cpp``: chosen
+for the matrices that would run on the fp32 4x1 kernel, i.e. 4x1-pruned ones, with at most 65,536 inputs) or
+else ``int8`` (1x4 blocks); both with per-output-channel weight scales and per-token activation scales
+(:mod:`sparsebert.runtime.int8`), and the same quantisation, so they compute the same values. Numerics: fp32 paths match the transformers model to rounding
 (the sums run in another order; GELU's erf is the Abramowitz-Stegun 7.1.26 form, absolute error
 <= 1.5e-7); tested at 1e-4 absolute on the logits of tiny models (:data:`FP32_LOGIT_ATOL`).
 ``attention_dtype="bfloat16"`` runs the attention core in bf16 (for AVX512-BF16 CPUs; emulated and
@@ -79,7 +80,8 @@ class EngineReport:
         int8_isa: the int8 kernel's SIMD path in that build (``avx512-vnni``, ``avx2``, ...).
         attention_dtype: ``float32`` or ``bfloat16``.
         hidden: the hidden size.
-        kinds: matrix name (``layer.3.qkv``, ``layer.3.ffn_in``, ...) -> ``4x1`` / ``csr`` / ``dense`` / ``int8``.
+        kinds: matrix name (``layer.3.qkv``, ``layer.3.ffn_in``, ...) -> ``4x1`` / ``csr`` / ``dense`` / ``int8`` /
+            ``int8-4x1``.
         nnz: matrix name -> stored non-zeros (int8: stored block values).
         build_s: seconds to build the engine (conversion of every matrix).
     """
@@ -103,8 +105,8 @@ class EngineReport:
     def matrix_bytes(self) -> int:
         """Bytes of the encoder's matrices as the engine stores them (values and indices), i.e. the weight
         bytes one call reads: CSR 4 + 2 per non-zero (+ row pointers), 4x1 blocks 4 per value + 2 per block,
-        int8 1 per stored value + 2 per block of 4, dense 4 per weight."""
-        per = {"csr": 6.0, "4x1": 4.5, "int8": 1.5, "dense": 4.0}
+        int8 (1x4 and 4x1) 1 per stored value + 2 per block of 4, dense 4 per weight."""
+        per = {"csr": 6.0, "4x1": 4.5, "int8": 1.5, "int8-4x1": 1.5, "dense": 4.0}
         return int(sum(per[k] * self.nnz[n] for n, k in self.kinds.items()))
 
     def to_dict(self) -> dict[str, Any]:
@@ -187,6 +189,10 @@ class SparseMatrix:
     col: torch.Tensor
     values: torch.Tensor
     shape: tuple[int, int]
+    #: int8 4x1 blocks as a compact checkpoint stores them (``layout="int8-4x1"``): ``(block row_ptr
+    #: [out / 4 + 1], col [blocks], q int8 [blocks, 4], scale fp32 [out])``; the fields above hold the
+    #: dequantised non-zeros. The int8 engine uses these as they are (no second quantisation).
+    int8_4x1: tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor] | None = None
 
     @property
     def nnz(self) -> int:
@@ -213,8 +219,16 @@ class SparseMatrix:
         for m in mats:
             ptrs.append(m.row_ptr[1:] + offset)
             offset += m.nnz
+        q8 = None
+        if all(m.int8_4x1 is not None for m in mats):  # stored int8 blocks stack too (block rows, then scales)
+            bptrs, boff = [mats[0].int8_4x1[0][:1].to(torch.int64)], 0
+            for m in mats:
+                bptrs.append(m.int8_4x1[0][1:].to(torch.int64) + boff)
+                boff += m.int8_4x1[1].numel()
+            q8 = (torch.cat(bptrs), torch.cat([m.int8_4x1[1].to(torch.int64) for m in mats]),
+                  torch.cat([m.int8_4x1[2] for m in mats]), torch.cat([m.int8_4x1[3] for m in mats]))
         return SparseMatrix(torch.cat(ptrs), torch.cat([m.col for m in mats]), torch.cat([m.values for m in mats]),
-                            (sum(m.shape[0] for m in mats), n_in))
+                            (sum(m.shape[0] for m in mats), n_in), q8)
 
     def to_dense(self) -> torch.Tensor:
         out, n_in = self.shape
@@ -274,8 +288,9 @@ class EncoderEngine:
     Args:
         model: a ``*ForSequenceClassification`` or base ``*Model`` of a supported family (module docstring),
             on CPU, with fp32, fp16 or bf16 weights (converted to fp32); pruned weights hold exact zeros.
-        int8: run the six matrices of each layer as sparse int8 (1x4 blocks; dense fp32 where the blocks
-            would hold more than :data:`INT8_MAX_BLOCK_DENSITY` of the matrix).
+        int8: run the six matrices of each layer as sparse int8: 4x1 blocks for 4x1-pruned matrices (those the
+            fp32 engine runs on its 4x1 kernel), else 1x4 blocks (dense fp32 where those blocks would hold more
+            than :data:`INT8_MAX_BLOCK_DENSITY` of the matrix).
         attention_dtype: ``"float32"`` or ``"bfloat16"`` (the attention core only).
         isa: ``"native"`` or ``"avx2"`` build of the extension (default ``$SPARSEBERT_ISA`` or native).
         csr_max_density: matrices at or below this density run as CSR (fp32 path).
@@ -346,12 +361,25 @@ class EncoderEngine:
         self.report.build_s = time.perf_counter() - t0
 
     def _linear(self, name: str, m: SparseMatrix, b: torch.Tensor | None, int8: bool, csr_max_density: float):
-        """The engine linear of one matrix: int8 1x4 blocks (``int8``; the matrix is densified for the
-        quantisation), 4x1 blocks, CSR, or dense (see the module docstring for the choice)."""
-        from sparsebert.runtime.int8 import blocks_1x4, quantize_weight
+        """The engine linear of one matrix: with ``int8``, int8 4x1 blocks where the fp32 4x1 kernel would be
+        chosen (4x1-pruned matrices; or the int8 blocks a checkpoint stores), else int8 1x4 blocks (the matrix is
+        densified for the quantisation); without, or where int8 blocks would be too dense, 4x1 blocks, CSR, or
+        dense (see the module docstring for the choice)."""
+        from sparsebert.runtime.int8 import MAX_IN_FEATURES_4X1, blocks_1x4, quantize_blocks_4x1, quantize_weight, units_4x1
 
         n_out, n_in = m.shape
         numel = n_out * n_in
+        if int8 and n_in <= MAX_IN_FEATURES_4X1 and (m.int8_4x1 is not None or bool(torch.isfinite(m.values).all())):
+            q8 = m.int8_4x1
+            if q8 is None and n_out % 4 == 0 and m.nnz <= csr_max_density * numel:
+                brp, bcol, bvals = m.blocks_4x1()
+                if bvals.numel() <= BLOCK4_MAX_FILL * m.nnz:
+                    q8 = (brp, bcol, *quantize_blocks_4x1(brp, bvals, n_out))
+            if q8 is not None:
+                urp, ucol, uw = units_4x1(q8[0], q8[1], q8[2], n_in)
+                self.report.kinds[name], self.report.nnz[name] = "int8-4x1", 4 * int(uw.numel())
+                tile = int(self._ext.engine_max_tile_int8_4x1())
+                return self._ext.engine_int8_4x1(urp, ucol, uw, q8[3].float().contiguous(), b, n_in, tile, 64)
         if int8 and bool(torch.isfinite(m.values).all()):
             wq, scale = quantize_weight(m.to_dense())
             rp, bcol, wv = blocks_1x4(wq)

@@ -1,7 +1,7 @@
 """Just-in-time build of the C++ sparse kernels (``csrc/``) with torch's extension loader.
 
 One extension module from ``csrc/spmm.cpp`` (fp32 CSR, and the Python bindings),
-``csrc/spmm_int8.cpp`` (sparse int8), ``csrc/engine.cpp`` (the whole-encoder engine) and the headers.
+``csrc/spmm_int8.cpp`` (sparse int8, 1x4 blocks), ``csrc/spmm_int8_4x1.cpp`` (sparse int8, 4x1 blocks), ``csrc/engine.cpp`` (the whole-encoder engine) and the headers.
 The shared library is compiled once per (every source and header, compiler flags, CPU flags, torch
 version) with ``-O3 -march=native`` (or ``-march=x86-64-v3`` for the ``avx2`` build that tests force on
 AVX-512 machines, :data:`ISAS`) and cached under ``$SPARSEBERT_CACHE/torch_extensions`` (default
@@ -32,7 +32,7 @@ from sparsebert.io import atomic_path
 
 _CSRC = Path(__file__).parent / "csrc"
 #: compiled translation units (spmm.cpp holds the PYBIND11 module; engine.cpp the whole-encoder engine)
-_SOURCES = (_CSRC / "spmm.cpp", _CSRC / "spmm_int8.cpp", _CSRC / "engine.cpp")
+_SOURCES = (_CSRC / "spmm.cpp", _CSRC / "spmm_int8.cpp", _CSRC / "spmm_int8_4x1.cpp", _CSRC / "engine.cpp")
 CFLAGS = ["-O3", "-march=native", "-ffp-contract=fast", "-fopenmp", "-DNDEBUG"]
 #: instruction-set builds: ``native`` (``-march=native``: AVX-512 / VNNI / BF16 where the CPU has them) and
 #: ``avx2`` (``-march=x86-64-v3``: AVX2 + FMA, no AVX-512), which tests force on AVX-512 machines
@@ -204,7 +204,7 @@ def stage_sources(build_dir: Path) -> list[Path]:
     newer modification time); each write is atomic.
 
     Returns:
-        ``build_dir/src/spmm.cpp``, ``build_dir/src/spmm_int8.cpp`` and ``build_dir/src/engine.cpp``.
+        ``build_dir/src/<name>`` for each translation unit (spmm.cpp, spmm_int8.cpp, spmm_int8_4x1.cpp, engine.cpp).
     """
     src_dir = Path(build_dir) / "src"
     for f in source_files():

@@ -31,7 +31,11 @@ random walk); the tests measure both.
 Weight storage (:func:`blocks_1x4`): blocks of 4 consecutive input columns of one output row,
 only blocks with a non-zero kept (block CSR). Weights pruned with 1x4 blocks are stored exactly;
 unstructured weights are zero-filled to whole blocks (:func:`fill_1x4`: stored values per
-non-zero, at most 4). The kernel is ``csrc/spmm_int8.cpp``: AVX-512 VNNI (``vpdpbusd``) where the CPU
+non-zero, at most 4). Weights pruned in 4x1 blocks (4 output rows x 1 input column, ``--pattern 4x1``)
+go to a second kernel, ``csrc/spmm_int8_4x1.cpp`` (:func:`quantize_blocks_4x1`, :func:`units_4x1`; the
+engine's ``int8-4x1`` matrices): the same quantisation, hence the same values, with each group of 4 stored
+columns of a block-row one 4 x 4 unit that one ``vpdpbusd`` per 8 tokens and row consumes. The 1x4 kernel is
+``csrc/spmm_int8.cpp``: AVX-512 VNNI (``vpdpbusd``) where the CPU
 has it (tested on an AVX-512 VNNI EPYC), AVX2 otherwise (AVX-VNNI alone is compiled but untested); without the compiled extension
 :class:`Int8BlockLinear` computes the same result with :func:`int8_linear_reference` (fp64, exact,
 slow).
@@ -256,3 +260,82 @@ class Int8BlockLinear(SparseLinearBase):
             y = ext.int8_block_linear(x, self.row_ptr, self.bcol, self.wv, self.w_scale, self.bias, self._tile,
                                       self._rows, 1 if self.impl == "generic" else 0)
         return y if dtype == torch.float32 else y.to(dtype)
+
+
+# ------------------------------------------------------------------------------------------------
+# 4x1 blocks (4 output rows x 1 input column, ``--pattern 4x1``): csrc/spmm_int8_4x1.cpp
+
+#: the most input features of the 4x1 int8 kernel (uint16 columns; its int32 sums cannot overflow)
+MAX_IN_FEATURES_4X1 = 65_536
+#: tokens per tile of the 4x1 int8 kernel (32 only in VNNI builds: ``engine_max_tile_int8_4x1``)
+INT8_4X1_TILES = (16, 32)
+
+
+def quantize_blocks_4x1(row_ptr: torch.Tensor, values: torch.Tensor, n_out: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per-output-row int8 quantisation of a matrix held as 4x1 blocks, exactly :func:`quantize_weight` of its
+    dense form (same scales, same int8 values), without a dense copy.
+
+    Args:
+        row_ptr: ``[n_out / 4 + 1]`` block-row pointers (any integer dtype).
+        values: fp32 ``[4 * blocks]`` (block ``j`` holds rows ``4g .. 4g + 4`` at ``4j .. 4j + 4``).
+        n_out: the matrix's rows (a multiple of 4).
+    Returns:
+        ``(q int8 [blocks, 4], scale fp32 [n_out])``.
+    Raises:
+        InputError: inf / NaN values, or arrays that do not fit together.
+    """
+    rp = row_ptr.to(torch.int64)
+    vals = values.detach().to(torch.float32).reshape(-1, 4)
+    if n_out % 4 or rp.numel() != n_out // 4 + 1 or int(rp[-1]) != vals.shape[0]:
+        raise InputError(f"4x1 blocks: row_ptr of {rp.numel()} entries / {vals.shape[0]} blocks do not fit {n_out} rows")
+    if not torch.isfinite(vals).all():
+        raise InputError("weight holds inf or NaN; int8 quantisation needs finite weights")
+    groups = torch.repeat_interleave(torch.arange(n_out // 4), rp[1:] - rp[:-1])
+    rows = (4 * groups[:, None] + torch.arange(4)[None, :]).reshape(-1)
+    amax = torch.zeros(n_out).scatter_reduce_(0, rows, vals.abs().reshape(-1), "amax", include_self=True)
+    scale = amax / 127.0
+    safe = torch.where(scale > 0, scale, torch.ones_like(scale))
+    q = torch.round(vals.reshape(-1) / safe[rows]).clamp_(-127, 127).to(torch.int8)
+    return q.reshape(-1, 4), scale
+
+
+def units_4x1(row_ptr: torch.Tensor, col: torch.Tensor, q: torch.Tensor,
+              n_in: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The 4x1 int8 kernel's arrays: each block-row's blocks taken 4 at a time into units of 4 columns x 4 rows
+    (the last unit of a block-row padded with zero weights at a repeat of its last real column).
+
+    Args:
+        row_ptr: ``[n_out / 4 + 1]`` block-row pointers; col: ``[blocks]`` input columns (int16 read as
+            uint16, or any integer dtype); q: int8 ``[blocks, 4]`` (:func:`quantize_blocks_4x1`).
+        n_in: input features (at most :data:`MAX_IN_FEATURES_4X1`).
+    Returns:
+        ``(urp int32 [n_out / 4 + 1], ucol int16 [4 * units], uw int32 [4 * units])`` (layout in
+        ``csrc/spmm_int8_4x1.cpp``); the native code checks them again.
+    Raises:
+        InputError: more than :data:`MAX_IN_FEATURES_4X1` input features.
+    """
+    from sparsebert.runtime.linear import kernel_columns
+
+    if n_in > MAX_IN_FEATURES_4X1:
+        raise InputError(f"int8 4x1 kernel: in_features {n_in} > {MAX_IN_FEATURES_4X1}")
+    rp = row_ptr.to(torch.int64)
+    c = col.to(torch.int64)
+    if col.dtype == torch.int16:
+        c = c % 65536
+    n_groups = rp.numel() - 1
+    counts = rp[1:] - rp[:-1]
+    ucount = (counts + 3) // 4
+    urp = torch.zeros(n_groups + 1, dtype=torch.int64)
+    urp[1:] = torch.cumsum(ucount, 0)
+    units = int(urp[-1])
+    group = torch.repeat_interleave(torch.arange(n_groups), counts)
+    slot = 4 * urp[group] + (torch.arange(c.numel()) - rp[group])
+    last = torch.zeros(n_groups, dtype=torch.int64)
+    has = counts > 0
+    last[has] = c[rp[1:][has] - 1]
+    ucol = last[torch.repeat_interleave(torch.arange(n_groups), 4 * ucount)]
+    ucol[slot] = c
+    qs = torch.zeros(4 * units, 4, dtype=torch.int8)
+    qs[slot] = q.reshape(-1, 4).to(torch.int8)
+    uw = qs.reshape(units, 4, 4).transpose(1, 2).contiguous().view(torch.int32).reshape(-1)  # [unit, row] words
+    return urp.to(torch.int32), kernel_columns(ucol, n_in), uw.contiguous()

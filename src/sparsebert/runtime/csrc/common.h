@@ -136,6 +136,26 @@ void int8_block_linear_into(const float* x, int64_t n_tok, int64_t k_in, const i
                             int64_t rows_per_task, int64_t impl, Act act, float* y,
                             const std::function<void(int64_t, int64_t)>* post);
 std::string int8_isa();
+// Quantise one token as int8_block_linear does: dst[c * stride + b] = xq[4c + b] for c < kb (zero past
+// k_in); returns the token's scale (max|x| / 127; 0 for an all-zero token, NaN with an inf / NaN).
+float int8_quantize_token(const float* x, int64_t k_in, int64_t kb, int8_t* dst, int64_t stride);
+
+// spmm_int8_4x1.cpp: int8 weights in 4x1 blocks (documented there)
+constexpr int64_t kInt8x4MaxIn = 65536;  // uint16 columns; 255 * 127 * (in + 3) < 2^31
+// Checks every array of a 4x1 int8 matrix (``who`` starts the error messages) and returns the per-row
+// offset correction of the VNNI path (int32 [out]).
+torch::Tensor int8_4x1_check(const torch::Tensor& urp, const torch::Tensor& ucol, const torch::Tensor& uw,
+                             const torch::Tensor& wscale, int64_t n_in, const char* who);
+// The unchecked core (the caller has run int8_4x1_check): y[n_tok, n_out] = act(dequant(q(x) Wq^T) + b),
+// post(t0, tn) after each finished token tile when rows_per_task <= 0.
+void int8_4x1_linear_into(const float* x, int64_t n_tok, int64_t k_in, const int32_t* urp, const uint16_t* ucol,
+                          const int32_t* uw, const int32_t* comp, const float* w_scale, const float* bias,
+                          int64_t n_out, int64_t tile, int64_t rows_per_task, int64_t impl, Act act, float* y,
+                          const std::function<void(int64_t, int64_t)>* post);
+torch::Tensor int8_4x1_linear(torch::Tensor x, torch::Tensor urp, torch::Tensor ucol, torch::Tensor uw,
+                              torch::Tensor w_scale, c10::optional<torch::Tensor> bias, int64_t tile,
+                              int64_t rows_per_task, int64_t impl);
+int64_t int8_4x1_max_tile();
 
 // engine.cpp: the whole-encoder engine's classes (Linear, Engine) on the extension module
 void bind_engine(pybind11::module_& m);

@@ -20,6 +20,7 @@
 //         (tile-major split with all output rows of a tile in one task), while it is in cache;
 //   4x1   fp32 4x1-block kernel of csr_kernel.h (weights pruned in blocks of 4 output rows), fused alike;
 //   int8  the 1x4-block VNNI / AVX2 kernel of spmm_int8.cpp, its epilogue fused the same way;
+//   int8-4x1  the 4x1-block int8 kernel of spmm_int8_4x1.cpp (units of 4 columns x 4 rows), fused alike;
 //   dense fp32 at::addmm (oneDNN / MKL through torch) followed by the epilogue as one parallel pass.
 //
 // Native code never trusts its inputs: every index array is checked when a Linear is made (CSR
@@ -51,13 +52,14 @@ namespace {
 
 constexpr int64_t kMaxInt8In = 133144;  // spmm_int8.cpp: the int32 accumulator cannot overflow
 
-enum class Kind : int { kDense = 0, kCSR = 1, kInt8 = 2, kBlock4 = 3 };
+enum class Kind : int { kDense = 0, kCSR = 1, kInt8 = 2, kBlock4 = 3, kInt8x4 = 4 };
 
 const char* kind_name(Kind k) {
   switch (k) {
     case Kind::kDense: return "dense";
     case Kind::kCSR: return "csr";
     case Kind::kInt8: return "int8";
+    case Kind::kInt8x4: return "int8-4x1";
     default: return "4x1";
   }
 }
@@ -112,7 +114,9 @@ struct Linear {
   torch::Tensor w;                  // dense: fp32 [out, in]
   torch::Tensor row_ptr, col, vals;  // csr: int32 [out + 1], int16 (uint16 values) or int32 [nnz], fp32 [nnz];
                                      // 4x1: int32 [out / 4 + 1], the same column types [blocks], fp32 [4 * blocks]
-  torch::Tensor bcol, wv, wscale;   // int8: uint16-in-int16 block columns, 4 int8 packed in int32, fp32 [out]
+  torch::Tensor bcol, wv, wscale;   // int8: uint16-in-int16 block columns, 4 int8 packed in int32, fp32 [out];
+                                    // int8-4x1: row_ptr over block-rows of units, bcol [4 * units], wv [4 * units]
+  torch::Tensor comp;               // int8-4x1: int32 [out], the VNNI path's offset correction
   torch::Tensor bias;               // fp32 [out]
   int64_t tile = 4;                 // csr: 16 * tile tokens per register tile; int8: tokens per tile
   int64_t rows = 0;                 // output rows per task when not fused with a LayerNorm (<= 0: all)
@@ -257,6 +261,29 @@ std::shared_ptr<Linear> make_int8(torch::Tensor row_ptr, torch::Tensor bcol, tor
   L->wscale = wscale;
   L->nnz = 4 * bcol.numel();
   L->bias = checked_bias(bias, L->n_out, "int8 bias");
+  L->tile = tile;
+  L->rows = rows;
+  return L;
+}
+
+// int8 4x1 blocks in units of 4 columns (spmm_int8_4x1.cpp): every array checked by int8_4x1_check
+std::shared_ptr<Linear> make_int8_4x1(torch::Tensor urp, torch::Tensor ucol, torch::Tensor uw, torch::Tensor wscale,
+                                      c10::optional<torch::Tensor> bias, int64_t n_in, int64_t tile, int64_t rows) {
+  TORCH_CHECK(tile == 16 || (tile == 32 && int8_4x1_max_tile() >= 32), "engine: int8 4x1 tile must be 16",
+              int8_4x1_max_tile() >= 32 ? " or 32" : "", " in this build, got ", tile);
+  TORCH_CHECK(rows <= 0 || rows % 16 == 0, "engine: int8 4x1 rows per task must be <= 0 or a multiple of 16, got ",
+              rows);
+  auto L = std::make_shared<Linear>();
+  L->comp = int8_4x1_check(urp, ucol, uw, wscale, n_in, "engine");
+  L->kind = Kind::kInt8x4;
+  L->n_out = 4 * (urp.numel() - 1);
+  L->n_in = n_in;
+  L->row_ptr = urp;
+  L->bcol = ucol;
+  L->wv = uw;
+  L->wscale = wscale;
+  L->nnz = 4 * uw.numel();
+  L->bias = checked_bias(bias, L->n_out, "int8 4x1 bias");
   L->tile = tile;
   L->rows = rows;
   return L;
@@ -534,6 +561,19 @@ class Engine {
       tick(t0, prof_.linears);
       return;
     }
+    if (L.kind == Kind::kInt8x4) {
+      int64_t tile = L.tile;
+      if (res) {
+        const int64_t threads = at::get_num_threads();
+        while (tile > 16 && (T + tile - 1) / tile < threads) tile /= 2;
+      }
+      int8_4x1_linear_into(x, T, L.n_in, L.row_ptr.data_ptr<int32_t>(),
+                           reinterpret_cast<const uint16_t*>(L.bcol.data_ptr<int16_t>()), L.wv.data_ptr<int32_t>(),
+                           L.comp.data_ptr<int32_t>(), L.wscale.data_ptr<float>(), L.bias.data_ptr<float>(), n, tile,
+                           res ? 0 : L.rows, 0, act, y, res ? &post : nullptr);
+      tick(t0, prof_.linears);
+      return;
+    }
     torch::Tensor xt = torch::from_blob(const_cast<float*>(x), {T, L.n_in}, torch::kFloat);
     torch::Tensor yt = torch::from_blob(y, {T, n}, torch::kFloat);
     at::addmm_out(yt, L.bias, xt, L.w.t());
@@ -629,6 +669,10 @@ void bind_engine(pybind11::module_& m) {
   m.def("engine_int8", &make_int8, "a sparse-int8 1x4-block linear of the engine (indices checked)",
         py::arg("row_ptr"), py::arg("bcol"), py::arg("wv"), py::arg("w_scale"), py::arg("bias"), py::arg("n_in"),
         py::arg("tile"), py::arg("rows"));
+  m.def("engine_int8_4x1", &make_int8_4x1, "a sparse-int8 4x1-block linear of the engine (indices checked)",
+        py::arg("row_ptr"), py::arg("col"), py::arg("wv"), py::arg("w_scale"), py::arg("bias"), py::arg("n_in"),
+        py::arg("tile"), py::arg("rows"));
+  m.def("engine_max_tile_int8_4x1", &int8_4x1_max_tile, "the widest int8 4x1 token tile of this build");
   py::class_<Engine, std::shared_ptr<Engine>>(m, "Engine")
       .def(py::init<int64_t, int64_t, int64_t, double, double, bool, bool>(), py::arg("hidden"), py::arg("heads"),
            py::arg("act"), py::arg("eps_embeddings"), py::arg("eps"), py::arg("bf16_attention"),

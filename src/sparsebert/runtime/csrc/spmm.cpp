@@ -111,6 +111,9 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
         "y = dequant(q(x) @ Wq^T) + b with Wq int8 in 1x4 blocks, x quantised per token (spmm_int8.cpp)");
   m.def("int8_quantize_tokens", &sparsebert::int8_quantize_tokens,
         "(xq int8 [tokens, 4 * ceil(in / 4)], scale fp32 [tokens]): the kernel's own per-token quantisation");
+  m.def("int8_4x1_linear", &sparsebert::int8_4x1_linear,
+        "y = dequant(q(x) @ Wq^T) + b with Wq int8 in 4x1 blocks (units of 4 columns), x quantised per token "
+        "(spmm_int8_4x1.cpp); impl 0 SIMD, 1 generic, 2 the VNNI data flow emulated");
   m.def("int8_isa", &sparsebert::int8_isa, "the int8 kernel's SIMD path in this build: avx512-vnni, avx-vnni, avx2 or generic");
   sparsebert::bind_engine(m);
 }

@@ -212,6 +212,10 @@ void run_tile(bool simd, const int8_t* xt, const float* sxt, const int32_t* rp, 
 
 namespace sparsebert {
 
+float int8_quantize_token(const float* x, int64_t k_in, int64_t kb, int8_t* dst, int64_t stride) {
+  return quantize_token(x, k_in, kb, dst, stride);
+}
+
 std::string int8_isa() {
 #if defined(SBK_INT8_VNNI) && defined(__AVX512VNNI__) && defined(__AVX512VL__)
   return "avx512-vnni";
