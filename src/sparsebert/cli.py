@@ -275,6 +275,7 @@ def prune(
     scope: Annotated[Optional[str], typer.Option()] = None,
     pattern: Annotated[Optional[str], typer.Option()] = None,
     criterion: Annotated[Optional[str], typer.Option()] = None,
+    sparse_transfer: Annotated[Optional[bool], typer.Option("--sparse-transfer/--no-sparse-transfer")] = None,
     lr_schedule: Annotated[Optional[str], typer.Option()] = None,
     min_event_lr_ratio: Annotated[Optional[float], typer.Option()] = None,
     taylor_beta1: Annotated[Optional[float], typer.Option()] = None,
@@ -315,7 +316,7 @@ def prune(
     r = build_recipe(
         PruneRecipe, recipe, from_command_line=True, teacher=teacher, student=student, sparsity=sparsity, initial_sparsity=initial_sparsity,
         prune_start=prune_start, prune_end=prune_end, pruning_events=pruning_events, scope=scope,
-        pattern=pattern, criterion=criterion, lr_schedule=lr_schedule, min_event_lr_ratio=min_event_lr_ratio,
+        sparse_transfer=sparse_transfer, pattern=pattern, criterion=criterion, lr_schedule=lr_schedule, min_event_lr_ratio=min_event_lr_ratio,
         taylor_beta1=taylor_beta1, taylor_beta2=taylor_beta2, obs_block_size=obs_block_size,
         obs_num_grads=obs_num_grads, obs_damp=obs_damp, hardness=hardness, attention_loss=attention_loss,
         normalize_terms=normalize_terms, prediction_only_from=prediction_only_from, cache_teacher=cache_teacher,
