@@ -174,7 +174,10 @@ class PruneRecipe(TrainRecipe):
     criterion: Literal["magnitude", "movement", "taylor", "obs"] = Field(
         "magnitude", description="which weights to prune (sparsebert.pruning.scorers): |w| (GMP), movement "
         "(Sanh et al. 2020), first-order Taylor with uncertainty (PLATON, Zhang et al. 2022), or the Optimal BERT "
-        "Surgeon (Kurtic et al. 2022)")
+        "Surgeon (Kurtic et al. 2022). movement needs a long budget: its score is noise scaled by |w| until "
+        "the weights have moved, and an event here cannot be undone, so give it several hundred dense steps "
+        "before prune_start and thousands in all (the paper: ~1 epoch dense, ~10 epochs; on the 504-step demo it "
+        "ended on the majority floor); for short runs use magnitude or taylor")
     taylor_beta1: float = Field(0.85, ge=0, lt=1, description="PLATON's sensitivity smoothing β1")
     taylor_beta2: float = Field(0.95, ge=0, lt=1, description="PLATON's uncertainty smoothing β2")
     obs_block_size: int = Field(32, ge=1, description="oBERT: weights per block of the block-diagonal Fisher")

@@ -20,6 +20,10 @@ declare -A V=(
   [issue-flags]="$FLAGS --label-weight 1 --hardness 0"
   [hardness]="$FLAGS --hardness 0.5"
   [movement]="$FLAGS --hardness 0.5 --criterion movement"
+  # issue 32: movement at a budget it can use (2,016 steps: 504 dense before the first event, pruning to
+  # step 1,512, then fixed masks), and magnitude at the same budget as its control
+  [movement-long]="$FLAGS --hardness 0.5 --criterion movement --epochs 32 --prune-start 0.25 --prune-end 0.75"
+  [hardness-long]="$FLAGS --hardness 0.5 --epochs 32 --prune-start 0.25 --prune-end 0.75"
   [taylor]="$FLAGS --hardness 0.5 --criterion taylor"
   [obs]="$FLAGS --hardness 0.5 --criterion obs --obs-num-grads 16 --obs-damp 1e-6 --pruning-events 20"
   [s0-0.7]="$FLAGS --hardness 0.5 --initial-sparsity 0.7"
