@@ -12,6 +12,7 @@ Public API (``help(sparsebert.NAME)``: its arguments, returned summary, errors a
     report_run(run_dir) -> report          sparsity, non-zeros, FLOPs/token of a saved model
     sparsity_report(model) -> report       the same for a model in memory
     load(path, engine=False) -> model      a sparse checkpoint (``sparsebert export``) or its engine
+    load_biencoder(name) -> BiEncoder      a Sentence-BERT bi-encoder (pair tasks, text by text)
     AutoSparseModel.from_pretrained(path)  the same, ``from_pretrained``-style
     EncoderEngine(model, int8=False)       the native sparse inference engine (C++)
     FinetuneRecipe, PruneRecipe            validated settings of finetune / prune (YAML: --recipe)
@@ -37,6 +38,7 @@ _LAZY = {
     "evaluate": "sparsebert.stages.evaluate",
     "finetune": "sparsebert.stages.finetune",
     "load": "sparsebert.export.checkpoint",
+    "load_biencoder": "sparsebert.biencoder",
     "prune": "sparsebert.stages.prune",
     "report_run": "sparsebert.report",
     "sparsity_report": "sparsebert.report",

@@ -241,6 +241,7 @@ def finetune(
     overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None,
     group_by_length: GroupByLength = None, lr: LrAlias = None, push_to_hub: PushToHub = None,
     pooling: Pooling = None,
+    head: Annotated[Optional[str], typer.Option()] = None,  # --help: the recipe field's
 ):
     """Fine-tune the teacher on a GLUE task or your own --train/--dev files (best dev checkpoint kept)."""
     from sparsebert.stages.finetune import finetune as run
@@ -248,7 +249,8 @@ def finetune(
 
     _check_push(push_to_hub)
 
-    r = build_recipe(FinetuneRecipe, recipe, from_command_line=True, model=model, save_every=save_every, resume=resume, **_common(
+    r = build_recipe(FinetuneRecipe, recipe, from_command_line=True, model=model, save_every=save_every, resume=resume,
+                     head=head, **_common(
         task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
         max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr, pooling,
         train=train, dev=dev, text_column=text_column, text_pair_column=text_pair_column, label_column=label_column,
@@ -303,6 +305,7 @@ def prune(
     overwrite: Overwrite = False, save_every: SaveEvery = None, resume: Resume = None,
     group_by_length: GroupByLength = None, lr: LrAlias = None, push_to_hub: PushToHub = None,
     pooling: Pooling = None,
+    head: Annotated[Optional[str], typer.Option()] = None,
     dry_run: Annotated[bool, typer.Option(
         "--dry-run", help="check everything a run checks (data, models, output), print the resolved recipe, the "
         "number of steps and the pruning schedule, then exit: nothing trained, nothing written")] = False,
@@ -323,6 +326,7 @@ def prune(
         temperature=temperature, attention_weight=attention_weight, hidden_weight=hidden_weight,
         prediction_weight=prediction_weight, label_weight=label_weight, student_layers=student_layers,
         student_ffn=student_ffn, augment=augment, augment_filter=augment_filter, save_every=save_every, resume=resume,
+        head=head,
         **_common(
             task, data_dir, out, epochs, learning_rate, batch_size, max_length, max_steps, max_train_examples,
             max_eval_examples, eval_every, seed, bf16, threads, overwrite, group_by_length, lr, pooling,

@@ -204,14 +204,23 @@ def _body(name: str, meta: dict, summary: dict, sparsity: dict | None, recipe_te
             lines += [f"sparsebert {stage} --recipe recipe.yaml    # the recipe saved in this directory"]
         lines += ["```", ""]
     lines += ["## Use", "", "```python"]
+    bi_encoder = recipe.get("head") == "bi-encoder"
     if export:
         lines += export["load"]
+    elif bi_encoder:
+        lines += ["from sparsebert.biencoder import load_biencoder",
+                  f'model = load_biencoder("{name}")   # the encoder + its pair head; model.embed(...) for embeddings']
     else:
         lines += ["from transformers import AutoModelForSequenceClassification, AutoTokenizer",
                   f'model = AutoModelForSequenceClassification.from_pretrained("{name}")',
                   f'tokenizer = AutoTokenizer.from_pretrained("{name}")']
     lines += ["```", ""]
-    if recipe.get("pooling") == "mean":
+    if bi_encoder:
+        lines += ["**Bi-encoder.** Each text of a pair is encoded on its own and mean-pooled (Sentence-BERT); the "
+                  "pair's score is the cosine of the two embeddings (regression) or a linear head on "
+                  "[u; v; |u - v|] (`biencoder_head.safetensors`). The weights are a plain encoder "
+                  "(`AutoModel.from_pretrained` loads them; `config.json`: `sparsebert_head: bi-encoder`).", ""]
+    elif recipe.get("pooling") == "mean":
         lines += ["**Mean pooling.** The head reads the attention-masked mean of the last hidden states, not [CLS] "
                   "(`config.json`: `sparsebert_pooling: mean`). `sparsebert.load` and `sparsebert evaluate` apply it; "
                   "a plain `from_pretrained` does not — call `sparsebert.pooling.apply_config_pooling(model)` "

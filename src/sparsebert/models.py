@@ -307,6 +307,9 @@ def load_for_task(name: str, task: TaskSpec, *, require_head: bool = False, pool
     with hub_errors(name, path), model_file_errors(path):
         config = AutoConfig.from_pretrained(path)
     wanted = label_config(task)
+    if require_head and getattr(config, "sparsebert_head", None) == "bi-encoder":
+        raise InputError(f"{name}: a bi-encoder (config.json: sparsebert_head bi-encoder) has no cross-encoder head: "
+                         "use --head bi-encoder (prune), or sparsebert.biencoder.load_biencoder")
     if require_head:
         check_head_labels(name, config, task)
     for key, value in wanted.items():

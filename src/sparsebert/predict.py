@@ -82,6 +82,8 @@ def predict(model: str | Path, input: str | Path, out: str | Path | None = None,
         torch.set_num_threads(threads)
     rows_in = read_texts(input, text_column=text_column, text_pair_column=text_pair_column)
     net = load_any(model)
+    if getattr(net.config, "sparsebert_head", None) == "bi-encoder" and not embeddings:
+        return _predict_pairs(model, net, rows_in, out, text_pair_column, max_length, batch_size, engine, int8, log)
     head = hasattr(net, "classifier")
     if not head and not embeddings:
         raise InputError(f"{model}: the model has no classification head; use --embeddings for sentence embeddings")
@@ -143,9 +145,61 @@ def _row(line: int, y: torch.Tensor, embeddings: bool, id2label: dict[int, str])
             "probabilities": {n: round(float(v), 6) for n, v in zip(names, p)}}
 
 
+def _predict_pairs(model, net, rows_in, out: Path | None, text_pair_column: str | None, max_length: int,
+                   batch_size: int, engine: str, int8: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    """:func:`predict` for a bi-encoder (:mod:`sparsebert.biencoder`): every text of every pair embedded on its own
+    (mean pooling, on the engine or the sparse runtime), then the pair's cosine (regression rows:
+    ``{"line", "score": cosine, "scaled_score": cosine x the label scale}``) or ``W [u; v; |u - v|]`` (classification
+    rows as a cross-encoder's: label, score, probabilities)."""
+    from transformers import AutoTokenizer
+
+    from sparsebert.biencoder import from_encoder
+    from sparsebert.io import atomic_path
+
+    if text_pair_column is None:
+        raise InputError(f"{model}: a bi-encoder scores sentence pairs: give --text-pair-column (or --embeddings "
+                         "for the embeddings of single texts)")
+    bi = from_encoder(net, model)
+    tok = AutoTokenizer.from_pretrained(str(model))
+    call, path, notice = _runner(net, engine, int8, True, max_length * batch_size, normalize=False)
+    if notice:
+        log(notice)
+    texts = [r[1] for r in rows_in] + [r[2] for r in rows_in]
+    encoded = tok(texts, truncation=True, max_length=max_length)
+    keys = [k for k in ("input_ids", "attention_mask", "token_type_ids") if k in encoded]
+    emb: list[torch.Tensor | None] = [None] * len(texts)
+    seconds = 0.0
+    for idx in _batches([len(x) for x in encoded["input_ids"]], batch_size):
+        inputs = dict(tok.pad([{k: encoded[k][i] for k in keys} for i in idx], return_tensors="pt"))
+        t0 = time.perf_counter()
+        with torch.no_grad():
+            y = call(inputs).float()
+        seconds += time.perf_counter() - t0
+        for j, i in enumerate(idx):
+            emb[i] = y[j]
+    n = len(rows_in)
+    with torch.no_grad():
+        scores = bi.score(torch.stack(emb[:n]), torch.stack(emb[n:]))
+    id2label = {int(k): v for k, v in (getattr(bi.config, "id2label", None) or {}).items()}
+    rows = []
+    for (line, *_), y in zip(rows_in, scores):
+        if bi.regression:
+            rows.append({"line": line, "score": float(y[0]), "scaled_score": float(y[0]) * bi.label_scale})
+        else:
+            rows.append(_row(line, y, False, id2label))
+    if out is not None:
+        with atomic_path(out) as tmp:
+            tmp.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    rate = n / seconds if seconds > 0 else float("inf")
+    log(f"{n} pairs ({2 * n} texts) in {seconds:.2f} s of model calls ({rate:.1f} pairs/s) on the {path}")
+    return {"rows": rows, "path": path, "notice": notice, "sequences": n, "seconds": seconds,
+            "sequences_per_s": rate, "out": None if out is None else str(out)}
+
+
 def _runner(net, engine: str, int8: bool, embeddings: bool,
-            tokens: int) -> tuple[Callable[[dict], torch.Tensor], str, str | None]:
-    """``(call(inputs) -> [batch, labels] logits or [batch, hidden] embeddings, path name, notice or None)``."""
+            tokens: int, normalize: bool = True) -> tuple[Callable[[dict], torch.Tensor], str, str | None]:
+    """``(call(inputs) -> [batch, labels] logits or [batch, hidden] embeddings (unit length with ``normalize``),
+    path name, notice or None)``."""
     notice = None
     if engine != "off":
         from sparsebert.engine import EncoderEngine, EngineUnavailableError
@@ -159,7 +213,7 @@ def _runner(net, engine: str, int8: bool, embeddings: bool,
             notice = f"notice: the native engine does not cover this model ({err}); running the sparse runtime instead"
         else:
             if embeddings:
-                return (lambda x: eng.embed(**x, normalize=True)), "engine", None
+                return (lambda x: eng.embed(**x, normalize=normalize)), "engine", None
             return (lambda x: eng(**x).logits), "engine", None
     elif int8:
         raise InputError("--int8 is an engine option; it cannot be used with --engine off")
@@ -172,7 +226,8 @@ def _runner(net, engine: str, int8: bool, embeddings: bool,
         def embed(x: dict) -> torch.Tensor:
             from sparsebert.pooling import masked_mean
 
-            return torch.nn.functional.normalize(masked_mean(base(**x).last_hidden_state, x["attention_mask"]), dim=-1)
+            e = masked_mean(base(**x).last_hidden_state, x["attention_mask"])
+            return torch.nn.functional.normalize(e, dim=-1) if normalize else e
 
         return embed, "sparse runtime", notice
     return (lambda x: net(**x).logits), "sparse runtime", notice

@@ -60,6 +60,13 @@ class TrainRecipe(BaseModel):
         "cls", description="what the classification head reads: the [CLS] token (Hugging Face's heads) or the "
         "attention-masked mean of the last hidden states (sparsebert.pooling; for checkpoints trained with mean "
         "pooling such as all-MiniLM-L6-v2); recorded in config.json as sparsebert_pooling")
+    head: Literal["cross-encoder", "bi-encoder"] = Field(
+        "cross-encoder", description="how a sentence pair is scored: cross-encoder = both texts in one input and "
+        "a classification head (BERT's); bi-encoder = each text encoded separately by the same encoder and "
+        "mean-pooled to u, v (Sentence-BERT, Reimers & Gurevych 2019): cosine(u, v) trained with MSE to "
+        "label / label scale for regression, W[u; v; |u-v|] with cross-entropy for classes "
+        "(sparsebert.biencoder). bi-encoder needs a sentence-pair task (stsb, mrpc, qqp, ... or --text-pair-column) "
+        "and implies pooling mean; prune needs a bi-encoder teacher")
     learning_rate: float = Field(2e-5, gt=0, lt=1, description="peak learning rate (reached after the warm-up)")
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
@@ -95,6 +102,39 @@ class TrainRecipe(BaseModel):
             data = {**data, "text_column": data.get("text_column") or "text",
                     "label_column": data.get("label_column") or "label"}
         return data
+
+    @model_validator(mode="before")
+    @classmethod
+    def _biencoder_pooling(cls, data: Any) -> Any:
+        """A bi-encoder mean-pools (Sentence-BERT): pooling defaults to mean; cls is refused."""
+        if isinstance(data, dict) and data.get("head") == "bi-encoder":
+            if data.get("pooling") not in (None, "mean"):
+                raise ValueError(f"head bi-encoder (--head bi-encoder) mean-pools each text; pooling "
+                                 f"{data['pooling']!r} is for the cross-encoder (leave pooling out or give mean)")
+            data = {**data, "pooling": "mean"}
+        return data
+
+    @model_validator(mode="after")
+    def _check_head(self) -> "TrainRecipe":
+        if self.head != "bi-encoder":
+            return self
+        single = None
+        if self.train is not None and self.text_pair_column is None:
+            single = f"your own file {self.train} without text_pair_column (--text-pair-column)"
+        elif self.task is not None:
+            from sparsebert.data.tasks import get_task
+
+            try:
+                spec = get_task(self.task)
+            except ValueError:
+                return self  # the unknown task is reported where the task is resolved
+            if not spec.is_pair:
+                single = f"task {spec.name} (one text per example)"
+        if single is not None:
+            raise ValueError(f"head bi-encoder (--head bi-encoder) needs a sentence-pair task (two texts per "
+                             f"example: stsb, mrpc, qqp, qnli, rte, mnli or your own file with --text-pair-column), "
+                             f"got {single}: use head cross-encoder")
+        return self
 
     @model_validator(mode="after")
     def _check_resume(self) -> "TrainRecipe":
@@ -250,6 +290,9 @@ class PruneRecipe(TrainRecipe):
             raise ValueError(f"prune_start {self.prune_start} must be < prune_end {self.prune_end}")
         if self.uses_teacher and self.teacher is None:
             raise ValueError("teacher is required when attention_weight, hidden_weight or prediction_weight is > 0")
+        if self.head == "bi-encoder" and (self.attention_weight > 0 or self.hidden_weight > 0):
+            raise ValueError("head bi-encoder (--head bi-encoder) distils the teacher's cosine / logits only: "
+                             "attention_weight and hidden_weight must be 0")
         if self.augment is not None and self.train is not None:
             raise ValueError("augment works on GLUE tasks (task and data_dir), not on your own files (train)")
         if self.augment_filter != "none" and (self.augment is None or not self.uses_teacher):
@@ -268,7 +311,7 @@ class PruneRecipe(TrainRecipe):
 # Prune settings that need a task (labels, logits, task data); an upstream recipe keeps their defaults.
 _TASK_ONLY = ("task", "data_dir", "train", "dev", "text_column", "text_pair_column", "label_column", "augment",
               "augment_filter", "label_weight", "prediction_weight", "prediction_only_from", "student_layers",
-              "student_ffn")
+              "student_ffn", "head")
 
 
 class UpstreamRecipe(PruneRecipe):

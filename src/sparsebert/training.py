@@ -281,8 +281,8 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             # gradients of the global batch on every rank, before the scorers and clipping see them
-            loss_value, terms, tokens = ctx.reduce_step(params, weight, loss.item(), terms,
-                                                        int(batch["attention_mask"].sum()))
+            n_tokens = int(batch["attention_mask"].sum()) + int(batch.get("attention_mask_b", torch.zeros(())).sum())
+            loss_value, terms, tokens = ctx.reduce_step(params, weight, loss.item(), terms, n_tokens)
             if sparsifier is not None:
                 sparsifier.observe()
             torch.nn.utils.clip_grad_norm_(params, recipe.max_grad_norm)

@@ -14,17 +14,25 @@ import torch
 from sparsebert.data.glue import Example
 
 
-def encode_examples(tokenizer, examples: Sequence[Example], max_length: int, regression: bool) -> list[dict]:
+def encode_examples(tokenizer, examples: Sequence[Example], max_length: int, regression: bool,
+                    head: str = "cross-encoder") -> list[dict]:
     """Tokenise ``examples`` (pairs as two segments), truncating to ``max_length`` tokens.
 
+    Args:
+        head: ``bi-encoder``: each text of a pair on its own, at most ``max_length`` tokens each, the second
+            under ``input_ids_b`` / ``attention_mask_b`` (:func:`sparsebert.biencoder.encode_pairs`).
     Returns:
         One dict per example with ``input_ids``, ``attention_mask`` (+ ``token_type_ids`` when
         the tokenizer produces them) as lists, and ``labels`` (int class id or float score).
     Raises:
-        ValueError: empty ``examples``.
+        ValueError: empty ``examples``; BiEncoderError: a bi-encoder example without a second text.
     """
     if not examples:
         raise ValueError("no examples to encode")
+    if head == "bi-encoder":
+        from sparsebert.biencoder import encode_pairs
+
+        return encode_pairs(tokenizer, examples, max_length, regression)
     a = [e.text_a for e in examples]
     b = [e.text_b for e in examples] if examples[0].text_b is not None else None
     enc = tokenizer(a, b, truncation=True, max_length=max_length)
@@ -44,7 +52,7 @@ def pad_batch(features: Sequence[dict], pad_token_id: int, length: int | None = 
     Returns:
         ``input_ids``/``attention_mask``/``token_type_ids``: ``[batch, seq]`` int64;
         ``labels``: ``[batch]`` (int64 or float32); ``teacher_logits``: ``[batch, C]`` float32 when the
-        features carry them.
+        features carry them; a bi-encoder's second texts (``input_ids_b``, ...) padded to their own longest.
     Raises:
         ValueError: with ``length``, a feature longer than ``length`` tokens (its index named).
     """
@@ -58,6 +66,11 @@ def pad_batch(features: Sequence[dict], pad_token_id: int, length: int | None = 
     for key, pad in (("input_ids", pad_token_id), ("attention_mask", 0), ("token_type_ids", 0)):
         if key in features[0]:
             batch[key] = torch.tensor([f[key] + [pad] * (seq - len(f[key])) for f in features], dtype=torch.long)
+    if "input_ids_b" in features[0]:  # the second texts of a bi-encoder's pairs, padded to their own longest
+        seq_b = max(len(f["input_ids_b"]) for f in features)
+        for key, pad in (("input_ids_b", pad_token_id), ("attention_mask_b", 0), ("token_type_ids_b", 0)):
+            if key in features[0]:
+                batch[key] = torch.tensor([f[key] + [pad] * (seq_b - len(f[key])) for f in features], dtype=torch.long)
     labels = [f["labels"] for f in features]
     batch["labels"] = torch.tensor(labels, dtype=torch.float32 if isinstance(labels[0], float) else torch.long)
     if "teacher_logits" in features[0]:  # cached by prune (sparsebert.stages.prune)

@@ -42,7 +42,7 @@ def load_eval_sets(task: TaskSpec, recipe: TrainRecipe, tokenizer) -> dict[str, 
         check_data(task, split, examples, str(recipe.data_dir or "hub"))
         if recipe.max_eval_examples:
             examples = examples[: recipe.max_eval_examples]
-        out[split] = encode_examples(tokenizer, examples, recipe.max_length, task.is_regression)
+        out[split] = encode_examples(tokenizer, examples, recipe.max_length, task.is_regression, head=recipe.head)
     return out
 
 
@@ -71,5 +71,5 @@ def load_task_data(task: TaskSpec, recipe: TrainRecipe, tokenizer, train_example
         train = subsample(train_features, recipe.max_train_examples, recipe.seed)  # same indices as the examples
     else:
         examples = subsample(examples, recipe.max_train_examples, recipe.seed)
-        train = encode_examples(tokenizer, examples, recipe.max_length, task.is_regression)
+        train = encode_examples(tokenizer, examples, recipe.max_length, task.is_regression, head=recipe.head)
     return TaskData(train, load_eval_sets(task, recipe, tokenizer), tokenizer.pad_token_id)

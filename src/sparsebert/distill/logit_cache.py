@@ -10,7 +10,7 @@ paid again by every cell of a grid with the same teacher and by every resume of 
 
 The key (SHA-256) covers everything the logits depend on: every tensor of the teacher's
 ``state_dict`` (names, dtypes, shapes and bytes), its class, the encoded inputs of every example
-in order (input ids, attention mask, token type ids), the eval batch size (padding per batch),
+in order (input ids, attention mask, token type ids; a bi-encoder's second texts too), the eval batch size (padding per batch),
 the autocast setting and the torch version. A changed teacher or data set therefore misses the
 cache instead of reading stale logits; a file whose shape does not match is recomputed. Files are
 written atomically (temp file + ``os.replace``) and read without pickle (safetensors).
@@ -29,7 +29,8 @@ from torch import nn
 
 from sparsebert.io import atomic_path
 
-FEATURE_KEYS = ("input_ids", "attention_mask", "token_type_ids")
+#: the encoded inputs a key covers (the ``_b`` ones: the second texts of a bi-encoder, sparsebert.biencoder)
+FEATURE_KEYS = ("input_ids", "attention_mask", "token_type_ids", "input_ids_b", "attention_mask_b", "token_type_ids_b")
 
 
 def cache_key(teacher: nn.Module, features: Sequence[dict], batch_size: int, bf16: bool | None) -> str:

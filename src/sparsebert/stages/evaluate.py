@@ -13,7 +13,7 @@ from sparsebert.data.glue import load_split
 from sparsebert.data.tasks import TaskSpec, get_task
 from sparsebert.errors import InputError
 from sparsebert.io import read_json
-from sparsebert.models import load_for_task, load_tokenizer, resolve_model
+from sparsebert.models import load_tokenizer, resolve_model
 from sparsebert.training import device, evaluate_features, split_logits
 
 
@@ -168,14 +168,18 @@ def eval_logits(
 
 
 def _load(model_dir, task, data_dir, splits, max_length, max_examples, pooling=None):
-    """(task spec, model in eval mode on the device, pad token id, {split: encoded features})."""
+    """(task spec, model in eval mode on the device, pad token id, {split: encoded features}); a saved bi-encoder
+    (``config.json``: ``sparsebert_head: bi-encoder``) is rebuilt as one and its pairs encoded text by text."""
+    from sparsebert.biencoder import load_model, saved_head
+
     spec = get_task(task)
     tokenizer = load_tokenizer(str(model_dir))
-    model = load_for_task(str(model_dir), spec, require_head=True, pooling=pooling).to(device()).eval()
+    head = saved_head(model_dir)
+    model = load_model(str(model_dir), spec, head, require_head=True, pooling=pooling).to(device()).eval()
     eval_sets = {}
     for split in splits or list(spec.eval_splits):
         examples = load_split(spec, split, data_dir)
         if max_examples:
             examples = examples[:max_examples]
-        eval_sets[split] = encode_examples(tokenizer, examples, max_length, spec.is_regression)
+        eval_sets[split] = encode_examples(tokenizer, examples, max_length, spec.is_regression, head=head)
     return spec, model, tokenizer.pad_token_id, eval_sets

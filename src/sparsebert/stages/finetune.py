@@ -12,6 +12,7 @@ import time
 import torch
 import torch.nn.functional as F
 
+from sparsebert.biencoder import label_scale, load_biencoder
 from sparsebert.checkpointing import TrainingRun
 from sparsebert.distributed import context
 from sparsebert.io import environment
@@ -63,11 +64,16 @@ def finetune(recipe: FinetuneRecipe) -> dict:
         task = begin_stage(recipe)
         tokenizer = load_tokenizer(recipe.model)
         data = load_task_data(task, recipe, tokenizer)
-        model = load_for_task(recipe.model, task, pooling=recipe.pooling).to(device())
+        if recipe.head == "bi-encoder":  # Sentence-BERT: each text encoded on its own (sparsebert.biencoder)
+            scale = label_scale(task, [f["labels"] for f in data.train])
+            model = load_biencoder(recipe.model, task, scale=scale).to(device())
+        else:
+            model = load_for_task(recipe.model, task, pooling=recipe.pooling).to(device())
         check_models(recipe, task, model)
+        targets = model.targets if recipe.head == "bi-encoder" else (lambda labels: labels)
 
         def compute_loss(batch, step):
-            labels = batch.pop("labels")
+            labels = targets(batch.pop("labels"))  # bi-encoder regression: MSE(cos, label / scale)
             loss = task_loss(model(**batch).logits, labels, task.is_regression)
             return loss, {}
 

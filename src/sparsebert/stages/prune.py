@@ -28,6 +28,7 @@ from collections.abc import Callable
 
 import torch
 
+from sparsebert.biencoder import label_scale, load_biencoder
 from sparsebert.checkpointing import TrainingRun
 from sparsebert.data.augment import augment_record, load_augmented, prepare_augmented, teacher_agreement
 from sparsebert.data.taskdata import load_task_data
@@ -81,6 +82,15 @@ def student_zeros(student, name: str) -> dict[str, torch.Tensor]:
         raise InputError(f"--sparse-transfer: the student {name} has no zero weight in its pruned matrices; give a "
                          "sparse encoder (the output of `sparsebert upstream` or `sparsebert prune`)")
     return masks
+
+
+def load_model(recipe: PruneRecipe, name: str, task, *, require_head: bool = False, pooling: str | None = None):
+    """The student (``require_head`` False) or the teacher of ``recipe.head``: a cross-encoder
+    (:func:`~sparsebert.models.load_for_task`) or a bi-encoder (:func:`~sparsebert.biencoder.load_biencoder`;
+    the teacher must be a fine-tuned bi-encoder, a new student's label scale is the task's until the data says)."""
+    if recipe.head == "bi-encoder":
+        return load_biencoder(name, task, require_head=require_head, pooling=pooling, scale=label_scale(task))
+    return load_for_task(name, task, require_head=require_head, pooling=pooling)
 
 
 def scorer_options(recipe: PruneRecipe) -> dict:
@@ -207,13 +217,13 @@ def plan(recipe: PruneRecipe) -> dict:
     resume_from = TrainingRun(recipe).check()
     task = begin_stage(recipe)
     tokenizer = load_tokenizer(recipe.student)
-    student = load_for_task(recipe.student, task, pooling=recipe.pooling)
+    student = load_model(recipe, recipe.student, task, pooling=recipe.pooling)
     if recipe.student_layers or recipe.student_ffn:
         shrink_student(student, recipe.student_layers, recipe.student_ffn)
     teacher = None
     if recipe.uses_teacher:
         teacher_tok = load_tokenizer(recipe.teacher)
-        teacher = load_for_task(recipe.teacher, task, require_head=True).eval()
+        teacher = load_model(recipe, recipe.teacher, task, require_head=True).eval()
         check_pair(teacher, student, teacher_tok, tokenizer)
     check_models(recipe, task, student, teacher)
     architecture_of(student)
@@ -257,13 +267,16 @@ def _filter_augmented(recipe: PruneRecipe, task, teacher, tokenizer, examples: l
     """
     from sparsebert.data.encode import encode_examples
 
-    feats = encode_examples(tokenizer, examples, recipe.max_length, task.is_regression)
+    feats = encode_examples(tokenizer, examples, recipe.max_length, task.is_regression, head=recipe.head)
     pad = tokenizer.pad_token_id
     logits, from_disk = teacher_logits(
         teacher, feats, recipe.eval_batch_size, pad, recipe.bf16,
         progress=f"teacher logits for the augment filter ({len(feats):,} examples)",
         log=lambda m: print(m, flush=True) if context().is_main else None)
-    keep, stats = teacher_agreement(logits, [f["labels"] for f in feats], n_original, task.is_regression)
+    gold = [f["labels"] for f in feats]
+    if recipe.head == "bi-encoder" and task.is_regression:  # the teacher's cosines are in label / scale units
+        gold = [y / teacher.label_scale for y in gold]
+    keep, stats = teacher_agreement(logits, gold, n_original, task.is_regression)
     stats["teacher_logits_from_disk"] = from_disk
     if context().is_main:
         print(f"augment filter (teacher-agrees): kept {stats['kept_copies']:,} of {stats['copies']:,} augmented "
@@ -308,14 +321,14 @@ def prune(recipe: PruneRecipe) -> dict:
         task = begin_stage(recipe)
         dev = device()
         tokenizer = load_tokenizer(recipe.student)
-        student = load_for_task(recipe.student, task, pooling=recipe.pooling).to(dev)
+        student = load_model(recipe, recipe.student, task, pooling=recipe.pooling).to(dev)
         shrunk = None
         if recipe.student_layers or recipe.student_ffn:
             shrunk = shrink_student(student, recipe.student_layers, recipe.student_ffn)
         teacher = None
         if recipe.uses_teacher:
             teacher_tok = load_tokenizer(recipe.teacher)
-            teacher = load_for_task(recipe.teacher, task, require_head=True).to(dev).eval()
+            teacher = load_model(recipe, recipe.teacher, task, require_head=True).to(dev).eval()
             teacher.requires_grad_(False)
             check_pair(teacher, student, teacher_tok, tokenizer)
         check_models(recipe, task, student, teacher)
@@ -330,6 +343,9 @@ def prune(recipe: PruneRecipe) -> dict:
                 train_examples, train_features, filtered_logits, filter_stats = _filter_augmented(
                     recipe, task, teacher, tokenizer, train_examples, n_original)
         data = load_task_data(task, recipe, tokenizer, train_examples=train_examples, train_features=train_features)
+        if recipe.head == "bi-encoder" and task.is_regression:  # the student's cosine targets: the teacher's scale
+            student.set_label_scale(teacher.label_scale if teacher is not None
+                                    else label_scale(task, [f["labels"] for f in data.train]))
 
         loss_fn = None
         if teacher is not None:
@@ -368,6 +384,8 @@ def prune(recipe: PruneRecipe) -> dict:
 
         def compute_loss(batch, step):
             labels = batch.pop("labels")
+            if recipe.head == "bi-encoder":
+                labels = student.targets(labels)  # regression: label / scale, what the cosines are trained to
             teacher_logits = batch.pop("teacher_logits", None)
             prediction_only = phase2_step is not None and step >= phase2_step
             hidden_now = want_hidden and not prediction_only
