@@ -116,7 +116,8 @@ def test_decode_rejects_bitmask_with_wrong_popcount():
 # --- checkpoints -----------------------------------------------------------------------------------
 
 def test_export_load_round_trip_is_bit_exact(pruned, tiny_bert, tmp_path):
-    summary = export_model(pruned, tmp_path / "exp", source=tiny_bert)
+    # lossless: fp32 values (the default) and fp32 embedding tables (the default is fp16: tests/test_export_compact.py)
+    summary = export_model(pruned, tmp_path / "exp", source=tiny_bert, embeddings="fp32")
     assert (tmp_path / "exp" / WEIGHTS).is_file() and (tmp_path / "exp" / "config.json").is_file()
     assert (tmp_path / "exp" / "vocab.txt").is_file()  # tokenizer files travel along
     assert not (tmp_path / "exp" / "model.safetensors").exists()

@@ -13,7 +13,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from sparsebert.export.format import choose_layout, layout_bytes, value_dtype
+from sparsebert.export.format import INT8_4X1, choose_layout, int8_4x1_bytes, layout_bytes, value_dtype
 from sparsebert.targets import qualified_names
 
 MB = 1e6
@@ -25,12 +25,16 @@ def is_sparse_checkpoint(path: str | Path) -> bool:
     return (Path(path) / WEIGHTS).is_file()
 
 
-def storage_estimate(model: nn.Module, values: str = "fp32", layout: str = "auto") -> dict:
-    """Bytes of the target matrices and of the whole state dict, dense vs exported."""
+def storage_estimate(model: nn.Module, values: str = "fp32", layout: str = "auto", embeddings: str = "fp16") -> dict:
+    """Bytes of the target matrices and of the whole state dict, dense vs exported (``embeddings``: how the
+    embedding tables are stored, as :func:`sparsebert.export.checkpoint.export_model` takes it)."""
+    from sparsebert.export.checkpoint import embedding_tables
+
     vbytes = torch.tensor([], dtype=value_dtype(values)).element_size()
     targets = set(qualified_names(model).values())
-    t_dense = t_fp32 = t_comp = other = 0
-    layouts = {"csr": 0, "bitmask": 0}
+    tables = set(embedding_tables(model)) if embeddings != "fp32" else set()
+    t_dense = t_fp32 = t_comp = other = other_dense = 0
+    layouts = {"csr": 0, "bitmask": 0, INT8_4X1: 0}
     for name, t in model.state_dict().items():
         if name in targets:
             rows, cols = t.shape
@@ -39,13 +43,18 @@ def storage_estimate(model: nn.Module, values: str = "fp32", layout: str = "auto
             layouts[lay] += 1
             t_dense += t.numel() * t.element_size()
             t_fp32 += t.numel() * 4
-            t_comp += layout_bytes(lay, rows, cols, nnz, vbytes)
+            t_comp += int8_4x1_bytes(t) if lay == INT8_4X1 else layout_bytes(lay, rows, cols, nnz, vbytes)
         else:
-            other += t.numel() * t.element_size()
-    return {"values": values, "layouts": layouts, "targets_dense_bytes": t_dense, "targets_dense_fp32_bytes": t_fp32,
-            "targets_compressed_bytes": t_comp, "targets_ratio": t_fp32 / max(t_comp, 1),
-            "other_bytes": other, "checkpoint_dense_bytes": t_dense + other,
-            "checkpoint_sparse_bytes": t_comp + other, "checkpoint_ratio": (t_dense + other) / max(t_comp + other, 1)}
+            other_dense += t.numel() * t.element_size()
+            if name in tables and t.is_floating_point() and t.dim() == 2:
+                other += t.numel() * 2 if embeddings == "fp16" else t.numel() + 4 * t.shape[0]
+            else:
+                other += t.numel() * t.element_size()
+    return {"values": values, "embeddings": embeddings, "layouts": layouts, "targets_dense_bytes": t_dense,
+            "targets_dense_fp32_bytes": t_fp32, "targets_compressed_bytes": t_comp,
+            "targets_ratio": t_fp32 / max(t_comp, 1), "other_bytes": other, "checkpoint_dense_bytes": t_dense + other_dense,
+            "checkpoint_sparse_bytes": t_comp + other,
+            "checkpoint_ratio": (t_dense + other_dense) / max(t_comp + other, 1)}
 
 
 def storage_report(model_dir: str | Path, model: nn.Module | None = None) -> dict:
@@ -168,12 +177,19 @@ def export_table(summary: dict, title: str):
     from sparsebert.tables import kv_table
 
     t, ck = summary["targets"], summary["checkpoint"]
-    return kv_table(title, [
+    rows = [
         ("target matrices", f"{t['count']} ({', '.join(f'{k} {v}' for k, v in t['layouts'].items() if v)})"),
         ("target matrices: dense fp32 -> compressed",
          f"{_mb(t['dense_fp32_bytes'])} -> {_mb(t['compressed_bytes'])} ({t['ratio_vs_dense_fp32']:.1f}x)"),
-        ("checkpoint: dense -> sparse",
-         f"{_mb(ck['dense_file_bytes'] or ck['dense_estimate_bytes'])} -> {_mb(ck['sparse_file_bytes'])} "
-         f"({ck['ratio']:.2f}x)"),
-        ("content sha256", summary["content_sha256"][:16] + "…"),
-    ])
+    ]
+    emb = summary.get("embedding_tables")
+    if emb and emb.get("tables"):
+        rows.append((f"embedding tables ({emb['encoding']})", f"{_mb(emb['dense_bytes'])} -> {_mb(emb['stored_bytes'])}"))
+    rows.append(("checkpoint: dense -> sparse",
+                 f"{_mb(ck['dense_file_bytes'] or ck['dense_estimate_bytes'])} -> {_mb(ck['sparse_file_bytes'])} "
+                 f"({ck['ratio']:.2f}x)"))
+    if ck.get("ratio_vs_dense_fp32"):
+        rows.append(("whole model vs dense fp32", f"{_mb(ck['dense_fp32_bytes'])} -> {_mb(ck['sparse_file_bytes'])} "
+                                                  f"({ck['ratio_vs_dense_fp32']:.2f}x)"))
+    rows.append(("content sha256", summary["content_sha256"][:16] + "…"))
+    return kv_table(title, rows)
