@@ -20,7 +20,7 @@ def export_sizes(model: nn.Module, source: str | Path | None = None,
     Returns:
         Two rows per value dtype, ``{"what", "dense_mb", "compressed_mb", "ratio"}`` (MB = 10^6 bytes):
         the target matrices (dense fp32 vs compressed) and the whole checkpoint (dense file vs
-        ``model.sparse.safetensors``). ``ratio`` is dense / compressed.
+        ``model.sparse.safetensors``, with the export's default fp16 embedding tables). ``ratio`` is dense / compressed.
     Raises:
         InputError: an unknown value dtype, or a model without target matrices.
         UnsupportedArchitectureError: not a supported model.
@@ -36,7 +36,7 @@ def export_sizes(model: nn.Module, source: str | Path | None = None,
                          "compressed_mb": t["compressed_bytes"] / 1e6, "ratio": t["ratio_vs_dense_fp32"]})
             dense_b = ck["dense_file_bytes"] or ck["dense_estimate_bytes"]
             dense_what = "model.safetensors" if ck["dense_file_bytes"] else "fp32 state dict"
-            rows.append({"what": f"whole checkpoint ({v} values; dense = {dense_what})",
+            rows.append({"what": f"whole checkpoint ({v} values, {s['embeddings']} embedding tables; dense = {dense_what})",
                          "dense_mb": dense_b / 1e6, "compressed_mb": ck["sparse_file_bytes"] / 1e6,
                          "ratio": dense_b / ck["sparse_file_bytes"]})
     return rows
