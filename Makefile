@@ -28,7 +28,7 @@ test: install
 # The native code's tests under AddressSanitizer: the extension is built with -fsanitize=address (its own
 # build directory) and the ASan runtime preloaded into the (uninstrumented) Python; leak checking is off
 # (Python and torch keep allocations until exit). Any out-of-bounds access fails the run.
-ASAN_TESTS ?= tests/test_engine.py tests/test_runtime_int8.py
+ASAN_TESTS ?= tests/test_engine.py tests/test_runtime_int8.py tests/test_engine_int8_4x1.py tests/test_export_compact.py
 # libstdc++ is preloaded after the ASan runtime so that its __cxa_throw interceptor finds the real one
 # (C++ exceptions, i.e. every TORCH_CHECK error, abort the process otherwise).
 ASAN_ENV = SPARSEBERT_SANITIZE=address LD_PRELOAD="$$(gcc -print-file-name=libasan.so) $$(gcc -print-file-name=libstdc++.so)" \
@@ -37,6 +37,20 @@ asan: install
 	$(ASAN_ENV) $(BIN)/python -c "import sys; from sparsebert.runtime.build import build_error, load_kernel; \
 		sys.exit(0 if load_kernel() else 'make asan: the ASan build failed: %s' % build_error())"
 	$(ASAN_ENV) $(BIN)/python -m pytest -q -s -p no:cacheprovider $(ASAN_TESTS)
+
+# Compile every translation unit of the native kernels for ISAs this machine may not have (the AVX-512 VNNI
+# paths are compiled, not run, on an AVX2-only machine): x86-64-v3 (AVX2), icelake-server and sapphirerapids
+# (AVX-512 VNNI / BF16), alderlake (AVX-VNNI without AVX-512). Flags as the extension's build (runtime/build.py).
+.PHONY: isa-check
+ISA_CHECK_MARCHES ?= x86-64-v3 icelake-server sapphirerapids alderlake
+isa-check: install
+	@set -e; inc="$$($(BIN)/python -c "import sysconfig; from torch.utils.cpp_extension import include_paths; \
+		print(' '.join('-I' + p for p in include_paths() + [sysconfig.get_paths()['include']]))")"; \
+	for m in $(ISA_CHECK_MARCHES); do for f in src/sparsebert/runtime/csrc/*.cpp; do \
+		echo "isa-check: -march=$$m $$f"; \
+		g++ -std=c++20 -O3 -march=$$m -ffp-contract=fast -fopenmp -DNDEBUG -fPIC -DTORCH_EXTENSION_NAME=isa_check \
+			$$inc -c $$f -o /dev/null; \
+	done; done
 
 # The docs site (mkdocs.yml, docs/): the docs extra into .venv, then a strict build into site/ (a broken link,
 # a page missing from the nav or a stale API name fails). The CLI reference, recipe defaults, module list and
