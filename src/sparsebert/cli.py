@@ -275,9 +275,9 @@ def prune(
     prune_end: Annotated[Optional[float], typer.Option()] = None,
     pruning_events: Annotated[Optional[int], typer.Option()] = None,
     scope: Annotated[Optional[str], typer.Option()] = None,
+    sparse_transfer: Annotated[Optional[bool], typer.Option("--sparse-transfer/--no-sparse-transfer")] = None,
     pattern: Annotated[Optional[str], typer.Option()] = None,
     criterion: Annotated[Optional[str], typer.Option()] = None,
-    sparse_transfer: Annotated[Optional[bool], typer.Option("--sparse-transfer/--no-sparse-transfer")] = None,
     lr_schedule: Annotated[Optional[str], typer.Option()] = None,
     min_event_lr_ratio: Annotated[Optional[float], typer.Option()] = None,
     taylor_beta1: Annotated[Optional[float], typer.Option()] = None,
@@ -607,7 +607,9 @@ def export(
     out: Annotated[Path, typer.Option(help="output directory (created)")],
     format: Annotated[str, typer.Option("--format", help="sparse (compact checkpoint) | onnx | compressed-tensors (sparse-bitmask)")] = "sparse",
     values: Annotated[str, typer.Option(help="value dtype of the compressed matrices: fp32 | fp16 | bf16")] = "fp32",
-    layout: Annotated[str, typer.Option(help="auto | csr | bitmask (auto: the smaller, per matrix)")] = "auto",
+    layout: Annotated[str, typer.Option(help="auto | csr | bitmask (auto: the smaller, per matrix) | int8-4x1 (lossy: "
+                                        "int8 4x1 blocks, per-row scales)")] = "auto",
+    embedding_dtype: Annotated[str, typer.Option(help="storage of the embedding tables: fp16 | int8 (per-row scales) | fp32 (lossless)")] = "fp16",
     overwrite: Overwrite = False,
     push_to_hub: PushToHub = None,
 ):
@@ -621,8 +623,8 @@ def export(
         from sparsebert.export.checkpoint import export_run
         from sparsebert.export.report import export_table
 
-        s = export_run(model, out, values=values, layout=layout, overwrite=overwrite)
-        console.print(export_table(s, f"{model} -> {out} (sparse checkpoint, {values} values)"))
+        s = export_run(model, out, values=values, layout=layout, embeddings=embedding_dtype, overwrite=overwrite)
+        console.print(export_table(s, f"{model} -> {out} (sparse checkpoint, {values} values, {embedding_dtype} embeddings)"))
     elif format == "onnx":
         from sparsebert.export.onnx import MODEL_FILE, export_onnx_run
 
