@@ -139,3 +139,29 @@ def test_sparse_transfer_needs_a_sparse_student(tiny_bert, tmp_path):
     data = write_sst2(tmp_path / "glue", 64, 16)
     with pytest.raises(InputError, match="no zero weight"):
         prune(sst2_transfer(tiny_bert, data, tmp_path / "t"))
+
+
+def test_upstream_embedding_term_is_distilled_and_logged(tiny_bert, tmp_path):
+    text = write_text(tmp_path / "text.txt", 120)
+    recipe = UpstreamRecipe(student=str(tiny_bert), text=[str(text)], out=str(tmp_path / "up"), sparsity=0.5,
+                            embedding_weight=1.0, attention_weight=0.0, hidden_weight=0.0, prune_start=0.0,
+                            prune_end=0.5, max_steps=8, eval_every=8, **{**FAST, "pruning_events": 2})
+    summary = upstream(recipe)
+    assert summary["loss_terms"]["embedding"] == 1.0
+    assert 0 < summary["metrics"]["held_out"]["embedding"] < 2  # 1 - cos, over the held-out segments
+    train = [json.loads(line) for line in (Path(recipe.out) / "log.jsonl").read_text().splitlines()]
+    assert all("embedding" in r and "hidden" not in r for r in train if r["event"] == "train")
+
+
+def test_embedding_term_is_zero_for_equal_embeddings():
+    from sparsebert.stages.upstream import embedding_term
+
+    h = torch.randn(3, 5, 8)
+    mask = torch.tensor([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]])
+    assert float(embedding_term(h, h, mask)) == pytest.approx(0.0, abs=1e-6)
+    other = h.clone()
+    other[0, 3:] += 100.0  # row 0's padding positions do not count
+    other[2, 1:] -= 100.0
+    assert float(embedding_term(h, other, mask)) == pytest.approx(0.0, abs=1e-6)
+    other[1, 0] += 100.0  # a real token does
+    assert float(embedding_term(h, other, mask)) > 0.01

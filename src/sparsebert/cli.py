@@ -366,6 +366,7 @@ def upstream(
     lr_schedule: Annotated[Optional[str], typer.Option(help="linear | constant | rewind")] = None,
     attention_weight: Annotated[Optional[float], typer.Option(help="weight of the attention term")] = None,
     hidden_weight: Annotated[Optional[float], typer.Option(help="weight of the hidden-state MSE")] = None,
+    embedding_weight: Annotated[Optional[float], typer.Option(help="weight of the sentence-embedding cosine term")] = None,
     attention_loss: Annotated[Optional[str], typer.Option(help="kl (MiniLM) | mse (TinyBERT)")] = None,
     normalize_terms: Annotated[Optional[bool], typer.Option(
         "--normalize-terms/--no-normalize-terms", help="divide each distillation term by its running mean")] = None,
@@ -384,7 +385,7 @@ def upstream(
         sts_data_dir=sts_data_dir, out=out, sparsity=sparsity, initial_sparsity=initial_sparsity,
         prune_start=prune_start, prune_end=prune_end, pruning_events=pruning_events, scope=scope, pattern=pattern,
         criterion=criterion, lr_schedule=lr_schedule, attention_weight=attention_weight, hidden_weight=hidden_weight,
-        attention_loss=attention_loss, normalize_terms=normalize_terms, min_length=min_length, epochs=epochs,
+        embedding_weight=embedding_weight, attention_loss=attention_loss, normalize_terms=normalize_terms, min_length=min_length, epochs=epochs,
         learning_rate=learning_rate, batch_size=batch_size, max_length=max_length, max_steps=max_steps,
         max_train_examples=max_train_examples, max_eval_examples=max_eval_examples, eval_every=eval_every,
         seed=seed, bf16=bf16, threads=threads, overwrite=overwrite or None, save_every=save_every, resume=resume,

@@ -126,6 +126,7 @@ OPTIONS: dict[str, Term] = {
     "--cache-teacher": _t("teacher logit cache", "teacher logits once per example", DISTILLATION, flag=True),
     "--attention-weight": _t("attention weight", "weight of the attention term", DISTILLATION),
     "--hidden-weight": _t("hidden weight", "weight of the hidden-state term", DISTILLATION),
+    "--embedding-weight": _t("embedding weight", "upstream: weight of the sentence-embedding cosine term", DISTILLATION),
     "--prediction-weight": _t("prediction weight", "weight of the logit term", DISTILLATION),
     "--label-weight": _t("label weight", "weight of the hard-label loss", DISTILLATION),
     # optimisation

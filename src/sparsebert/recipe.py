@@ -347,12 +347,20 @@ class UpstreamRecipe(PruneRecipe):
                              "fixed-mask recovery after it")
     attention_weight: float = Field(1.0, ge=0, description="weight of the attention term")
     hidden_weight: float = Field(1.0, ge=0, description="weight of the hidden-state MSE (every layer)")
+    embedding_weight: float = Field(
+        0.0, ge=0, description="weight of the sentence-embedding term: 1 - cos of the student's and teacher's "
+        "mean-pooled last hidden states (what STS and retrieval use); 0 = off")
     attention_loss: Literal["mse", "kl"] = Field("kl", description="attention distillation: kl of the "
                                                  "probabilities (MiniLM) or mse of the scores (TinyBERT)")
     prediction_weight: float = Field(0.0, ge=0, le=0, description="no logits upstream: always 0")
     cache_teacher: bool = Field(False, description="not used upstream (hidden states are needed every step)")
     normalize_terms: bool = Field(True, description="divide each distillation term by its running mean (the "
                                   "attention KL and the hidden MSE differ in scale by orders of magnitude)")
+
+    @property
+    def uses_teacher(self) -> bool:
+        """True: every upstream term (attention, hidden, embedding) distils the teacher."""
+        return max(self.attention_weight, self.hidden_weight, self.embedding_weight) > 0
 
     @model_validator(mode="before")
     @classmethod
@@ -368,8 +376,8 @@ class UpstreamRecipe(PruneRecipe):
         for key in _TASK_ONLY:
             if getattr(self, key) != defaults[key]:
                 raise ValueError(f"{key} is a prune (task) setting: upstream pruning has no task, labels or logits")
-        if self.attention_weight == 0 and self.hidden_weight == 0:
-            raise ValueError("attention_weight and hidden_weight are both 0: nothing to distil")
+        if self.attention_weight == 0 and self.hidden_weight == 0 and self.embedding_weight == 0:
+            raise ValueError("attention_weight, hidden_weight and embedding_weight are all 0: nothing to distil")
         if self.min_length > self.max_length:
             raise ValueError(f"min_length {self.min_length} > max_length {self.max_length}")
         return self

@@ -28,6 +28,7 @@ import time
 from collections.abc import Sequence
 
 import torch
+from torch import nn
 
 from sparsebert.checkpointing import TrainingRun
 from sparsebert.distill import AttentionScoreTap, DistillationLoss, DistillWeights
@@ -38,6 +39,7 @@ from sparsebert.embeddings import stsb_dev_pairs, sts_zero_shot
 from sparsebert.io import environment
 from sparsebert.models import load_encoder, load_tokenizer
 from sparsebert.outputs import write_run
+from sparsebert.pooling import masked_mean
 from sparsebert.pruning import Sparsifier, make_scorer
 from sparsebert.recipe import UpstreamRecipe
 from sparsebert.stages.prune import build_schedules, check_pair, scorer_options, student_zeros
@@ -133,6 +135,43 @@ def text_segments(tokenizer, documents: Sequence[str], *, max_length: int, min_l
     return out
 
 
+def embedding_term(student: torch.Tensor, teacher: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    """Sentence-embedding distillation: mean over the batch of 1 - cos(u_s, u_t), where u is the masked mean of the
+    last hidden states (the sentence-transformers embedding; Reimers & Gurevych, EMNLP 2020, distil the
+    embedding itself, there with MSE). The cosine is what STS and retrieval use.
+
+    Args:
+        student, teacher: ``[B, S, D]`` last hidden states; attention_mask: ``[B, S]``.
+    Returns:
+        A scalar in [0, 2].
+    """
+    u_s = masked_mean(student.float(), attention_mask)
+    u_t = masked_mean(teacher.float(), attention_mask)
+    return (1 - torch.nn.functional.cosine_similarity(u_s, u_t, dim=-1)).mean()
+
+
+class RunningMean(nn.Module):
+    """Divides a loss term by a bias-corrected running mean of itself (momentum 0.99), as the distillation
+    loss's ``normalize`` option does for its terms, so the term contributes about its weight whatever its
+    scale; its state is a buffer (saved with resumable runs). Off: the identity."""
+
+    def __init__(self, enabled: bool, momentum: float = 0.99):
+        super().__init__()
+        self.enabled, self.momentum = enabled, momentum
+        self.register_buffer("running", torch.zeros(()))
+        self.register_buffer("updates", torch.zeros(()))
+
+    def forward(self, value: torch.Tensor) -> torch.Tensor:
+        if not self.enabled:
+            return value
+        if self.training:
+            with torch.no_grad():
+                self.running.mul_(self.momentum).add_((1 - self.momentum) * value.detach())
+                self.updates += 1
+        scale = self.running / (1 - self.momentum ** self.updates.clamp_min(1))
+        return value / scale.clamp_min(1e-8)
+
+
 def load_encoder_pair(recipe: UpstreamRecipe):
     """``(tokenizer, student, teacher)`` of an upstream recipe, checked to pair (vocabulary, layer mapping).
 
@@ -197,6 +236,7 @@ def upstream(recipe: UpstreamRecipe) -> dict:
                                 make_scorer(recipe.criterion, **scorer_options(recipe)), recipe.pattern,
                                 keep_pruned=student_zeros(student, recipe.student) if recipe.sparse_transfer else None)
         taps = (AttentionScoreTap(student), AttentionScoreTap(teacher)) if recipe.attention_weight > 0 else None
+        emb_norm = RunningMean(recipe.normalize_terms).to(dev)
 
         def distill(batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
             batch = {k: v for k, v in batch.items() if k != "labels"}
@@ -207,8 +247,14 @@ def upstream(recipe: UpstreamRecipe) -> dict:
             if taps:
                 taps[0].clear(), taps[1].clear()
             h = s_out.last_hidden_state
-            return loss_fn(scores[0], scores[1], s_out.hidden_states, t_out.hidden_states, h, h,
-                           batch["attention_mask"])
+            loss, terms = loss_fn(scores[0], scores[1], s_out.hidden_states, t_out.hidden_states, h, h,
+                                  batch["attention_mask"])
+            if recipe.embedding_weight > 0:
+                emb = embedding_term(h, t_out.last_hidden_state, batch["attention_mask"])
+                part = recipe.embedding_weight * emb_norm(emb)
+                loss = loss + part
+                terms.update({"embedding": emb.item(), "weighted/embedding": part.item()})
+            return loss, terms
 
         def compute_loss(batch, step):
             loss, terms = distill(batch)
@@ -224,15 +270,15 @@ def upstream(recipe: UpstreamRecipe) -> dict:
             """The student's distillation terms on the held-out segments (unweighted, unnormalised) and its
             zero-shot STS-B; the headline is the Spearman (or minus the held-out hidden MSE without STS data)."""
             was = model.training
-            model.eval(), loss_fn.eval()
+            model.eval(), loss_fn.eval(), emb_norm.eval()
             sums: dict[str, float] = {}
             for idx, batch in eval_batches(held_out, recipe.eval_batch_size, tokenizer.pad_token_id):
                 _, terms = distill(to_device(batch, dev))
-                for key in ("hidden", "attention"):
+                for key in ("hidden", "attention", "embedding"):
                     if key in terms:
                         sums[key] = sums.get(key, 0.0) + terms[key] * len(idx)
             results = {"held_out": {k: v / len(held_out) for k, v in sums.items()}, **zero_shot(model)}
-            model.train(was), loss_fn.train(was)
+            model.train(was), loss_fn.train(was), emb_norm.train(was)
             if sts is not None:
                 return results, results["stsb_dev_zero_shot"]["spearman"]
             return results, -results["held_out"].get("hidden", results["held_out"].get("attention", 0.0))
@@ -252,7 +298,7 @@ def upstream(recipe: UpstreamRecipe) -> dict:
                             scope=recipe.scope, pattern=recipe.pattern, criterion=recipe.criterion,
                             lr_schedule=recipe.lr_schedule, **window)
                 result = fit(
-                    model=student, extra_modules=[loss_fn], recipe=recipe, task=None, train_features=train,
+                    model=student, extra_modules=[loss_fn, emb_norm], recipe=recipe, task=None, train_features=train,
                     eval_sets={}, pad_token_id=tokenizer.pad_token_id, compute_loss=compute_loss, logger=log,
                     after_step=after_step, keep_best=False, desc=f"upstream -> {recipe.sparsity:.0%}", run=run,
                     sparsifier=sparsifier, lr_factor=lr_factor, evaluate=evaluate,
@@ -276,7 +322,8 @@ def upstream(recipe: UpstreamRecipe) -> dict:
                     "pruning_window": window,
                     "criterion": recipe.criterion,
                     "pattern": recipe.pattern,
-                    "loss_terms": {"attention": recipe.attention_weight, "hidden": recipe.hidden_weight},
+                    "loss_terms": {"attention": recipe.attention_weight, "hidden": recipe.hidden_weight,
+                                   "embedding": recipe.embedding_weight},
                     "train_seconds": result.train_seconds,
                     "mean_step_seconds": result.mean_step_seconds,
                     "eval_history": result.history,
