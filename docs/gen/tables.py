@@ -19,7 +19,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-BLOCKS = {"demo": "demo_block", "accuracy": "accuracy_block", "speed": "speed_block"}
+BLOCKS = {"demo": "demo_block", "accuracy": "accuracy_block", "upstream": "upstream_block", "speed": "speed_block"}
 
 
 def markers(name: str) -> tuple[str, str]:
@@ -80,6 +80,33 @@ def accuracy_block(results: Path, prefix: str = "results/") -> str:
     head = ["| model | task (dev metric) | sparsity | steps | floor | dense teacher | sparse student | gain retention "
             "| source |", "|---|---|---:|---:|---:|---:|---:|---:|---|"]
     return "\n".join([*head, *accuracy_rows(results, prefix)])
+
+
+def upstream_block(results: Path, prefix: str = "results/") -> str:
+    """Upstream pruning (results/upstream_minilm.json): the zero-shot STS-B Spearman of each upstream-pruned
+    encoder beside one-shot magnitude pruning and the dense encoder; then the task cells (task pruning vs sparse
+    transfer), each with its head, floor, teacher and GR."""
+    d = _load(results, "upstream_minilm")
+    one = {round(r["sparsity"], 4): r for r in (d.get("oneshot") or {}).get("rows", [])}
+    ups = d["upstream"]
+    dense = f" (dense {one[0.0]['spearman']:.3f})" if 0.0 in one else ""
+    md = [f"| MiniLM-L6, zero-shot STS-B Spearman{dense}, no task training | "
+          + " | ".join(f"{100 * r['sparsity']:g} %" for r in ups) + " |", "|---|" + "---:|" * len(ups)]
+    if all(round(r["sparsity"], 4) in one for r in ups):
+        md.append("| one-shot magnitude pruning | " + " | ".join(
+            f"{one[round(r['sparsity'], 4)]['spearman']:.3f} ({100 * one[round(r['sparsity'], 4)]['retention']:.0f} %)"
+            for r in ups) + " |")
+    md.append("| upstream-pruned (" + ", ".join(sorted({f"{r['steps']:,} x {r['batch_size']} steps" for r in ups}))
+              + ") | " + " | ".join(f"**{r['spearman']:.3f}** ({100 * r['retention']:.0f} %)" for r in ups) + " |")
+    if d["tasks"]:
+        md += ["", "| task (dev metric) | head | variant | sparsity | steps | floor | dense teacher | student | "
+               "gain retention |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
+        for r in sorted(d["tasks"], key=lambda r: (r["task"], r["head"], r["variant"])):
+            gr = "–" if r["gain_retention"] is None else f"{100 * r['gain_retention']:.0f} %"
+            md.append(f"| {r['task']} ({r['metric']}) | {r['head']} | {r['variant']} | {100 * r['sparsity']:.0f} % | "
+                      f"{r['steps']:,} | {r['floor']:.1f} | {r['teacher']:.1f} | **{r['student']:.1f}** | {gr} |")
+    md += ["", f"Source: {_link(results, 'upstream_minilm', prefix)}."]
+    return "\n".join(md)
 
 
 def speed_rows(results: Path, prefix: str = "results/") -> list[str]:
