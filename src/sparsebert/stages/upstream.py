@@ -8,7 +8,8 @@ Upstream pruning moves that crossing onto general text, with no task at all:
   encoder with the same vocabulary);
 * the student is distilled layer-wise on general text — the hidden states of every layer, embedding
   output included (MSE; TinyBERT Eq. 8) and the attention of every layer (KL of the attention
-  probabilities per query, MiniLM, Wang et al. NeurIPS 2020, Eq. 4) — while its six matrices per
+  probabilities per query, MiniLM, Wang et al. NeurIPS 2020, Eq. 4), optionally the sentence embedding
+  itself (1 - cos of the mean-pooled outputs, :func:`embedding_term`) — while its six matrices per
   layer are pruned on the cubic schedule (Zhu & Gupta 2017), then recovered with the mask fixed;
 * any criterion, scope and pattern of the pruner (:mod:`sparsebert.pruning`), resumable like ``prune``.
 
@@ -198,8 +199,8 @@ def upstream(recipe: UpstreamRecipe) -> dict:
     Returns:
         The summary (also ``summary.json``): ``{"stage": "upstream", "student", "teacher", "text": {sources,
         documents, segments, tokens, held_out}, "metrics": {"stsb_dev_zero_shot": {"spearman", "pearson"}
-        (with ``sts_data_dir``), "held_out": {"hidden", "attention"}}, "dense_metrics": the same for the
-        teacher, "steps", "tokens_seen", "pruning_window", "criterion", "pattern", "train_seconds",
+        (with ``sts_data_dir``), "held_out": {"hidden", "attention", "embedding"} (the terms with a weight,
+        unweighted, on 128 held-out segments)}, "dense_metrics": the zero-shot STS-B of the teacher, "steps", "tokens_seen", "pruning_window", "criterion", "pattern", "train_seconds",
         "mean_step_seconds", "eval_history", "sparsity", "recipe", "wall_seconds", "environment"}``.
     Raises:
         OutputExistsError, OutputLockedError, ResumeError, CorruptCheckpointError (as ``prune``); DataError
