@@ -118,7 +118,16 @@ def test_recipe_options_get_help_and_defaults_from_the_recipe():
 def test_prune_help_is_grouped_and_shows_the_defaults():
     r = runner.invoke(app, ["prune", "--help"], env={"COLUMNS": "2000"})  # one line per option
     assert r.exit_code == 0, r.output
-    lines = {line.split()[1]: line for line in r.output.splitlines() if line.startswith("│ --")}
+    lines, current = {}, None  # an option's row and its wrapped continuation rows, joined
+    for line in r.output.splitlines():
+        if line.startswith("│ --"):
+            current = line.split()[1]
+            lines[current] = line.strip("│ ")
+        elif line.startswith("│ ") and current is not None and line.strip("│ "):
+            lines[current] += " " + line.strip("│ ")
+        else:
+            current = None
+    lines = {k: " ".join(v.replace("│", " ").split()) for k, v in lines.items()}
     for option, default in (("--learning-rate", "0.0001"), ("--epochs", "12"), ("--temperature", "2"),
                             ("--hardness", "0.5"), ("--prune-start", "0.1"), ("--prune-end", "0.6"),
                             ("--attention-weight", "0"), ("--sparsity", "0.95")):

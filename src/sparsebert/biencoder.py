@@ -259,6 +259,9 @@ def load_biencoder(name: str | Path, task: TaskSpec | None = None, *, require_he
             one loaded when ``name`` is a bi-encoder of the same labels.
         scale: the regression label scale of a new model (:func:`label_scale`); a saved bi-encoder's own wins.
         pooling: None or ``mean`` (a bi-encoder mean-pools; ``cls`` is refused).
+    Returns:
+        The :class:`BiEncoder` on the CPU: its ``logits`` are the cosine
+        ``[B, 1]`` (regression) or ``W [u; v; |u - v|]`` ``[B, C]`` (classification).
     Raises:
         BiEncoderError: ``require_head`` and ``name`` is not a bi-encoder (a cross-encoder checkpoint, a
             pre-trained encoder), a single-text ``task``, ``pooling`` cls, a bad head file (named).
