@@ -91,7 +91,8 @@ def upstream_block(results: Path, prefix: str = "results/") -> str:
     ups = d["upstream"]
     dense = f" (dense {one[0.0]['spearman']:.3f})" if 0.0 in one else ""
     md = [f"| MiniLM-L6, zero-shot STS-B Spearman{dense}, no task training | "
-          + " | ".join(f"{100 * r['sparsity']:g} %" for r in ups) + " |", "|---|" + "---:|" * len(ups)]
+          + " | ".join(f"{100 * r['sparsity']:g} %" + (" + embedding term" if r.get("embedding_weight") else "")
+                       for r in ups) + " |", "|---|" + "---:|" * len(ups)]
     if all(round(r["sparsity"], 4) in one for r in ups):
         md.append("| one-shot magnitude pruning | " + " | ".join(
             f"{one[round(r['sparsity'], 4)]['spearman']:.3f} ({100 * one[round(r['sparsity'], 4)]['retention']:.0f} %)"

@@ -47,7 +47,8 @@ def upstream_rows() -> list[dict]:
         if zs is None or dense is None:
             continue
         r = s["recipe"]
-        rows.append({"run": run.name, "sparsity": r["sparsity"], "spearman": zs["spearman"], "pearson": zs["pearson"],
+        rows.append({"run": run.name, "sparsity": r["sparsity"], "embedding_weight": r.get("embedding_weight", 0.0),
+                     "spearman": zs["spearman"], "pearson": zs["pearson"],
                      "dense_spearman": dense["spearman"], "retention": zs["spearman"] / dense["spearman"],
                      "steps": s["steps"], "batch_size": r["batch_size"], "max_length": r["max_length"],
                      "tokens_seen": s["tokens_seen"], "text": s["text"]["sources"], "train_hours": s["train_seconds"] / 3600,
@@ -96,8 +97,9 @@ def markdown(data: dict) -> str:
         md.append(f"| 0 (dense) | {oneshot[0.0]['spearman']:.3f} | – | 100 % | – | – | – | – |")
     for r in data["upstream"]:
         one = oneshot.get(round(r["sparsity"], 4))
+        label = f"{r['sparsity']:.2f}" + (" + embedding term" if r.get("embedding_weight") else "")
         one_s = f"{one['spearman']:.3f} ({one['retention']:.0%})" if one else "–"
-        md.append(f"| {r['sparsity']:.2f}{' *' if r.get('archived') else ''} | {one_s} | {r['spearman']:.3f} | "
+        md.append(f"| {label}{' *' if r.get('archived') else ''} | {one_s} | {r['spearman']:.3f} | "
                   f"{r['retention']:.1%} | {r['steps']:,} x {r['batch_size']} ({r['max_length']}) | {r['tokens_seen']:,} | "
                   f"{r['train_hours']:.2f} | {r['cpu']} |")
     if data["tasks"]:
@@ -124,7 +126,8 @@ def main() -> int:
     if not ups and not tasks:
         sys.exit("no finished run under runs/upstream and no committed results: run studies/upstream/run.sh first")
     oneshot = json.loads(ONESHOT.read_text()) if ONESHOT.is_file() else None
-    data = {"collector": ME, "oneshot": oneshot, "upstream": sorted(ups, key=lambda r: r["sparsity"]), "tasks": tasks}
+    data = {"collector": ME, "oneshot": oneshot, "tasks": tasks,
+            "upstream": sorted(ups, key=lambda r: (r["sparsity"], r.get("embedding_weight", 0.0)))}
     write_outputs(OUT, data, markdown(data))
     return 0
 

