@@ -91,6 +91,23 @@ def _canonical(t: torch.Tensor) -> torch.Tensor:
     return t + 0.0 if t.is_floating_point() else t
 
 
+def _listed_parts(file, name: str, tag: str, listed: dict, stored: dict, used: set, verify: bool) -> dict:
+    """The stored tensors of one manifest entry's parts (``<name><PART_SEP><tag>.<part>``), each checked
+    against its manifest record (:func:`_checked`) and added to ``used``.
+
+    Raises:
+        SparseCheckpointError: a listed part is missing from the file, or does not match its record.
+    """
+    parts = {}
+    for part, pinfo in listed.items():
+        key = f"{name}{PART_SEP}{tag}.{part}"
+        if key not in stored:
+            raise SparseCheckpointError(f"{file}: {key!r} listed in the manifest is missing")
+        used.add(key)
+        parts[part] = _checked(file, repr(key), stored[key], pinfo, verify)
+    return parts
+
+
 def _checked(file: Path, what: str, t: torch.Tensor, info: dict, verify: bool) -> torch.Tensor:
     """Return ``t`` if its shape, dtype (and, with ``verify``, sha256) match the manifest entry.
 
@@ -421,13 +438,7 @@ def _read_checked(path: str | Path, verify: bool) -> tuple[Path, dict, dict[str,
         used.add(name)
         dense[name] = _checked(file, f"tensor {name!r}", stored[name], info, verify)
     for name, info in manifest["sparse"].items():
-        parts = {}
-        for part, pinfo in info["parts"].items():
-            key = f"{name}{PART_SEP}{info['layout']}.{part}"
-            if key not in stored:
-                raise SparseCheckpointError(f"{file}: {key!r} listed in the manifest is missing")
-            used.add(key)
-            parts[part] = _checked(file, repr(key), stored[key], pinfo, verify)
+        parts = _listed_parts(file, name, info["layout"], info["parts"], stored, used, verify)
         sparse[name] = (info, parts)
     for name, info in manifest.get("quantized", {}).items():
         if (not isinstance(info, dict) or not isinstance(info.get("parts"), dict) or info.get("encoding") not in
@@ -436,13 +447,7 @@ def _read_checked(path: str | Path, verify: bool) -> tuple[Path, dict, dict[str,
                                         "(needs encoding fp16/int8, dtype, shape and parts)")
         if name in dense or name in sparse:
             raise SparseCheckpointError(f"{file}: {name!r} is described twice in the manifest")
-        parts = {}
-        for part, pinfo in info["parts"].items():
-            key = f"{name}{PART_SEP}{info['encoding']}.{part}"
-            if key not in stored:
-                raise SparseCheckpointError(f"{file}: {key!r} listed in the manifest is missing")
-            used.add(key)
-            parts[part] = _checked(file, repr(key), stored[key], pinfo, verify)
+        parts = _listed_parts(file, name, info["encoding"], info["parts"], stored, used, verify)
         try:
             table = decode_dense(name, info["encoding"], info["shape"], getattr(torch, info["dtype"]), parts)
         except SparseFormatError as err:
