@@ -83,30 +83,52 @@ def accuracy_block(results: Path, prefix: str = "results/") -> str:
 
 
 def upstream_block(results: Path, prefix: str = "results/") -> str:
-    """Upstream pruning (results/upstream_minilm.json): the zero-shot STS-B Spearman of each upstream-pruned
-    encoder beside one-shot magnitude pruning and the dense encoder; then the task cells (task pruning vs sparse
-    transfer), each with its head, floor, teacher and GR."""
+    """Upstream pruning (results/upstream_minilm.json, MiniLM-L6 and MPNet-base): the zero-shot STS-B Spearman of
+    each upstream-pruned encoder beside one-shot magnitude pruning; then the study's summary per model x sparsity:
+    per task (SST-2, MRPC, STS-B, CoLA) the best variant's dev score and GR (against the better dense teacher of
+    the same model, cross- or bi-encoder), and the mean GR when all four tasks have a row."""
     d = _load(results, "upstream_minilm")
+    labels = {"minilm": "MiniLM-L6", "mpnet": "MPNet-base"}
     one = {round(r["sparsity"], 4): r for r in (d.get("oneshot") or {}).get("rows", [])}
     ups = d["upstream"]
-    dense = f" (dense {one[0.0]['spearman']:.3f})" if 0.0 in one else ""
-    md = [f"| MiniLM-L6, zero-shot STS-B Spearman{dense}, no task training | "
-          + " | ".join(f"{100 * r['sparsity']:g} %" + (" + embedding term" if r.get("embedding_weight") else "")
-                       for r in ups) + " |", "|---|" + "---:|" * len(ups)]
-    if all(round(r["sparsity"], 4) in one for r in ups):
-        md.append("| one-shot magnitude pruning | " + " | ".join(
-            f"{one[round(r['sparsity'], 4)]['spearman']:.3f} ({100 * one[round(r['sparsity'], 4)]['retention']:.0f} %)"
-            for r in ups) + " |")
+    model = [r.get("model", "minilm") for r in ups]
+    dense = {}
+    for m, r in zip(model, ups):
+        dense.setdefault(m, r["dense_spearman"])
+    md = ["| zero-shot STS-B Spearman (retention), no task training; dense: "
+          + ", ".join(f"{labels[m]} {v:.3f}" for m, v in dense.items()) + " | "
+          + " | ".join(f"{labels[m]} {100 * r['sparsity']:g} %" + (" + embedding term" if r.get("embedding_weight") else "")
+                       for m, r in zip(model, ups)) + " |", "|---|" + "---:|" * len(ups)]
+
+    def oneshot(m: str, r: dict) -> str:
+        o = one.get(round(r["sparsity"], 4)) if m == "minilm" else None
+        return "–" if o is None else f"{o['spearman']:.3f} ({100 * o['retention']:.0f} %)"
+
+    if any(oneshot(m, r) != "–" for m, r in zip(model, ups)):
+        md.append("| one-shot magnitude pruning | " + " | ".join(oneshot(m, r) for m, r in zip(model, ups)) + " |")
     md.append("| upstream-pruned (" + ", ".join(sorted({f"{r['steps']:,} x {r['batch_size']} steps" for r in ups}))
               + ") | " + " | ".join(f"**{r['spearman']:.3f}** ({100 * r['retention']:.0f} %)" for r in ups) + " |")
-    if d["tasks"]:
-        md += ["", "| task (dev metric) | head | variant | sparsity | steps | floor | dense teacher | student | "
-               "gain retention |", "|---|---|---|---:|---:|---:|---:|---:|---:|"]
-        for r in sorted(d["tasks"], key=lambda r: (r["task"], r["head"], r["variant"])):
-            gr = "–" if r["gain_retention"] is None else f"{100 * r['gain_retention']:.0f} %"
-            md.append(f"| {r['task']} ({r['metric']}) | {r['head']} | {r['variant']} | {100 * r['sparsity']:.0f} % | "
-                      f"{r['steps']:,} | {r['floor']:.1f} | {r['teacher']:.1f} | **{r['student']:.1f}** | {gr} |")
-    md += ["", f"Source: {_link(results, 'upstream_minilm', prefix)}."]
+    rows = [s for s in d.get("summary", []) if s["tasks"]]
+    if rows:
+        names = {"sst2": "SST-2 acc", "mrpc": "MRPC F1", "stsb": "STS-B Pearson", "cola": "CoLA MCC"}
+        tasks = list(names)
+
+        def cell(t: dict | None) -> str:
+            if t is None:
+                return "–"
+            head = " bi" if t["head"] == "bi-encoder" else ""
+            return (f"{t['mean']:.1f} ({100 * t['gain_retention']:.0f} %, {t['kind']}{head}"
+                    f"{' †' if t.get('cited') else ''})")
+
+        md += ["", f"| best variant per task, dev (GR; {_link(results, 'upstream_minilm', prefix)}; † = cited "
+               "from glue_knowledge / sst2_knowledge) | " + " | ".join(names[t] for t in tasks) + " | mean GR |",
+               "|---|" + "---|" * len(tasks) + "---:|"]
+        for s in rows:
+            mean = "–" if s["mean_gr"] is None else f"**{100 * s['mean_gr']:.0f} %**"
+            md.append(f"| {labels[s['model']]} {100 * s['sparsity']:g} % | "
+                      + " | ".join(cell(s["tasks"].get(t)) for t in tasks) + f" | {mean} |")
+    else:
+        md += ["", f"Source: {_link(results, 'upstream_minilm', prefix)}."]
     return "\n".join(md)
 
 

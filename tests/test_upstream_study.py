@@ -1,0 +1,160 @@
+"""studies/upstream/collect.py: task cells of both models are found by run.sh's names, unfinished runs are left
+out, GR is taken against the better dense teacher of the model and task (either head), seeds are averaged, the
+knowledge studies' rows are cited only where the study has no cell, and the mean GR needs all four tasks."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import math
+import subprocess
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(f"upstream_{name}", ROOT / "studies" / "upstream" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+collect = _load("collect")
+FLOORS = {"mrpc": 80.0, "stsb": 0.0, "sst2": 50.0, "cola": 0.0}
+
+
+def _summary(run: Path, metrics: dict, head: str = "cross-encoder", sparsity: float = 0.95, nnz: int = 500,
+             seconds: float = 3600.0, threads: int = 1, steps: int = 690) -> None:
+    """The fields of a finished run's summary.json that the collector reads."""
+    run.mkdir(parents=True)
+    (run / "summary.json").write_text(json.dumps({
+        "stage": "prune", "metrics": {"dev": metrics}, "steps": steps, "train_seconds": seconds,
+        "recipe": {"head": head, "threads": threads}, "environment": {"cpu": "Test CPU (AVX2)", "threads": threads},
+        "sparsity": {"targets": {"sparsity": sparsity, "nnz": nnz}}}))
+
+
+@pytest.fixture
+def runs(tmp_path):
+    r = tmp_path / "upstream"
+    _summary(r / "mrpc-teacher", {"f1": 0.85})
+    _summary(r / "mrpc-bi-teacher", {"f1": 0.87}, head="bi-encoder")
+    _summary(r / "seed42" / "mrpc-transfer-95", {"f1": 0.84}, threads=2)
+    _summary(r / "seed7" / "mrpc-transfer-95", {"f1": 0.86}, threads=2)
+    _summary(r / "seed42" / "mrpc-bi-small-dense-95", {"f1": 0.83}, head="bi-encoder", sparsity=0.0, nnz=640)
+    (r / "seed42" / "mrpc-task-prune-95").mkdir()  # unfinished: no summary.json
+    (r / "seed42" / ".mrpc-bi-task-prune-95.partial").mkdir()  # in progress
+    _summary(r / "mpnet-stsb-teacher", {"pearson": 0.88})
+    _summary(r / "seed42" / "mpnet-stsb-transfer-95", {"pearson": 0.80}, steps=1080)
+    return r
+
+
+def _answer(rows, model, task, kind, head):
+    (row,) = [r for r in rows if (r["model"], r["task"], r["kind"], r["head"]) == (model, task, kind, head)]
+    return row
+
+
+def test_gr_against_the_better_teacher_of_the_family_over_seeds(runs, tmp_path):
+    tasks = collect.task_rows(runs, floor=FLOORS.get)
+    assert sorted((r["model"], r["task"], r["variant"], r["seed"]) for r in tasks) == [
+        ("minilm", "mrpc", "bi-small-dense-95", 42), ("minilm", "mrpc", "transfer-95", 7),
+        ("minilm", "mrpc", "transfer-95", 42), ("mpnet", "stsb", "transfer-95", 42)]
+    own = next(r for r in tasks if (r["model"], r["variant"], r["seed"]) == ("minilm", "transfer-95", 42))
+    assert own["teacher"] == pytest.approx(85.0) and own["gain_retention"] == pytest.approx((84 - 80) / (85 - 80))
+    assert own["cpu_hours"] == pytest.approx(2.0) and own["nominal_sparsity"] == 0.95
+    teachers = collect.teacher_rows(runs)
+    assert sorted((t["model"], t["task"], t["head"]) for t in teachers) == [
+        ("minilm", "mrpc", "bi-encoder"), ("minilm", "mrpc", "cross-encoder"), ("mpnet", "stsb", "cross-encoder")]
+    data = collect.build([], teachers, tasks, None, glue_knowledge=tmp_path / "none.json",
+                         sst2_knowledge=tmp_path / "none.json")
+    transfer = _answer(data["answer"], "minilm", "mrpc", "transfer", "cross-encoder")
+    # the cross-encoder cells distilled from the 85.0 teacher, but the better MiniLM-L6 MRPC model is the bi-encoder
+    assert (transfer["gr_teacher"], transfer["gr_teacher_head"]) == (pytest.approx(87.0), "bi-encoder")
+    assert transfer["n"] == 2 and transfer["seeds"] == [7, 42]
+    assert transfer["mean"] == pytest.approx(85.0) and transfer["std"] == pytest.approx(math.sqrt(2))
+    assert transfer["gain_retention"] == pytest.approx((85 - 80) / (87 - 80))
+    assert transfer["own_teacher"] == pytest.approx(85.0) and transfer["cpu_hours"] == pytest.approx(2.0)
+    small = _answer(data["answer"], "minilm", "mrpc", "small-dense", "bi-encoder")
+    assert small["sparsity"] == 0.95 and small["std"] is None
+    assert small["gain_retention"] == pytest.approx((83 - 80) / (87 - 80))
+    mpnet = _answer(data["answer"], "mpnet", "stsb", "transfer", "cross-encoder")
+    assert mpnet["gain_retention"] == pytest.approx(80 / 88)  # MPNet's own teacher, never MiniLM's
+    summary = {(s["model"], s["sparsity"]): s for s in data["summary"]}
+    s = summary[("minilm", 0.95)]
+    assert s["tasks"]["mrpc"]["kind"] == "transfer" and s["missing"] == ["sst2", "stsb", "cola"]
+    assert s["mean_gr"] is None and s["min_gr"] is None
+    md = collect.markdown(data)
+    assert "87.0 (bi-encoder)" in md and "85.0 ± 1.4" in md and "missing: sst2, stsb, cola" in md
+
+
+def test_mean_gr_takes_the_best_variant_per_task_and_needs_all_four():
+    def row(task, kind, gr, model="mpnet", head="cross-encoder"):
+        return {"model": model, "task": task, "sparsity": 0.95, "kind": kind, "head": head, "mean": 1.0,
+                "gain_retention": gr, "cited": None}
+
+    answer = [row("sst2", "task-prune", 0.70), row("sst2", "transfer", 0.90), row("mrpc", "transfer", 0.60),
+              row("stsb", "transfer", 0.95, head="bi-encoder"), row("stsb", "task-prune", 0.20),
+              row("cola", "small-dense", 0.55), row("cola", "transfer", 0.50), row("sst2", "transfer", 0.99, "minilm")]
+    s = next(s for s in collect.summary_rows(answer) if (s["model"], s["sparsity"]) == ("mpnet", 0.95))
+    assert {t: (v["kind"], v["head"]) for t, v in s["tasks"].items()} == {
+        "sst2": ("transfer", "cross-encoder"), "mrpc": ("transfer", "cross-encoder"),
+        "stsb": ("transfer", "bi-encoder"), "cola": ("small-dense", "cross-encoder")}
+    assert s["missing"] == [] and s["mean_gr"] == pytest.approx((0.90 + 0.60 + 0.95 + 0.55) / 4)
+    assert s["min_gr"] == pytest.approx(0.55)
+
+
+def test_knowledge_rows_are_cited_only_where_the_study_has_no_cell(tmp_path):
+    gk = tmp_path / "glue_knowledge.json"
+    base = {"task": "mrpc", "seed": 42, "metric": "f1", "floor": 81.0, "teacher": 86.0, "encoder_nnz": 1,
+            "steps": collect.BUDGET_STEPS["mrpc"], "wall_seconds": 360.0, "source": "runs/x"}
+    gk.write_text(json.dumps({"rows": [
+        {**base, "variant": "dense-teacher", "sparsity": 0.0, "value": 86.0},
+        {**base, "variant": "sparsebert", "sparsity": 0.95, "value": 79.0},  # the study has this cell
+        {**base, "variant": "small-dense", "sparsity": 0.95, "value": 82.0},
+        {**base, "variant": "small-dense", "sparsity": 0.9, "value": 83.0, "steps": 99},  # another budget
+        {**base, "variant": "finetune-then-prune", "sparsity": 0.95, "value": 84.0}]}))  # not a study kind
+    local = [{"model": "minilm", "task": "mrpc", "nominal_sparsity": 0.95, "kind": "task-prune",
+              "head": "cross-encoder"}]
+    rows, teachers = collect.cited_rows(local, gk, tmp_path / "none.json")
+    assert [(r["kind"], r["nominal_sparsity"], r["student"]) for r in rows] == [("small-dense", 0.95, 82.0)]
+    assert rows[0]["gain_retention"] == pytest.approx((82 - 81) / (86 - 81)) and rows[0]["cited"].endswith(gk.name)
+    assert [(t["task"], t["head"], t["value"]) for t in teachers] == [("mrpc", "cross-encoder", 86.0)]
+    gk.write_text(json.dumps({"rows": [{"task": "mrpc", "variant": "small-dense"}]}))
+    with pytest.raises(SystemExit, match=r"rows\[0\]: no field 'sparsity'"):
+        collect.cited_rows([], gk, tmp_path / "none.json")
+
+
+@pytest.mark.parametrize("variant,parsed", [("transfer-95", ("transfer", "cross-encoder", 0.95)),
+                                            ("bi-small-dense-97", ("small-dense", "bi-encoder", 0.97)),
+                                            ("task-prune-90", ("task-prune", "cross-encoder", 0.9))])
+def test_variant_names(variant, parsed):
+    assert collect.parse_variant(variant) == parsed
+
+
+@pytest.mark.parametrize("variant", ["transfer", "foo-95", "bi-transfer-x"])
+def test_an_unknown_variant_is_an_error_naming_it(variant):
+    with pytest.raises(ValueError, match=variant):
+        collect.parse_variant(variant)
+
+
+def test_cell_names_of_both_models():
+    assert collect.parse_cell("mrpc-bi-transfer-95") == ("minilm", "mrpc", "bi-transfer-95")
+    assert collect.parse_cell("mpnet-sst2-small-dense-90") == ("mpnet", "sst2", "small-dense-90")
+
+
+def test_run_sh_mpnet_upstream_is_the_running_command_and_names_are_kept(tmp_path):
+    env = {"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "RUNS": "runs/upstream"}
+    out = subprocess.run(["bash", str(ROOT / "studies" / "upstream" / "run.sh"), "UP:0.95"],
+                         env={**env, "MODEL": "mpnet"}, capture_output=True, text=True)
+    if "make mpnet" in out.stderr:
+        pytest.skip("no local MPNet checkpoint (make mpnet)")
+    assert out.returncode == 0, out.stderr
+    assert (".venv/bin/sparsebert upstream .cache/models/all-mpnet-base-v2 --text general --sparsity 0.95 "
+            "--max-steps 1200 --eval-every 300 --batch-size 32 --max-length 64 --threads 1 --save-every 25 "
+            "--sts-data-dir ../shared/data/glue --out runs/upstream/mpnet-s95 > runs/logs/upstream-mpnet-s95.log"
+            ) in out.stdout
+    bad = subprocess.run(["bash", str(ROOT / "studies" / "upstream" / "run.sh"), "mrpc:foo-95"],
+                         env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown variant in mrpc:foo-95" in bad.stderr
