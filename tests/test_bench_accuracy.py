@@ -194,3 +194,104 @@ def test_eval_logits_are_what_evaluate_scores(sst2_model):
     logits, labels = out["dev"]
     assert list(out) == ["dev"] and logits.shape == (37, 2) and labels.shape == (37,)
     assert float(np.mean(logits.argmax(-1) == labels)) == evaluate(run, "sst2", glue, max_length=SEQ)["dev"]["accuracy"]
+
+
+# ------------------------------------------------------------------------------------------------
+# Bi-encoders (each text on its own, mean pooling, the saved head) and the engine check (issue 31)
+
+
+@pytest.fixture(scope="module")
+def bi_runs(tiny_bert, tmp_path_factory):
+    """Saved 90 %-sparse tiny bi-encoders (random weights): STS-B (cosine) and MRPC (saved W [u; v; |u - v|]
+    head), with their dev sets."""
+    import torch
+    from transformers import AutoModel, AutoTokenizer
+
+    from sparsebert.bench.synthetic import magnitude_prune_
+    from sparsebert.biencoder import BiEncoder
+    from sparsebert.models import label_config
+    from test_biencoder import write_mrpc, write_stsb
+
+    root = tmp_path_factory.mktemp("bi")
+    out = {}
+    for task, write in (("stsb", write_stsb), ("mrpc", write_mrpc)):
+        encoder = AutoModel.from_pretrained(tiny_bert).eval()
+        magnitude_prune_(encoder, 0.9)
+        spec = get_task(task)
+        for key, value in label_config(spec).items():
+            setattr(encoder.config, key, value)
+        bi = BiEncoder(encoder, regression=spec.is_regression, num_labels=spec.num_labels, label_scale=5.0).eval()
+        glue = write(root / f"glue-{task}", n_train=4, n_dev=23)
+        tok = AutoTokenizer.from_pretrained(tiny_bert)
+        if bi.classifier is not None:  # centre the head on the dev pairs so that both classes are predicted
+            rows = [ln.split("\t") for ln in (glue / "MRPC" / "dev.tsv").read_text().splitlines()[1:]]
+            a, b = (tok([r[k] for r in rows], padding=True, return_tensors="pt") for k in (3, 4))
+            with torch.no_grad():
+                logits = bi(**a, input_ids_b=b["input_ids"], attention_mask_b=b["attention_mask"]).logits
+                bi.classifier.bias[1] -= float((logits[:, 1] - logits[:, 0]).median())
+        bi.save_pretrained(root / task)
+        tok.save_pretrained(root / task)
+        out[task] = (root / task, glue)
+    return out
+
+
+@pytest.mark.parametrize("task", ["stsb", "mrpc"])
+def test_bi_encoder_dev_metric_per_path_matches_evaluate(bi_runs, task):
+    """A saved bi-encoder runs through the bench paths text by text (mean pooling of each path's hidden states,
+    the saved head): dense-fp32's metric is what `sparsebert evaluate` reports, the engine's within the engine
+    check, and each path's embeddings are compared with dense-fp32's."""
+    from sparsebert.bench.accuracy import ENGINE_TOLERANCE_POINTS
+    from sparsebert.export.checkpoint import load_any
+    from sparsebert.runtime.build import load_kernel
+    from sparsebert.stages.evaluate import evaluate
+
+    run, glue = bi_runs[task]
+    data = load_eval_data(run, task, glue, max_length=SEQ)
+    assert data.head == "bi-encoder" and "input_ids_b" in data.splits["dev"][0]
+    model = load_any(run)
+    assert type(model).__name__ == "BertModel"
+    paths = ("dense-fp32", "sparse-runtime") + (("engine", "engine-int8") if load_kernel() is not None else ())
+    res = bench_model(model, batches=(4,), seq=SEQ, threads=1, paths=paths, eval_data=data, timing=False)
+    acc = res["accuracy"]
+    by = {r["path"]: r for r in acc["paths"]}
+    assert acc["head"] == "bi-encoder" and acc["examples"] == {"dev": 23}  # 23 = 5 x 4 + 3 (filled rows)
+    assert all(by[p]["status"] == "ok" for p in paths), acc["paths"]
+    expect = evaluate(run, task, glue, max_length=SEQ)["dev"]
+    got = by["dense-fp32"]["metrics"]["dev"]
+    assert set(got) == set(expect) and all(got[m] == pytest.approx(expect[m], abs=1e-6) for m in expect)
+    assert 0.0 < abs(got[acc["main_metric"]]) < 1.0  # a metric that can move (not a constant prediction)
+    for path in paths[1:]:
+        cos = by[path]["embedding_cosine_min_dense_fp32"]["dev"]
+        if path == "engine-int8":
+            assert 0.9 < cos < 1.0 and by[path]["max_abs_diff_logits"]["dev"] > 0
+        else:  # fp32 paths: the same embeddings and scores to rounding
+            assert cos > 1 - 1e-5 and by[path]["max_abs_diff_logits"]["dev"] < 1e-4
+    checks = {c["path"]: c for c in acc["engine_check"]}
+    assert set(checks) == {p for p in paths if p.startswith("engine")}
+    for path, c in checks.items():
+        assert c["tolerance_points"] == ENGINE_TOLERANCE_POINTS and c["metric"] == acc["main_metric"]
+        assert c["delta_points"] == pytest.approx(by[path]["vs_dense_fp32_points"]["dev"][acc["main_metric"]])
+        assert c["within"] == (abs(c["delta_points"]) <= ENGINE_TOLERANCE_POINTS)
+    md = markdown({"command": "x", **res})
+    assert "min cos of embeddings vs dense-fp32" in md and "each text of a pair on its own" in md
+    if checks:
+        assert "**engine check: engine " in md and "from dense-fp32 (the fp32 sparse model)" in md
+
+
+def test_engine_check_flags_an_engine_path_off_by_more_than_the_tolerance(sst2_model):
+    run, glue = sst2_model
+    data = load_eval_data(run, "sst2", glue, max_length=SEQ, max_examples=10)
+    labels = np.array([f["labels"] for f in data.splits["dev"]])
+    right = np.stack([labels == 0, labels == 1], axis=1).astype(np.float32)
+    wrong = right.copy()
+    wrong[0] = wrong[0, ::-1]  # one of 10 flipped: -10 points
+    acc, warnings = accuracy_result(data, {"dense-fp32": {"dev": right}, "engine": {"dev": right},
+                                           "engine-int8": {"dev": wrong}}, {},
+                                    ["dense-fp32", "engine", "engine-int8"], batch=4, seq=SEQ)
+    checks = {c["path"]: c for c in acc["engine_check"]}
+    assert checks["engine"]["within"] is True and checks["engine"]["delta_points"] == 0.0
+    assert checks["engine-int8"]["within"] is False and checks["engine-int8"]["delta_points"] == pytest.approx(-10.0)
+    assert any("engine-int8 accuracy on dev is -10.00 points from dense-fp32" in w for w in warnings)
+    assert not any(w.startswith("accuracy: engine accuracy") for w in warnings)
+    acc, _ = accuracy_result(data, {"engine": {"dev": right}}, {}, ["engine"], batch=4, seq=SEQ)
+    assert acc["engine_check"] == []  # no fp32 reference: nothing to check against

@@ -211,7 +211,11 @@ def accuracy_table(acc: dict[str, Any]) -> str:
     tag = (lambda s: f" {s}") if len(splits) > 1 else (lambda s: "")
     cols = [f"{m}{tag(s)} %" for s in splits for m in names]
     cols += [f"Δ {main}{tag(s)} vs {ref}" for ref in ("dense-fp32", "sparse-runtime") for s in splits]
-    cols += [f"agree with dense-fp32{tag(s)} %" for s in splits] + [f"max abs Δ logits{tag(s)}" for s in splits]
+    bi = acc.get("head") == "bi-encoder"
+    cols += [f"agree with dense-fp32{tag(s)} %" for s in splits]
+    cols += [f"max abs Δ {'scores' if bi else 'logits'}{tag(s)}" for s in splits]
+    if bi:
+        cols += [f"min cos of embeddings vs dense-fp32{tag(s)}" for s in splits]
     lines = ["| path | " + " | ".join(cols) + " |", "|---|" + "---:|" * len(cols)]
     for r in acc["paths"]:
         if r["status"] != "ok":
@@ -224,6 +228,9 @@ def accuracy_table(acc: dict[str, Any]) -> str:
         agree, diff = r.get("agreement_dense_fp32") or {}, r.get("max_abs_diff_logits") or {}
         cells += [_f(100 * agree[s] if s in agree else None, ".2f") for s in splits]
         cells += ["ref" if r["path"] == "dense-fp32" else _f(diff.get(s), ".1e") for s in splits]
+        if bi:
+            cos = r.get("embedding_cosine_min_dense_fp32") or {}
+            cells += ["ref" if r["path"] == "dense-fp32" else _f(cos.get(s), ".6f") for s in splits]
         lines.append(f"| {r['path']} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
@@ -239,7 +246,10 @@ def accuracy_lines(acc: dict[str, Any]) -> list[str]:
            accuracy_table(acc), "",
            "Metrics in percent (official GLUE metrics, `sparsebert.metrics`); Δ in points (100 x the difference of "
            "the fractions); *agree* = examples whose prediction equals dense-fp32's; max abs Δ logits against "
-           "dense-fp32 on the same dev batches.", ""]
+           "dense-fp32 on the same dev batches."
+           + (" Bi-encoder: the scores are the pairs' outputs of the saved head (cosines for regression); *min cos "
+              "of embeddings* = the smallest cosine between a text's mean-pooled embedding on the path and on "
+              "dense-fp32, over both texts of every pair." if acc.get("head") == "bi-encoder" else ""), ""]
     check = acc.get("int8_check")
     if check:
         verdict = "within" if check["within"] else f"{WARN} NOT within"
@@ -248,13 +258,21 @@ def accuracy_lines(acc: dict[str, Any]) -> list[str]:
         out += [f"**sparse-int8 check: sparse-runtime-int8{kernels} {check['metric']} on {check['split']} is "
                 f"{check['delta_points']:+.2f} points from sparse-runtime (fp32): {verdict} the tolerance of "
                 f"±{check['tolerance_points']} points.**", ""]
+    for ec in acc.get("engine_check") or []:
+        verdict = "within" if ec["within"] else f"{WARN} NOT within"
+        out += [f"**engine check: {ec['path']} {ec['metric']} on {ec['split']} is {ec['delta_points']:+.2f} points from "
+                f"dense-fp32 (the fp32 sparse model): {verdict} the tolerance of ±{ec['tolerance_points']} points.**",
+                ""]
     return out
 
 
 def engine_profile_lines(result: dict[str, Any], rows: list[dict[str, Any]]) -> list[str]:
     """Where the engine's time goes (one profiled call after the timing): each stage in ms and % of the
-    call, the linears' work (2 x non-zeros x tokens) and achieved GOP/s per core, the attention's
-    (QK^T and PV: 4 x seq^2 x hidden x layers per sequence) and its GFLOP/s per core."""
+    call, the linears' work (2 x non-zeros x tokens) and achieved GOP/s per core, the bytes of the matrices
+    one call reads, the attention's (QK^T and PV: 4 x seq^2 x hidden x layers per sequence) and its GFLOP/s
+    per core, and the engine's own linears-free time (the call's total minus its linears: the floor that
+    faster linears cannot go below) with the call's distance from it and the shares of linears / attention /
+    the rest."""
     st = result["settings"]
     out = []
     for r in rows:
@@ -281,6 +299,12 @@ def engine_profile_lines(result: dict[str, Any], rows: list[dict[str, Any]]) -> 
         if hidden and prof.get("attention"):
             att = 4 * r["seq"] ** 2 * hidden * layers * r["batch"] / 1e9
             line += f"; attention: {att:.2f} GFLOP, {att / (prof['attention'] / 1e3) / st['threads']:.1f} GFLOP/s per core"
+        lin_ms, att_ms = prof.get("linears", 0.0), prof.get("attention", 0.0)
+        rest = total - lin_ms
+        if lin_ms and rest > 0:
+            line += (f"; without its linears the call takes {rest:.2f} ms (its own linears-free time): the whole call "
+                     f"is {total / rest:.2f}x that; shares: linears {100 * lin_ms / total:.0f} %, attention "
+                     f"{100 * att_ms / total:.0f} %, the rest {100 * (rest - att_ms) / total:.0f} %")
         out.append(line + ".")
     return out
 

@@ -658,8 +658,8 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
                 if r.skipped:
                     log(f"  {path}: {r.skipped}")
             if eval_data is not None and batch == acc_batch:
-                accuracy, acc_warnings = _dev_metrics(eval_data, wanted, rows, cpu_calls, logits_fns, inputs, log,
-                                                      builder.conversions["sparse-runtime-int8"].get(batch * seq))
+                accuracy, acc_warnings = _dev_metrics(model, eval_data, wanted, rows, cpu_calls, logits_fns, inputs,
+                                                      log, builder.conversions["sparse-runtime-int8"].get(batch * seq))
                 warnings_ += acc_warnings
             lin_label = None
             if limit and timing:
@@ -764,20 +764,25 @@ def bench_model(model: nn.Module, *, batches: tuple[int, ...] = (1, 32), seq: in
     return out
 
 
-def _dev_metrics(data: EvalData, wanted: tuple[str, ...], rows: dict[str, PathResult],
+def _dev_metrics(model: nn.Module, data: EvalData, wanted: tuple[str, ...], rows: dict[str, PathResult],
                  cpu_calls: dict[str, Callable[[], Any]], logits_fns: dict[str, Callable[[], torch.Tensor]],
                  inputs: dict[str, torch.Tensor], log: Callable[[str], None],
                  int8_conversion: dict | None) -> tuple[dict[str, Any], list[str]]:
     """Every built CPU path on ``data``'s eval split(s) (:mod:`sparsebert.bench.accuracy`), with the
     callables that are timed: ``inputs`` is overwritten per dev batch and restored afterwards.
-    ``int8_conversion``: the conversion of ``sparse-runtime-int8`` (how many matrices run an int8
-    kernel goes into the int8 check)."""
-    from sparsebert.bench.accuracy import DEEPSPARSE_REASON, accuracy_result, padded_arrays, path_logits
+    ``model``: the benchmarked model (a bi-encoder's encoder: its pair scores come from
+    :func:`_biencoder_scorer`). ``int8_conversion``: the conversion of ``sparse-runtime-int8`` (how many
+    matrices run an int8 kernel goes into the int8 check)."""
+    from sparsebert.bench.accuracy import DEEPSPARSE_REASON, accuracy_result, path_logits, side_arrays
 
     batch, seq = inputs["input_ids"].shape
-    arrays = {s: padded_arrays(f, seq, data.pad_token_id) for s, f in data.splits.items()}
+    bi = data.head == "bi-encoder"
+    # split -> side ("" for a cross-encoder; "a" / "b": a bi-encoder's first / second texts) -> [N, seq] arrays
+    arrays = {s: side_arrays(f, seq, data.pad_token_id, data.head) for s, f in data.splits.items()}
+    scorer = _biencoder_scorer(model, data) if bi else None
     saved = {k: v.clone() for k, v in inputs.items()}
     logits: dict[str, dict[str, np.ndarray]] = {}
+    embeddings: dict[str, dict[str, np.ndarray]] = {}
     not_evaluated: dict[str, str] = {}
     try:
         for path in wanted:
@@ -792,14 +797,23 @@ def _dev_metrics(data: EvalData, wanted: tuple[str, ...], rows: dict[str, PathRe
                 sizes = ", ".join(f"{len(f)} examples" for f in data.splits.values())
                 log(f"{data.task.name} dev ({sizes}): {path} ...")
                 try:
-                    logits[path] = {s: path_logits(cpu_calls[path], logits_fns[path], inputs, a)
-                                    for s, a in arrays.items()}
+                    if bi:
+                        out = {s: {side: path_logits(cpu_calls[path], logits_fns[path], inputs, a, pool=True)
+                                   for side, a in sides.items()} for s, sides in arrays.items()}
+                        embeddings[path] = {s: np.concatenate([e["a"], e["b"]]) for s, e in out.items()}
+                        with torch.no_grad():
+                            logits[path] = {s: scorer(torch.from_numpy(e["a"]), torch.from_numpy(e["b"])).float().numpy()
+                                            for s, e in out.items()}
+                    else:
+                        logits[path] = {s: path_logits(cpu_calls[path], logits_fns[path], inputs, sides[""])
+                                        for s, sides in arrays.items()}
                 except Exception as err:  # reported, the other paths go on
                     not_evaluated[path] = f"failed on the dev set: {_error_line(err)}"
     finally:
         for k, v in inputs.items():
             v.copy_(saved[k])
-    acc, warnings = accuracy_result(data, logits, not_evaluated, list(wanted), batch=batch, seq=seq)
+    acc, warnings = accuracy_result(data, logits, not_evaluated, list(wanted), batch=batch, seq=seq,
+                                    embeddings=embeddings if bi else None)
     check = acc["int8_check"]
     if check is not None and int8_conversion is not None:
         from sparsebert.runtime.kernels import INT8_FAMILIES
@@ -811,6 +825,20 @@ def _dev_metrics(data: EvalData, wanted: tuple[str, ...], rows: dict[str, PathRe
             warnings.append("accuracy: sparse-runtime-int8 chose no int8 kernel (kernels: "
                             f"{_counts(counts)}): its check says nothing about the int8 kernels")
     return acc, warnings
+
+
+def _biencoder_scorer(model: nn.Module, data: EvalData) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The pair score of a saved bi-encoder (``model``: its encoder, loaded from ``data.model_dir``):
+    ``score(u [N, hidden], v [N, hidden])`` -> ``[N, 1]`` cosines (regression) or ``[N, classes]`` logits of its
+    saved head (:meth:`sparsebert.biencoder.BiEncoder.score`, the head read from the directory's
+    ``biencoder_head.safetensors`` by :func:`sparsebert.biencoder.from_encoder`).
+
+    Raises:
+        BiEncoderError: the directory does not hold a bi-encoder, or its head file is missing or bad (named).
+    """
+    from sparsebert.biencoder import from_encoder
+
+    return from_encoder(model, data.model_dir).score
 
 
 def _ref(rows: list[PathResult]) -> dict[str, Any] | None:
