@@ -145,3 +145,30 @@ def test_bad_inputs_are_one_line_errors(classifier, tmp_path):
     assert r.exit_code == 2 and "nowhere" in r.output and len(r.output.strip().splitlines()) == 1
     r = invoke("predict", classifier, "--input", good)  # printed to stdout
     assert r.exit_code == 0 and json.loads(r.stdout.strip().splitlines()[-1])["line"] == 1
+
+
+def test_max_length_defaults_to_what_the_model_was_trained_with(classifier, tmp_path):
+    """Without --max-length, predict truncates at the run's recorded max length (its recipe.yaml, as evaluate
+    reads it), and at 128 where the run recorded none; --help says so."""
+    import shutil
+
+    from sparsebert.predict import predict
+
+    src = tmp_path / "in.jsonl"
+    long_text = " ".join(["the film was not a good one and the actors are new"] * 30)  # > 128 tokens
+    src.write_text(json.dumps({"text": long_text}) + "\n" + json.dumps({"text": "fine film"}) + "\n", encoding="utf-8")
+    assert predict(classifier, src)["max_length"] == 128  # no recipe.yaml: the stated fallback
+    trained = tmp_path / "trained"
+    shutil.copytree(classifier, trained)
+    (trained / "recipe.yaml").write_text("max_length: 16\n", encoding="utf-8")
+    res = predict(trained, src)
+    assert res["max_length"] == 16
+    assert res["rows"] == predict(trained, src, max_length=16)["rows"]
+    assert res["rows"] != predict(trained, src, max_length=128)["rows"]  # the long text is cut differently
+    assert predict(trained, src, max_length=64)["max_length"] == 64  # an explicit value wins
+    out = tmp_path / "cli.jsonl"
+    r = invoke("predict", trained, "--input", src, "--json", out)
+    assert r.exit_code == 0, r.output
+    assert [row["probabilities"] for row in _rows(out)] == [row["probabilities"] for row in res["rows"]]
+    r = invoke("predict", "--help")
+    assert "trained with" in r.output and "128" in r.output

@@ -485,7 +485,8 @@ def predict(
         "write the predictions here as JSON lines (default, or -: print them)"))] = None,
     text_column: Annotated[str, typer.Option(help="column (JSON key) of the text")] = "text",
     text_pair_column: Annotated[Optional[str], typer.Option(help="column of the second text (sentence pairs)")] = None,
-    max_length: Annotated[int, typer.Option(help="max tokens per example")] = 128,
+    max_length: Annotated[Optional[int], typer.Option(
+        help="max tokens per example (default: what MODEL was trained with, its recipe.yaml; else 128)")] = None,
     batch_size: Annotated[int, typer.Option(help="texts per call (batched by length)")] = 32,
     embeddings: Annotated[bool, typer.Option("--embeddings", help="mean-pooled, L2-normalised sentence embeddings "
                                              "instead of labels / scores")] = False,

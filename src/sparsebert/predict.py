@@ -36,7 +36,7 @@ def _batches(lengths: list[int], batch_size: int) -> list[list[int]]:
 
 
 def predict(model: str | Path, input: str | Path, out: str | Path | None = None, *, text_column: str = "text",
-            text_pair_column: str | None = None, max_length: int = 128, batch_size: int = 32,
+            text_pair_column: str | None = None, max_length: int | None = None, batch_size: int = 32,
             embeddings: bool = False, engine: str = "auto", int8: bool = False, threads: int | None = None,
             overwrite: bool = False, log: Callable[[str], None] = lambda s: None,
             progress: bool = False) -> dict[str, Any]:
@@ -46,7 +46,10 @@ def predict(model: str | Path, input: str | Path, out: str | Path | None = None,
         model: a sparse checkpoint (``sparsebert export``) or a model / run directory (config, weights, tokenizer).
         input: ``.csv`` / ``.tsv`` / ``.jsonl`` with a ``text_column`` (and ``text_pair_column`` for pairs).
         out: the JSON-lines file to write (atomically); None: nothing is written (rows are returned).
-        max_length: tokens per text (longer texts are truncated).
+        max_length: tokens per text (longer texts are truncated); None = what ``model`` was trained with (its
+            ``recipe.yaml``, which ``sparsebert export`` copies, read by
+            :func:`sparsebert.stages.evaluate.trained_settings`), else
+            :data:`sparsebert.stages.evaluate.DEFAULT_MAX_LENGTH` (128).
         batch_size: texts per call (batched by length).
         embeddings: mean-pooled, L2-normalised sentence embeddings instead of the head's predictions.
         engine: ``auto`` (the engine where it covers the model, else the sparse runtime, with a notice),
@@ -58,7 +61,8 @@ def predict(model: str | Path, input: str | Path, out: str | Path | None = None,
         progress: show a progress bar with sequences/s (rich).
     Returns:
         ``{"rows": [...] (the JSON lines, in input order), "path": "engine" | "sparse-runtime", "notice": str | None,
-        "sequences": n, "seconds": s (model calls only), "sequences_per_s": n / s, "out": str | None}``.
+        "sequences": n, "seconds": s (model calls only), "sequences_per_s": n / s, "out": str | None,
+        "max_length": the max length used}``.
     Raises:
         InputError: bad options; a model without a head and ``embeddings=False``; ``out`` exists without
             ``overwrite``. DataError: a malformed input file (``file:line: ...``). ModelNotFoundError /
@@ -73,6 +77,8 @@ def predict(model: str | Path, input: str | Path, out: str | Path | None = None,
 
     if engine not in ENGINE_CHOICES:
         raise InputError(f"--engine must be one of {list(ENGINE_CHOICES)}, got {engine!r}")
+    if max_length is None:
+        max_length = trained_max_length(model)
     if batch_size < 1 or max_length < 2:
         raise InputError(f"--batch-size must be >= 1 and --max-length >= 2; got {batch_size} and {max_length}")
     out = Path(out) if out is not None else None
@@ -130,7 +136,19 @@ def predict(model: str | Path, input: str | Path, out: str | Path | None = None,
     rate = len(rows) / seconds if seconds > 0 else float("inf")
     log(f"{len(rows)} sequences in {seconds:.2f} s of model calls ({rate:.1f} sequences/s) on the {path}")
     return {"rows": rows, "path": path, "notice": notice, "sequences": len(rows), "seconds": seconds,
-            "sequences_per_s": rate, "out": None if out is None else str(out)}
+            "sequences_per_s": rate, "out": None if out is None else str(out), "max_length": max_length}
+
+
+def trained_max_length(model: str | Path) -> int:
+    """The max length ``model`` was trained with (:func:`sparsebert.stages.evaluate.trained_settings`: its run's
+    ``recipe.yaml``, kept by ``sparsebert export``), else ``DEFAULT_MAX_LENGTH`` (128), as ``evaluate`` does.
+
+    Raises:
+        RecipeError: an unreadable ``recipe.yaml`` (names the file, line and column).
+    """
+    from sparsebert.stages.evaluate import DEFAULT_MAX_LENGTH, trained_settings
+
+    return trained_settings(model)["max_length"] or DEFAULT_MAX_LENGTH
 
 
 def _row(line: int, y: torch.Tensor, embeddings: bool, id2label: dict[int, str]) -> dict[str, Any]:
