@@ -6,7 +6,11 @@
   description, read from the pydantic models in ``sparsebert.recipe``;
 - ``results/index.md``: the accuracy and speed tables of README (``docs/gen/tables.py``) and a list of every
   committed result, and ``results/data/...``: each ``results/`` Markdown page, plot and JSON file as it is
-  committed (the collectors generate the Markdown from the JSON), so no number is typed into the docs by hand.
+  committed (the collectors generate the Markdown from the JSON);
+- every page under ``docs/`` that references results (``{{ r("FILE.json", "PATH", ".1f") }}``,
+  ``docs/gen/refs.py``; the findings, speed and history pages and some guides): rendered in place, each
+  reference replaced by the value the committed JSON holds, so no measured number is typed into the docs by
+  hand. A broken reference fails the build, naming the page, line, file and path.
 """
 
 from __future__ import annotations
@@ -21,6 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 RESULTS = ROOT / "results"
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import refs  # noqa: E402  (docs/gen/refs.py)
 import tables  # noqa: E402  (docs/gen/tables.py)
 
 
@@ -212,6 +217,22 @@ def results_pages() -> None:
         f.write("\n".join(md) + "\n")
 
 
+def template_pages() -> None:
+    """Render every docs page that holds ``{{ ... }}`` references to results/*.json in place (same path, so the
+    nav is unchanged; an "edit this page" link points at the template).
+
+    Raises:
+        refs.NumberError: a reference is broken (the message names the page, line, file and path); the build
+            stops.
+    """
+    for path in refs.template_pages():
+        rel = path.relative_to(refs.DOCS).as_posix()
+        text = refs.render(path.read_text(encoding="utf-8"), rel)
+        with mkdocs_gen_files.open(rel, "w") as f:
+            f.write(text)
+        mkdocs_gen_files.set_edit_path(rel, rel)
+
+
 with mkdocs_gen_files.open("reference/cli.md", "w") as f:
     f.write(cli_reference())
 with mkdocs_gen_files.open("reference/recipe-defaults.md", "w") as f:
@@ -219,3 +240,4 @@ with mkdocs_gen_files.open("reference/recipe-defaults.md", "w") as f:
 with mkdocs_gen_files.open("reference/modules.md", "w") as f:
     f.write(modules_page())
 results_pages()
+template_pages()
