@@ -663,7 +663,7 @@ def _leaves(x: Any, path: str = "") -> Iterator[tuple[str, float]]:
 @functools.lru_cache(maxsize=None)
 def _file_index(path: str) -> dict[str, str]:
     index: dict[str, str] = {}
-    for where, y in _leaves(json.loads(Path(path).read_text(encoding="utf-8"))):
+    for where, y in _leaves(_load_cached(path)):
         for scale, tag in ((1, ""), (100, " (x100)")):
             if scale == 100 and (abs(y) > 1.5 or not PERCENT_KEYS.search(where.rsplit(".", 1)[-1])):
                 continue  # only a fraction of a kind that pages print as a percentage
@@ -838,7 +838,7 @@ def find(text: str, files: list[str] | None = None, results: Path = RESULTS) -> 
     paths = [results / f for f in files if f.endswith(".json")] if files else sorted(results.rglob("*.json"))
     for p in paths:
         rel = p.relative_to(results).as_posix()
-        data = json.loads(p.read_text(encoding="utf-8"))
+        data = _load_cached(str(p))
         for path, y in _leaves(data):
             for scale, tag in ((1, ""), (100, " (x100)")):
                 if f"{y * scale:.{d}f}" == t:
