@@ -89,7 +89,7 @@ def upstream_block(results: Path, prefix: str = "results/") -> str:
     the same model, cross- or bi-encoder), and the mean GR when all four tasks have a row."""
     d = _load(results, "upstream_minilm")
     labels = {"minilm": "MiniLM-L6", "mpnet": "MPNet-base"}
-    one = {round(r["sparsity"], 4): r for r in (d.get("oneshot") or {}).get("rows", [])}
+    one = {m: {round(r["sparsity"], 4): r for r in o["rows"]} for m, o in (d.get("oneshot") or {}).items()}
     ups = d["upstream"]
     model = [r.get("model", "minilm") for r in ups]
     dense = {}
@@ -101,7 +101,7 @@ def upstream_block(results: Path, prefix: str = "results/") -> str:
                        for m, r in zip(model, ups)) + " |", "|---|" + "---:|" * len(ups)]
 
     def oneshot(m: str, r: dict) -> str:
-        o = one.get(round(r["sparsity"], 4)) if m == "minilm" else None
+        o = one.get(m, {}).get(round(r["sparsity"], 4))
         return "–" if o is None else f"{o['spearman']:.3f} ({100 * o['retention']:.0f} %)"
 
     if any(oneshot(m, r) != "–" for m, r in zip(model, ups)):

@@ -4,8 +4,8 @@ From the finished runs under runs/upstream (a run is finished when its ``summary
 committed JSON whose runs this machine lacks are kept, marked archived):
 
 1. **Upstream encoders, zero-shot**: STS-B dev Spearman of the cosine of mean-pooled embeddings, no task
-   training, for the dense encoder, one-shot magnitude pruning (results/upstream_oneshot_minilm.json, MiniLM-L6)
-   and the upstream-pruned encoder (``minilm-l6-sSS``, ``mpnet-sSS``); retention = Spearman / dense Spearman
+   training, for the dense encoder, one-shot magnitude pruning (results/upstream_oneshot_{minilm,mpnet}.json,
+   studies/upstream/oneshot_sts.py) and the upstream-pruned encoder (``minilm-l6-sSS``, ``mpnet-sSS``); retention = Spearman / dense Spearman
    (the issue's targets: >= 95 % at 90 % sparsity, >= 90 % at 95 %).
 2. **Task cells, per seed**: dev metric of each cell (``seedN/[mpnet-]TASK-VARIANT``) with the majority floor,
    the teacher it was distilled from and GR against that teacher.
@@ -36,7 +36,9 @@ ROOT = Path(__file__).resolve().parents[2]
 RUNS = ROOT / "runs" / "upstream"
 DATA = ROOT.parent / "shared" / "data" / "glue"
 OUT = ROOT / "results" / "upstream_minilm"
-ONESHOT = ROOT / "results" / "upstream_oneshot_minilm.json"
+#: one-shot magnitude pruning's zero-shot STS-B per model (studies/upstream/oneshot_sts.py), where measured
+ONESHOT = {"minilm": ROOT / "results" / "upstream_oneshot_minilm.json",
+           "mpnet": ROOT / "results" / "upstream_oneshot_mpnet.json"}
 GLUE_KNOWLEDGE = ROOT / "results" / "glue_knowledge.json"
 SST2_KNOWLEDGE = ROOT / "results" / "sst2_knowledge.json"
 ME = "studies/upstream/collect.py"
@@ -367,12 +369,13 @@ def markdown(data: dict) -> str:
           "## Zero-shot STS-B dev (Spearman of the cosine of mean-pooled embeddings, no task training)", "",
           "| model | sparsity | one-shot magnitude | upstream-pruned | retention of dense | steps x batch (max length) | "
           "tokens seen | train h | CPU |", "|---|---:|---:|---:|---:|---|---:|---:|---|"]
-    oneshot = {round(r["sparsity"], 4): r for r in data["oneshot"]["rows"]} if data["oneshot"] else {}
-    if 0.0 in oneshot:
-        md.append(f"| MiniLM-L6 | 0 (dense) | {oneshot[0.0]['spearman']:.3f} | – | 100 % | – | – | – | – |")
+    oneshot = {m: {round(r["sparsity"], 4): r for r in d["rows"]} for m, d in (data["oneshot"] or {}).items()}
+    for m, one in oneshot.items():
+        if 0.0 in one:
+            md.append(f"| {labels[m]} | 0 (dense) | {one[0.0]['spearman']:.3f} | – | 100 % | – | – | – | – |")
     for r in data["upstream"]:
         model = r.get("model", "minilm")
-        one = oneshot.get(round(r["sparsity"], 4)) if model == "minilm" else None
+        one = oneshot.get(model, {}).get(round(r["sparsity"], 4))
         label = f"{r['sparsity']:.2f}" + (" + embedding term" if r.get("embedding_weight") else "")
         one_s = f"{one['spearman']:.3f} ({one['retention']:.0%})" if one else "–"
         md.append(f"| {labels[model]} (dense {r['dense_spearman']:.3f}) | {label}{' *' if r.get('archived') else ''} | "
@@ -451,7 +454,7 @@ def summary_cell(t: dict) -> str:
 def build(ups: list[dict], teachers: list[dict], tasks: list[dict], oneshot: dict | None,
           glue_knowledge: Path = GLUE_KNOWLEDGE, sst2_knowledge: Path = SST2_KNOWLEDGE) -> dict:
     """The collected data (what the JSON holds) from the rows: cited rows and teachers added, answer and summary
-    computed."""
+    computed. ``oneshot``: ``{model: the JSON of oneshot_sts.py}`` for the models measured (or None)."""
     tasks = [complete_row(r) if "kind" not in r else r for r in tasks]
     cited, cited_teachers = cited_rows(tasks, glue_knowledge, sst2_knowledge)
     all_teachers = teachers + cited_teachers
@@ -477,7 +480,7 @@ def main() -> int:
     tasks += archived_rows(committed, ME, [task_key(r) for r in tasks], key=task_key, rows=lambda d: d["tasks"])
     if not ups and not tasks:
         sys.exit("no finished run under runs/upstream and no committed results: run studies/upstream/run.sh first")
-    oneshot = json.loads(ONESHOT.read_text()) if ONESHOT.is_file() else None
+    oneshot = {m: json.loads(p.read_text()) for m, p in ONESHOT.items() if p.is_file()} or None
     data = build(ups, teachers, tasks, oneshot)
     write_outputs(OUT, data, markdown(data))
     return 0
