@@ -165,3 +165,16 @@ def test_embedding_term_is_zero_for_equal_embeddings():
     assert float(embedding_term(h, other, mask)) == pytest.approx(0.0, abs=1e-6)
     other[1, 0] += 100.0  # a real token does
     assert float(embedding_term(h, other, mask)) > 0.01
+
+
+def test_upstream_warns_about_a_wide_student_at_a_high_learning_rate(tiny_bert, tmp_path, monkeypatch):
+    """The preflight warning of ``prune`` (a student of hidden size >= 768 pruned at lr > 5e-5) also comes from
+    ``upstream``; the tiny model counts as wide here by lowering the threshold to its hidden size."""
+    import sparsebert.preflight as preflight
+
+    monkeypatch.setattr(preflight, "WIDE_STUDENT_HIDDEN", 1)
+    text = write_text(tmp_path / "text.txt", 120)
+    recipe = UpstreamRecipe(student=str(tiny_bert), text=[str(text)], out=str(tmp_path / "up"), sparsity=0.5,
+                            prune_start=0.0, prune_end=0.5, max_steps=2, eval_every=2, **{**FAST, "pruning_events": 1})
+    with pytest.warns(UserWarning, match="learning_rate 0.001 with a student of hidden size"):
+        upstream(recipe)

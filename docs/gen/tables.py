@@ -95,10 +95,13 @@ def upstream_block(results: Path, prefix: str = "results/") -> str:
     dense = {}
     for m, r in zip(model, ups):
         dense.setdefault(m, r["dense_spearman"])
+    budgets = sorted({f"{r['steps']:,} x {r['batch_size']} steps" for r in ups})
+    mixed = len(budgets) > 1  # then each column names its steps
     md = ["| zero-shot STS-B Spearman (retention), no task training; dense: "
           + ", ".join(f"{labels[m]} {v:.3f}" for m, v in dense.items()) + " | "
           + " | ".join(f"{labels[m]} {100 * r['sparsity']:g} %" + (" + embedding term" if r.get("embedding_weight") else "")
-                       for m, r in zip(model, ups)) + " |", "|---|" + "---:|" * len(ups)]
+                       + (f" ({r['steps']:,} steps)" if mixed else "") for m, r in zip(model, ups)) + " |",
+          "|---|" + "---:|" * len(ups)]
 
     def oneshot(m: str, r: dict) -> str:
         o = one.get(m, {}).get(round(r["sparsity"], 4))
@@ -106,7 +109,8 @@ def upstream_block(results: Path, prefix: str = "results/") -> str:
 
     if any(oneshot(m, r) != "–" for m, r in zip(model, ups)):
         md.append("| one-shot magnitude pruning | " + " | ".join(oneshot(m, r) for m, r in zip(model, ups)) + " |")
-    md.append("| upstream-pruned (" + ", ".join(sorted({f"{r['steps']:,} x {r['batch_size']} steps" for r in ups}))
+    batches = sorted({r["batch_size"] for r in ups})
+    md.append("| upstream-pruned (" + (", ".join(f"batch {b}" for b in batches) if mixed else "".join(budgets))
               + ") | " + " | ".join(f"**{r['spearman']:.3f}** ({100 * r['retention']:.0f} %)" for r in ups) + " |")
     rows = [s for s in d.get("summary", []) if s["tasks"]]
     if rows:

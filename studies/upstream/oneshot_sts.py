@@ -16,9 +16,7 @@ Writes the JSON (atomically; refuses to replace it without --overwrite) with the
 from __future__ import annotations
 
 import argparse
-import platform
 import shlex
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -26,16 +24,10 @@ from pathlib import Path
 import torch
 
 from sparsebert.embeddings import stsb_dev_pairs, sts_zero_shot
-from sparsebert.io import write_json_atomic
+from sparsebert.io import cpu_label, write_json_atomic
 from sparsebert.models import load_encoder, load_tokenizer
 from sparsebert.pruning.masks import score_mask
 from sparsebert.targets import prunable_linears
-
-
-def cpu_name() -> str:
-    """``lscpu``'s model name (the CPU beside every figure)."""
-    out = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
-    return next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), platform.processor())
 
 
 def main() -> None:
@@ -69,7 +61,7 @@ def main() -> None:
         r["retention"] = r["spearman"] / dense
     write_json_atomic(a.out, {"model": a.model, "metric": "STS-B dev zero-shot Spearman (cosine of mean-pooled embeddings)",
                               "pairs": len(pairs), "rows": rows, "command": shlex.join([sys.executable, *sys.argv]),
-                              "wall_seconds": time.time() - t0, "cpu": cpu_name(), "threads": a.threads})
+                              "wall_seconds": time.time() - t0, "cpu": cpu_label(), "threads": a.threads})
 
 
 if __name__ == "__main__":

@@ -14,7 +14,8 @@
 #   MPNet only: UPSTEPS=N sets the steps (default 1,200; MiniLM-L6 95 %'s zero-shot Spearman gained 0.007 in the
 #   180 steps after pruning ended and nothing in the 300 after those, so 600 steps (pruning to step 360, 240 of
 #   recovery) fit a 3-hour session: ~10 s/step on 2 threads, ~13 s on 1, AVX2 EPYC) and UPTHREADS=T its threads
-#   (the threads may change between a run and its resume, the steps may not).
+#   (the threads may change between a run and its resume, the steps may not); UPLR=LR adds --learning-rate LR
+#   to either model's upstream run (default: upstream's 1e-4) and --lr-SUFFIX to its name (mpnet-s95-lr3e-5).
 # Task cells (TASK:VARIANT, SS = 90, 95 or 97), same task-step budget as studies/glue_ablation (6 epochs of
 #   batch 32; SST-2 3 epochs = 6,315 steps), seed $SEED, mean pooling, prune's default distillation:
 #   task-prune-SS    today's default (prune while distilling from the pre-trained encoder), s_f 0.SS
@@ -62,10 +63,12 @@ for c in "${cells[@]}"; do
   if [ "$k" = UP ]; then
     # UP:S or UP:S:emb (the same plus the sentence-embedding term, --embedding-weight 1)
     sp=${v%%:*}; s=${sp#0.}; name=$UP$s; uextra=""
+    if [ -n "${UPLR:-}" ]; then name=$name-lr$UPLR; fi
     if [ "$v" != "$sp" ]; then
       [ "${v#*:}" = emb ] || { echo "unknown upstream variant in $c" >&2; exit 2; }
       name=$name-emb; uextra="--embedding-weight 1"
     fi
+    if [ -n "${UPLR:-}" ]; then uextra="${uextra:+$uextra }--learning-rate $UPLR"; fi
     if [ "$MODEL" = minilm ]; then
       cmd="$SB upstream $BASE --text general --sts-data-dir $DATA --out $R/$name --sparsity $sp $uextra --max-steps 1200 --eval-every 300 --batch-size 32 --max-length 64 --threads 1 --save-every 100"
     else  # the same line with the same UPSTEPS resumes a partial run
