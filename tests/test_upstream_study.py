@@ -158,3 +158,12 @@ def test_run_sh_mpnet_upstream_is_the_running_command_and_names_are_kept(tmp_pat
     bad = subprocess.run(["bash", str(ROOT / "studies" / "upstream" / "run.sh"), "mrpc:foo-95"],
                          env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown variant in mrpc:foo-95" in bad.stderr
+
+
+def test_an_upstream_row_names_a_learning_rate_other_than_the_default():
+    from sparsebert.recipe import UpstreamRecipe
+
+    assert collect.UPSTREAM_LR == UpstreamRecipe.model_fields["learning_rate"].default
+    assert collect.lr_label({"learning_rate": 3e-5}) == " (lr 3e-05)"
+    assert collect.lr_label({"learning_rate": collect.UPSTREAM_LR}) == ""
+    assert collect.lr_label({}) == ""  # archived rows from before the field

@@ -100,6 +100,7 @@ def upstream_block(results: Path, prefix: str = "results/") -> str:
     md = ["| zero-shot STS-B Spearman (retention), no task training; dense: "
           + ", ".join(f"{labels[m]} {v:.3f}" for m, v in dense.items()) + " | "
           + " | ".join(f"{labels[m]} {100 * r['sparsity']:g} %" + (" + embedding term" if r.get("embedding_weight") else "")
+                       + (f" lr {r['learning_rate']:g}" if r.get("learning_rate") not in (None, 1e-4) else "")
                        + (f" ({r['steps']:,} steps)" if mixed else "") for m, r in zip(model, ups)) + " |",
           "|---|" + "---:|" * len(ups)]
 

@@ -5,8 +5,9 @@ committed JSON whose runs this machine lacks are kept, marked archived):
 
 1. **Upstream encoders, zero-shot**: STS-B dev Spearman of the cosine of mean-pooled embeddings, no task
    training, for the dense encoder, one-shot magnitude pruning (results/upstream_oneshot_{minilm,mpnet}.json,
-   studies/upstream/oneshot_sts.py) and the upstream-pruned encoder (``minilm-l6-sSS``, ``mpnet-sSS``); retention = Spearman / dense Spearman
-   (the issue's targets: >= 95 % at 90 % sparsity, >= 90 % at 95 %).
+   studies/upstream/oneshot_sts.py) and the upstream-pruned encoder (``minilm-l6-sSS``, ``mpnet-sSS``, with
+   ``-lrLR`` when run at another learning rate); retention = Spearman / dense Spearman (the issue's targets:
+   >= 95 % at 90 % sparsity, >= 90 % at 95 %).
 2. **Task cells, per seed**: dev metric of each cell (``seedN/[mpnet-]TASK-VARIANT``) with the majority floor,
    the teacher it was distilled from and GR against that teacher.
 3. **The study's answer** (issue 32), per task: model x sparsity x variant (task-prune, transfer, small-dense)
@@ -135,7 +136,7 @@ def upstream_rows(runs: Path = RUNS) -> list[dict]:
                 continue
             r = s["recipe"]
             rows.append({"model": model, "run": run.name, "sparsity": r["sparsity"],
-                         "embedding_weight": r.get("embedding_weight", 0.0),
+                         "embedding_weight": r.get("embedding_weight", 0.0), "learning_rate": r.get("learning_rate"),
                          "spearman": zs["spearman"], "pearson": zs["pearson"],
                          "dense_spearman": dense["spearman"], "retention": zs["spearman"] / dense["spearman"],
                          "steps": s["steps"], "batch_size": r["batch_size"], "max_length": r["max_length"],
@@ -361,6 +362,16 @@ def variant_label(r: dict) -> str:
     return r["kind"] + (" †" if r.get("cited") else "") + (" *" if r.get("archived") else "")
 
 
+#: ``sparsebert upstream``'s default learning rate (an upstream row names any other)
+UPSTREAM_LR = 1e-4
+
+
+def lr_label(row: dict) -> str:
+    """`` (lr 3e-05)`` for an upstream row run at another learning rate than the default, else ``""``."""
+    lr = row.get("learning_rate")
+    return "" if lr is None or lr == UPSTREAM_LR else f" (lr {lr:g})"
+
+
 def markdown(data: dict) -> str:
     labels = {m: spec["label"] for m, spec in MODELS.items()}
     md = ["# Upstream (task-agnostic) pruning of MiniLM-L6 and MPNet-base, and sparse transfer", "",
@@ -376,7 +387,7 @@ def markdown(data: dict) -> str:
     for r in data["upstream"]:
         model = r.get("model", "minilm")
         one = oneshot.get(model, {}).get(round(r["sparsity"], 4))
-        label = f"{r['sparsity']:.2f}" + (" + embedding term" if r.get("embedding_weight") else "")
+        label = f"{r['sparsity']:.2f}" + (" + embedding term" if r.get("embedding_weight") else "") + lr_label(r)
         one_s = f"{one['spearman']:.3f} ({one['retention']:.0%})" if one else "–"
         md.append(f"| {labels[model]} (dense {r['dense_spearman']:.3f}) | {label}{' *' if r.get('archived') else ''} | "
                   f"{one_s} | {r['spearman']:.3f} | {r['retention']:.1%} | {r['steps']:,} x {r['batch_size']} "

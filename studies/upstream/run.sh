@@ -15,7 +15,7 @@
 #   180 steps after pruning ended and nothing in the 300 after those, so 600 steps (pruning to step 360, 240 of
 #   recovery) fit a 3-hour session: ~10 s/step on 2 threads, ~13 s on 1, AVX2 EPYC) and UPTHREADS=T its threads
 #   (the threads may change between a run and its resume, the steps may not); UPLR=LR adds --learning-rate LR
-#   to either model's upstream run (default: upstream's 1e-4) and --lr-SUFFIX to its name (mpnet-s95-lr3e-5).
+#   to either model's upstream run (default: upstream's 1e-4) and -lrLR to its name (mpnet-s95-lr3e-5).
 # Task cells (TASK:VARIANT, SS = 90, 95 or 97), same task-step budget as studies/glue_ablation (6 epochs of
 #   batch 32; SST-2 3 epochs = 6,315 steps), seed $SEED, mean pooling, prune's default distillation:
 #   task-prune-SS    today's default (prune while distilling from the pre-trained encoder), s_f 0.SS
