@@ -470,7 +470,7 @@ def build(ups: list[dict], teachers: list[dict], tasks: list[dict], oneshot: dic
     cited, cited_teachers = cited_rows(tasks, glue_knowledge, sst2_knowledge)
     all_teachers = teachers + cited_teachers
     answer = answer_rows(tasks + cited, all_teachers)
-    return {"collector": ME, "oneshot": oneshot, "teachers": all_teachers, "tasks": tasks, "cited": cited,
+    return {"collector": ME, "upstream_default_learning_rate": UPSTREAM_LR, "oneshot": oneshot, "teachers": all_teachers, "tasks": tasks, "cited": cited,
             "answer": answer, "summary": summary_rows(answer),
             "upstream": sorted(ups, key=lambda r: (list(MODELS).index(r.get("model", "minilm")), r["sparsity"],
                                                    r.get("embedding_weight", 0.0)))}
