@@ -160,10 +160,27 @@ def test_run_sh_mpnet_upstream_is_the_running_command_and_names_are_kept(tmp_pat
     assert bad.returncode == 2 and "unknown variant in mrpc:foo-95" in bad.stderr
 
 
-def test_an_upstream_row_names_a_learning_rate_other_than_the_default():
+def test_an_upstream_row_names_what_it_changed_from_the_default_recipe():
     from sparsebert.recipe import UpstreamRecipe
 
     assert collect.UPSTREAM_LR == UpstreamRecipe.model_fields["learning_rate"].default
-    assert collect.lr_label({"learning_rate": 3e-5}) == " (lr 3e-05)"
-    assert collect.lr_label({"learning_rate": collect.UPSTREAM_LR}) == ""
-    assert collect.lr_label({}) == ""  # archived rows from before the field
+    assert collect.recipe_label({"learning_rate": 3e-5}) == "lr 3e-05"
+    assert collect.recipe_label({"learning_rate": collect.UPSTREAM_LR, "criterion": "magnitude",
+                                 "scope": "per-matrix", "embedding_weight": 0.0}) == ""
+    assert collect.recipe_label({}) == ""  # archived rows from before the fields
+    assert collect.recipe_label({"criterion": "obs", "pruning_events": 10, "scope": "global",
+                                 "embedding_weight": 1.0}) == "obs (10 events) + global scope + embedding term"
+
+
+def test_run_sh_names_minilm_upstream_variants_and_rejects_unknown_ones():
+    env = {"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "RUNS": "runs/upstream"}
+    run = ["bash", str(ROOT / "studies" / "upstream" / "run.sh")]
+    out = subprocess.run(run + ["UP:0.95:obs", "UP:0.90:global"], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "--sparsity 0.95 --criterion obs --pruning-events 10 --max-steps 1200 " in out.stdout
+    assert "--out runs/upstream/minilm-l6-s95-obs " in out.stdout
+    assert "--scope global --max-steps 1200 " in out.stdout and "--out runs/upstream/minilm-l6-s90-global " in out.stdout
+    long = subprocess.run(run + ["UP:0.95"], env={**env, "UPSTEPS": "2400"}, capture_output=True, text=True)
+    assert "--max-steps 2400 " in long.stdout and "--out runs/upstream/minilm-l6-s95-2400steps " in long.stdout
+    bad = subprocess.run(run + ["UP:0.95:foo"], env=env, capture_output=True, text=True)
+    assert bad.returncode == 2 and "unknown upstream variant in UP:0.95:foo" in bad.stderr

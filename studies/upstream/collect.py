@@ -137,6 +137,8 @@ def upstream_rows(runs: Path = RUNS) -> list[dict]:
             r = s["recipe"]
             rows.append({"model": model, "run": run.name, "sparsity": r["sparsity"],
                          "embedding_weight": r.get("embedding_weight", 0.0), "learning_rate": r.get("learning_rate"),
+                         "criterion": r.get("criterion", "magnitude"), "scope": r.get("scope", "per-matrix"),
+                         "pruning_events": r.get("pruning_events"),
                          "spearman": zs["spearman"], "pearson": zs["pearson"],
                          "dense_spearman": dense["spearman"], "retention": zs["spearman"] / dense["spearman"],
                          "steps": s["steps"], "batch_size": r["batch_size"], "max_length": r["max_length"],
@@ -366,10 +368,22 @@ def variant_label(r: dict) -> str:
 UPSTREAM_LR = 1e-4
 
 
-def lr_label(row: dict) -> str:
-    """`` (lr 3e-05)`` for an upstream row run at another learning rate than the default, else ``""``."""
+def recipe_label(row: dict) -> str:
+    """What an upstream row changed from the default recipe (magnitude, per-matrix scope, embedding term off,
+    lr :data:`UPSTREAM_LR`), joined by `` + ``: ``"obs (10 events) + lr 3e-05"``; ``""`` for the default. Rows
+    archived from before a field count as its default."""
+    parts = []
+    if row.get("criterion", "magnitude") != "magnitude":
+        events = row.get("pruning_events")
+        parts.append(row["criterion"] + (f" ({events} events)" if events else ""))
+    if row.get("scope", "per-matrix") != "per-matrix":
+        parts.append(f"{row['scope']} scope")
+    if row.get("embedding_weight"):
+        parts.append("embedding term")
     lr = row.get("learning_rate")
-    return "" if lr is None or lr == UPSTREAM_LR else f" (lr {lr:g})"
+    if lr is not None and lr != UPSTREAM_LR:
+        parts.append(f"lr {lr:g}")
+    return " + ".join(parts)
 
 
 def markdown(data: dict) -> str:
@@ -387,7 +401,7 @@ def markdown(data: dict) -> str:
     for r in data["upstream"]:
         model = r.get("model", "minilm")
         one = oneshot.get(model, {}).get(round(r["sparsity"], 4))
-        label = f"{r['sparsity']:.2f}" + (" + embedding term" if r.get("embedding_weight") else "") + lr_label(r)
+        label = f"{r['sparsity']:.2f}" + (f" + {r['recipe_label']}" if r["recipe_label"] else "")
         one_s = f"{one['spearman']:.3f} ({one['retention']:.0%})" if one else "–"
         md.append(f"| {labels[model]} (dense {r['dense_spearman']:.3f}) | {label}{' *' if r.get('archived') else ''} | "
                   f"{one_s} | {r['spearman']:.3f} | {r['retention']:.1%} | {r['steps']:,} x {r['batch_size']} "
@@ -467,13 +481,14 @@ def build(ups: list[dict], teachers: list[dict], tasks: list[dict], oneshot: dic
     """The collected data (what the JSON holds) from the rows: cited rows and teachers added, answer and summary
     computed. ``oneshot``: ``{model: the JSON of oneshot_sts.py}`` for the models measured (or None)."""
     tasks = [complete_row(r) if "kind" not in r else r for r in tasks]
+    ups = [{**r, "recipe_label": recipe_label(r)} for r in ups]
     cited, cited_teachers = cited_rows(tasks, glue_knowledge, sst2_knowledge)
     all_teachers = teachers + cited_teachers
     answer = answer_rows(tasks + cited, all_teachers)
     return {"collector": ME, "upstream_default_learning_rate": UPSTREAM_LR, "oneshot": oneshot, "teachers": all_teachers, "tasks": tasks, "cited": cited,
             "answer": answer, "summary": summary_rows(answer),
             "upstream": sorted(ups, key=lambda r: (list(MODELS).index(r.get("model", "minilm")), r["sparsity"],
-                                                   r.get("embedding_weight", 0.0)))}
+                                                   r["recipe_label"], r["steps"]))}
 
 
 def main() -> int:

@@ -11,9 +11,11 @@
 #   of batch 32 at max length 64, the default loss (hidden states of every layer + attention KL, each
 #   normalised), pruning from 5 % to 60 % of the run, zero-shot STS-B dev every 300 steps; a checkpoint every
 #   100 steps (MiniLM) / 25 steps (MPNet, ~4x slower per step). Resumable: rerun the same line to continue.
-#   MPNet only: UPSTEPS=N sets the steps (default 1,200; MiniLM-L6 95 %'s zero-shot Spearman gained 0.007 in the
-#   180 steps after pruning ended and nothing in the 300 after those, so 600 steps (pruning to step 360, 240 of
-#   recovery) fit a 3-hour session: ~10 s/step on 2 threads, ~13 s on 1, AVX2 EPYC) and UPTHREADS=T its threads
+#   UP:S:obs = --criterion obs --pruning-events 10, UP:S:global = --scope global (named -obs, -global).
+#   UPSTEPS=N sets the steps (default 1,200; the pruning window stays 5-60 % of the run; MiniLM-L6: named
+#   -Nsteps unless 1,200). MPNet-base: 600 (MiniLM-L6 95 %'s zero-shot Spearman gained 0.007 in the 180 steps
+#   after pruning ended and nothing in the 300 after those, so 600 steps (pruning to step 360, 240 of recovery)
+#   fit a 3-hour session: ~10 s/step on 2 threads, ~13 s on 1, AVX2 EPYC); UPTHREADS=T its threads
 #   (the threads may change between a run and its resume, the steps may not); UPLR=LR adds --learning-rate LR
 #   to either model's upstream run (default: upstream's 1e-4) and -lrLR to its name (mpnet-s95-lr3e-5).
 # Task cells (TASK:VARIANT, SS = 90, 95 or 97), same task-step budget as studies/glue_ablation (6 epochs of
@@ -61,16 +63,25 @@ declare -A seen=()
 for c in "${cells[@]}"; do
   k=${c%%:*}; v=${c#*:}
   if [ "$k" = UP ]; then
-    # UP:S or UP:S:emb (the same plus the sentence-embedding term, --embedding-weight 1)
+    # UP:S or UP:S:VARIANT (emb: plus the sentence-embedding term; obs: oBERT scores; global: global scope)
     sp=${v%%:*}; s=${sp#0.}; name=$UP$s; uextra=""
     if [ -n "${UPLR:-}" ]; then name=$name-lr$UPLR; fi
     if [ "$v" != "$sp" ]; then
-      [ "${v#*:}" = emb ] || { echo "unknown upstream variant in $c" >&2; exit 2; }
-      name=$name-emb; uextra="--embedding-weight 1"
+      case "${v#*:}" in
+        emb) uextra="--embedding-weight 1" ;;
+        # oBERT's second-order scores (Kurtic et al. 2022): 10 events, so that each event's Fisher holds its 64
+        # gradients (100 events over the 660-step window would leave ~7 per event: a rank-7 Fisher in 32-blocks)
+        obs) uextra="--criterion obs --pruning-events 10" ;;
+        global) uextra="--scope global" ;;
+        *) echo "unknown upstream variant in $c (expected emb, obs or global)" >&2; exit 2 ;;
+      esac
+      name=$name-${v#*:}
     fi
+    # MiniLM-L6: a non-default UPSTEPS is named (minilm-l6-s95-2400steps); MPNet's runs keep their names
+    if [ "$MODEL" = minilm ] && [ -n "${UPSTEPS:-}" ] && [ "$UPSTEPS" != 1200 ]; then name=$name-${UPSTEPS}steps; fi
     if [ -n "${UPLR:-}" ]; then uextra="${uextra:+$uextra }--learning-rate $UPLR"; fi
     if [ "$MODEL" = minilm ]; then
-      cmd="$SB upstream $BASE --text general --sts-data-dir $DATA --out $R/$name --sparsity $sp $uextra --max-steps 1200 --eval-every 300 --batch-size 32 --max-length 64 --threads 1 --save-every 100"
+      cmd="$SB upstream $BASE --text general --sts-data-dir $DATA --out $R/$name --sparsity $sp $uextra --max-steps ${UPSTEPS:-1200} --eval-every 300 --batch-size 32 --max-length 64 --threads 1 --save-every 100"
     else  # the same line with the same UPSTEPS resumes a partial run
       cmd="$SB upstream $BASE --text general --sparsity $sp --max-steps ${UPSTEPS:-1200} --eval-every 300 --batch-size 32 --max-length 64 --threads ${UPTHREADS:-1} --save-every 25 --sts-data-dir $DATA${uextra:+ $uextra} --out $R/$name"
     fi
