@@ -170,6 +170,9 @@ def test_an_upstream_row_names_what_it_changed_from_the_default_recipe():
     assert collect.recipe_label({}) == ""  # archived rows from before the fields
     assert collect.recipe_label({"criterion": "obs", "pruning_events": 10, "scope": "global",
                                  "embedding_weight": 1.0}) == "obs (10 events) + global scope + embedding term"
+    assert collect.recipe_label({"text": ["general"]}) == ""
+    assert collect.recipe_label({"text": ["general", ".cache/corpus/glue-train/no-stsb.jsonl"]}) == \
+        "text glue-train/no-stsb.jsonl"
 
 
 def test_run_sh_names_minilm_upstream_variants_and_rejects_unknown_ones():

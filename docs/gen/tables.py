@@ -90,7 +90,16 @@ def upstream_block(results: Path, prefix: str = "results/") -> str:
     d = _load(results, "upstream_minilm")
     labels = {"minilm": "MiniLM-L6", "mpnet": "MPNet-base"}
     one = {m: {round(r["sparsity"], 4): r for r in o["rows"]} for m, o in (d.get("oneshot") or {}).items()}
-    ups = d["upstream"]
+    # the default recipe's row per model and sparsity (the first, fewest steps, when several); the variants of
+    # the recipe (criterion, scope, text, steps, ...) are summed up as a range in its cell
+    ups, variants, seen = [], [], set()
+    for r in d["upstream"]:
+        key = (r.get("model", "minilm"), r["sparsity"])
+        if r.get("recipe_label", "") == "" and key not in seen:
+            seen.add(key)
+            ups.append(r)
+        else:
+            variants.append(r)
     model = [r.get("model", "minilm") for r in ups]
     dense = {}
     for m, r in zip(model, ups):
@@ -118,9 +127,21 @@ def upstream_block(results: Path, prefix: str = "results/") -> str:
 
     if any(oneshot(m, r) != "–" for m, r in zip(model, ups)):
         md.append("| one-shot magnitude pruning | " + " | ".join(oneshot(m, r) for m, r in zip(model, ups)) + " |")
+
+    def upstream(r: dict) -> str:
+        """The default recipe's score, and the range of the recipe's variants at the same model and sparsity."""
+        key = (r.get("model", "minilm"), r["sparsity"])
+        vs = [v["spearman"] for v in variants if (v.get("model", "minilm"), v["sparsity"]) == key]
+        extra = ""
+        if vs:
+            span = "–".join(dict.fromkeys(f"{v:.3f}" for v in (min(vs), max(vs))))
+            extra = f"; {len(vs)} variant{'s' * (len(vs) > 1)}: {span}"
+        return f"**{r['spearman']:.3f}** ({100 * r['retention']:.0f} %{extra})"
+
     batches = sorted({r["batch_size"] for r in ups})
     md.append("| upstream-pruned (" + (", ".join(f"batch {b}" for b in batches) if mixed else "".join(budgets))
-              + ") | " + " | ".join(f"**{r['spearman']:.3f}** ({100 * r['retention']:.0f} %)" for r in ups) + " |")
+              + ("; variants of the recipe: docs/guides/upstream.md" if variants else "")
+              + ") | " + " | ".join(upstream(r) for r in ups) + " |")
     rows = [s for s in d.get("summary", []) if s["tasks"]]
     if rows:
         names = {"sst2": "SST-2 acc", "mrpc": "MRPC F1", "stsb": "STS-B Pearson", "cola": "CoLA MCC"}

@@ -370,7 +370,8 @@ UPSTREAM_LR = 1e-4
 
 def recipe_label(row: dict) -> str:
     """What an upstream row changed from the default recipe (magnitude, per-matrix scope, embedding term off,
-    lr :data:`UPSTREAM_LR`), joined by `` + ``: ``"obs (10 events) + lr 3e-05"``; ``""`` for the default. Rows
+    lr :data:`UPSTREAM_LR`, the general corpus only), joined by `` + ``: ``"obs (10 events) + lr 3e-05"``,
+    ``"text glue-train/no-stsb.jsonl"`` (text added to the general corpus); ``""`` for the default. Rows
     archived from before a field count as its default."""
     parts = []
     if row.get("criterion", "magnitude") != "magnitude":
@@ -383,6 +384,9 @@ def recipe_label(row: dict) -> str:
     lr = row.get("learning_rate")
     if lr is not None and lr != UPSTREAM_LR:
         parts.append(f"lr {lr:g}")
+    text = [t for t in row.get("text") or ["general"] if t != "general"]
+    if text:
+        parts.append("text " + ", ".join(Path(t).parent.name + "/" + Path(t).name if "/" in t else t for t in text))
     return " + ".join(parts)
 
 
