@@ -65,7 +65,8 @@ declare -A seen=()
 for c in "${cells[@]}"; do
   k=${c%%:*}; v=${c#*:}
   if [ "$k" = UP ]; then
-    # UP:S or UP:S:VARIANT (emb: plus the sentence-embedding term; obs: oBERT scores; global: global scope)
+    # UP:S or UP:S:VARIANT (emb: plus the sentence-embedding term; obs: oBERT scores; global: global scope;
+    # glue: plus GLUE train texts without STS-B)
     sp=${v%%:*}; s=${sp#0.}; name=$UP$s; uextra=""
     if [ -n "${UPLR:-}" ]; then name=$name-lr$UPLR; fi
     if [ "$v" != "$sp" ]; then
