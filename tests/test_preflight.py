@@ -324,3 +324,25 @@ def test_cli_impossible_layer_mapping(models, tiny_bert, data, tmp_path):
 def test_cli_max_length_above_model_limit(models, tiny_bert, data, tmp_path):
     r = invoke(*prune_args(models["teacher"], tiny_bert, data, tmp_path, "--max-length", "300"))
     assert_refused(r, tmp_path, "max_length 300 exceeds the student's limit of 258 tokens")
+
+
+def test_obs_events_closer_than_their_gradients_are_warned_about():
+    from sparsebert.preflight import check_obs_gradients
+
+    assert check_obs_gradients([126, 192, 258, 324], 64) is None  # 66 steps apart: every event has its 64
+    assert check_obs_gradients([], 64) is None
+    with pytest.warns(UserWarning, match=r"7 steps apart give an event's Fisher 7 of its 64 gradients"):
+        msg = check_obs_gradients(list(range(67, 727, 7)), 64)
+    assert "--pruning-events 10 or fewer" in msg
+
+
+def test_an_obs_upstream_recipe_with_the_default_100_events_warns_when_its_schedule_is_built():
+    from sparsebert.recipe import UpstreamRecipe
+    from sparsebert.stages.prune import build_schedules
+
+    recipe = UpstreamRecipe(student="x", out="o", criterion="obs", sparsity=0.95, max_steps=1200)
+    with pytest.warns(UserWarning, match="criterion obs: pruning events"):
+        build_schedules(recipe, 1200)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        build_schedules(recipe.model_copy(update={"pruning_events": 10}), 1200)

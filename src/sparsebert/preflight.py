@@ -223,6 +223,35 @@ def check_learning_rate(learning_rate: float, sparsity: float, student_config) -
     return msg
 
 
+def check_obs_gradients(event_steps: Sequence[int], num_grads: int) -> str | None:
+    """Warn (``UserWarning``) when the pruning events of an ``obs`` run are closer than ``num_grads`` steps.
+
+    The Optimal BERT Surgeon (Kurtic et al. 2022, §3; :mod:`sparsebert.pruning.scorers.obs`) builds each event's
+    empirical Fisher from the training gradients since the previous event, up to ``num_grads`` of them. Events
+    ``g`` steps apart give it only ``g`` gradients: a Fisher of rank ``g`` per block, its inverse mostly the
+    dampening prior (magnitude-like scores). oBERT uses 1,024 gradients per event. Nothing is refused: a short
+    run may choose this.
+
+    Args:
+        event_steps: the optimizer steps of the pruning events (:class:`~sparsebert.pruning.schedule.CubicSchedule`).
+        num_grads: ``obs_num_grads``.
+    Returns:
+        The warning's text, or None when every event gets its ``num_grads`` gradients.
+    """
+    if not event_steps:
+        return None
+    gaps = [b - a for a, b in zip([0, *event_steps[:-1]], event_steps)]
+    fewest = min(gaps)
+    if fewest >= num_grads:
+        return None
+    window = event_steps[-1] - event_steps[0] + fewest
+    msg = (f"criterion obs: pruning events {fewest} steps apart give an event's Fisher {fewest} of its {num_grads} "
+           f"gradients (obs_num_grads); --pruning-events {max(1, window // num_grads)} or fewer over this window gives "
+           f"each event all of them (oBERT: 1,024 gradients per event)")
+    warnings.warn(msg, UserWarning, stacklevel=2)
+    return msg
+
+
 def check_models(recipe, task: TaskSpec, student: nn.Module, teacher: nn.Module | None = None) -> None:
     """The models of a stage, once loaded and before the first step.
 

@@ -43,7 +43,7 @@ from sparsebert.io import environment
 from sparsebert.lr_schedule import lr_factor_fn, recoverable_end
 from sparsebert.models import load_for_task, load_tokenizer
 from sparsebert.outputs import write_run
-from sparsebert.preflight import check_models
+from sparsebert.preflight import check_models, check_obs_gradients
 from sparsebert.pruning import CubicSchedule, Sparsifier, make_scorer
 from sparsebert.recipe import PruneRecipe
 from sparsebert.targets import architecture_of, hidden_size, prunable_linears
@@ -127,7 +127,9 @@ def build_schedules(recipe: PruneRecipe, steps: int) -> tuple[CubicSchedule, obj
     ``lr_schedule: rewind`` the learning rate goes back to its peak at every pruning event. With
     ``min_event_lr_ratio > 0``, an end of pruning where the learning rate has decayed below that
     fraction of the peak is moved to the last step where it has not
-    (:func:`sparsebert.lr_schedule.recoverable_end`), so every event can be recovered from.
+    (:func:`sparsebert.lr_schedule.recoverable_end`), so every event can be recovered from. With ``criterion:
+    obs``, events closer than ``obs_num_grads`` steps are warned about
+    (:func:`sparsebert.preflight.check_obs_gradients`).
 
     Returns:
         ``(schedule, lr_factor, info)``; ``info`` says where pruning starts and ends and whether
@@ -142,6 +144,8 @@ def build_schedules(recipe: PruneRecipe, steps: int) -> tuple[CubicSchedule, obj
                                     prune_start=recipe.prune_start, prune_end=recipe.prune_end,
                                     pruning_events=recipe.pruning_events,
                                     min_event_lr_ratio=recipe.min_event_lr_ratio, lr_for=lr)
+    if recipe.criterion == "obs":
+        check_obs_gradients(schedule.event_steps, recipe.obs_num_grads)
     return schedule, lr(schedule), info
 
 
