@@ -95,7 +95,7 @@ def upstream_block(results: Path, prefix: str = "results/") -> str:
     ups, variants, seen = [], [], set()
     for r in d["upstream"]:
         key = (r.get("model", "minilm"), r["sparsity"])
-        if r.get("recipe_label", "") == "" and key not in seen:
+        if r["recipe_label"] == "" and key not in seen:
             seen.add(key)
             ups.append(r)
         else:
@@ -104,21 +104,12 @@ def upstream_block(results: Path, prefix: str = "results/") -> str:
     dense = {}
     for m, r in zip(model, ups):
         dense.setdefault(m, r["dense_spearman"])
-    default_lr = d.get("upstream_default_learning_rate")  # collect.py's: rows at another lr are labelled
-
-    def label(r: dict) -> str:
-        """What the row changed from the default upstream recipe: collect.py's ``recipe_label`` (criterion, scope,
-        embedding term, lr), or for a JSON from before that field the embedding term and the lr."""
-        if "recipe_label" in r:
-            return f" + {r['recipe_label']}" if r["recipe_label"] else ""
-        return ((" + embedding term" if r.get("embedding_weight") else "")
-                + (f" lr {r['learning_rate']:g}" if r.get("learning_rate") not in (None, default_lr) else ""))
     budgets = sorted({f"{r['steps']:,} x {r['batch_size']} steps" for r in ups})
     mixed = len(budgets) > 1  # then each column names its steps
     md = ["| zero-shot STS-B Spearman (retention), no task training; dense: "
           + ", ".join(f"{labels[m]} {v:.3f}" for m, v in dense.items()) + " | "
-          + " | ".join(f"{labels[m]} {100 * r['sparsity']:g} %" + label(r)
-                       + (f" ({r['steps']:,} steps)" if mixed else "") for m, r in zip(model, ups)) + " |",
+          + " | ".join(f"{labels[m]} {100 * r['sparsity']:g} %" + (f" ({r['steps']:,} steps)" if mixed else "")
+                       for m, r in zip(model, ups)) + " |",
           "|---|" + "---:|" * len(ups)]
 
     def oneshot(m: str, r: dict) -> str:

@@ -56,15 +56,16 @@ def glue_train_texts(glue_dir: Path, min_words: int) -> tuple[list[str], dict]:
                 if not text:
                     continue
                 c["read"] += 1
-                words = tuple(normalise_words(text))
+                words = normalise_words(text)
+                key = tuple(words)
                 if len(words) < min_words:
                     c["short"] += 1
-                elif words in seen:
+                elif key in seen:
                     c["duplicate"] += 1
-                elif dev.find(text):
+                elif dev.find_words(words):
                     c["dev_match"] += 1
                 else:
-                    seen.add(words)
+                    seen.add(key)
                     texts.append(text.strip())
                     c["kept"] += 1
         counts[name] = c
