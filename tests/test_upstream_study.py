@@ -27,12 +27,12 @@ FLOORS = {"mrpc": 80.0, "stsb": 0.0, "sst2": 50.0, "cola": 0.0}
 
 
 def _summary(run: Path, metrics: dict, head: str = "cross-encoder", sparsity: float = 0.95, nnz: int = 500,
-             seconds: float = 3600.0, threads: int = 1, steps: int = 690) -> None:
+             seconds: float = 3600.0, threads: int = 1, steps: int = 690, student: str | None = None) -> None:
     """The fields of a finished run's summary.json that the collector reads."""
     run.mkdir(parents=True)
     (run / "summary.json").write_text(json.dumps({
         "stage": "prune", "metrics": {"dev": metrics}, "steps": steps, "train_seconds": seconds,
-        "recipe": {"head": head, "threads": threads}, "environment": {"cpu": "Test CPU (AVX2)", "threads": threads},
+        "recipe": {"head": head, "threads": threads, **({"student": student} if student else {})}, "environment": {"cpu": "Test CPU (AVX2)", "threads": threads},
         "sparsity": {"targets": {"sparsity": sparsity, "nnz": nnz}}}))
 
 
@@ -87,6 +87,25 @@ def test_gr_against_the_better_teacher_of_the_family_over_seeds(runs, tmp_path):
     assert s["mean_gr"] is None and s["min_gr"] is None
     md = collect.markdown(data)
     assert "87.0 (bi-encoder)" in md and "85.0 ± 1.4" in md and "missing: sst2, stsb, cola" in md
+
+
+def test_transfer_cells_from_another_upstream_run_are_kept_apart_and_named(tmp_path):
+    r = tmp_path / "upstream"
+    _summary(r / "mpnet-sst2-teacher", {"accuracy": 0.93}, steps=2105)
+    _summary(r / "seed42" / "mpnet-sst2-transfer-95", {"accuracy": 0.80}, student=str(r / "mpnet-s95"))
+    _summary(r / "seed7" / "mpnet-sst2-transfer-95", {"accuracy": 0.86}, student=str(r / "mpnet-s95-lr3e-5"))
+    data = collect.build([], collect.teacher_rows(r), collect.task_rows(r, floor=FLOORS.get), None,
+                         glue_knowledge=tmp_path / "none.json", sst2_knowledge=tmp_path / "none.json")
+    rows = {a["upstream"]: a for a in data["answer"]}
+    assert sorted(rows) == ["mpnet-s95", "mpnet-s95-lr3e-5"]  # never averaged together
+    assert rows["mpnet-s95"]["n"] == 1 and rows["mpnet-s95-lr3e-5"]["mean"] == pytest.approx(86.0)
+    assert collect.variant_label(rows["mpnet-s95"]) == "transfer"  # run.sh's default upstream run: not named
+    assert collect.variant_label(rows["mpnet-s95-lr3e-5"]) == "transfer (mpnet-s95-lr3e-5)"
+    s = next(s for s in data["summary"] if (s["model"], s["sparsity"]) == ("mpnet", 0.95))
+    assert s["tasks"]["sst2"]["mean"] == pytest.approx(86.0)  # the better of the two
+    md = collect.markdown(data)
+    assert "| transfer (mpnet-s95-lr3e-5) |" in md and "86.0 (84 %, transfer (mpnet-s95-lr3e-5))" in md
+    assert "| transfer-95 (mpnet-s95-lr3e-5) | cross-encoder | 7 |" in md and "| transfer-95 | cross-encoder | 42 |" in md
 
 
 def test_mean_gr_takes_the_best_variant_per_task_and_needs_all_four():

@@ -205,6 +205,8 @@ def task_rows(runs: Path = RUNS, floor: Callable[[str], float | None] = default_
                      "gain_retention": gr, "sparsity": s["sparsity"]["targets"]["sparsity"], "nominal_sparsity": nominal,
                      "encoder_nnz": s["sparsity"]["targets"]["nnz"], "steps": s["steps"],
                      "train_hours": s["train_seconds"] / 3600, "cpu_hours": _cpu_hours(s), "cpu": cpu_of(s),
+                     "upstream": Path(s["recipe"]["student"]).name if kind == "transfer" and s["recipe"].get("student")
+                     else None,
                      "run": f"{run.parent.name}/{run.name}"})
     return rows
 
@@ -301,10 +303,11 @@ def answer_rows(rows: list[dict], teachers: list[dict]) -> list[dict]:
     best = best_teachers(teachers)
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
-        groups[(r["model"], r["task"], round(r["nominal_sparsity"], 4), r["kind"], r["head"], r.get("cited"))].append(r)
+        groups[(r["model"], r["task"], round(r["nominal_sparsity"], 4), r["kind"], r["head"], r.get("cited"),
+                r.get("upstream"))].append(r)
     out = []
     order = {m: i for i, m in enumerate(MODELS)}
-    for (model, task, sp, kind, head, cited), rs in sorted(
+    for (model, task, sp, kind, head, cited, upstream), rs in sorted(
             groups.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1], kv[0][2],
                                             KINDS.index(kv[0][3]) if kv[0][3] in KINDS else 99, kv[0][4])):
         vals = [r["student"] for r in rs]
@@ -327,7 +330,7 @@ def answer_rows(rows: list[dict], teachers: list[dict]) -> list[dict]:
                     "steps": sorted({r["steps"] for r in rs}),
                     "cpu_hours": statistics.fmean(r["cpu_hours"] for r in rs) if all(
                         r.get("cpu_hours") is not None for r in rs) else None,
-                    "cpu": ", ".join(cpus) or None, "cited": cited,
+                    "cpu": ", ".join(cpus) or None, "cited": cited, "upstream": upstream,
                     "archived": any(r.get("archived") for r in rs)})
     return out
 
@@ -348,7 +351,8 @@ def summary_rows(answer: list[dict]) -> list[dict]:
             missing = [t for t in SUMMARY_TASKS if t not in best]
             grs = [best[t]["gain_retention"] for t in SUMMARY_TASKS if t in best]
             out.append({"model": model, "sparsity": sp,
-                        "tasks": {t: {k: best[t][k] for k in ("kind", "head", "mean", "gain_retention", "cited")}
+                        "tasks": {t: {k: best[t].get(k) for k in ("model", "sparsity", "kind", "head", "mean",
+                                                                  "gain_retention", "cited", "upstream")}
                                   for t in SUMMARY_TASKS if t in best},
                         "missing": missing, "mean_gr": None if missing else statistics.fmean(grs),
                         "min_gr": None if missing else min(grs)})
@@ -360,8 +364,12 @@ def _pct(x: float | None) -> str:
 
 
 def variant_label(r: dict) -> str:
-    """The answer row's variant as the tables print it: ``transfer``, ``small-dense``, ``task-prune †``."""
-    return r["kind"] + (" †" if r.get("cited") else "") + (" *" if r.get("archived") else "")
+    """The answer row's variant as the tables print it: ``transfer``, ``small-dense``, ``task-prune †``; a transfer
+    row from another upstream run than run.sh's default for its sparsity names it: ``transfer (mpnet-s95-lr3e-5)``."""
+    up = r.get("upstream")
+    default = f"{MODELS[r['model']]['upstream']}{round(100 * r['sparsity'])}"
+    return (r["kind"] + (f" ({up})" if up and up != default else "") + (" †" if r.get("cited") else "")
+            + (" *" if r.get("archived") else ""))
 
 
 #: ``sparsebert upstream``'s default learning rate (an upstream row names any other)
@@ -468,16 +476,20 @@ def markdown(data: dict) -> str:
         for r in data["tasks"]:
             floor = "–" if r["floor"] is None else f"{r['floor']:.1f}"
             teach = "–" if r["teacher"] is None else f"{r['teacher']:.1f}"
-            md.append(f"| {labels[r['model']]} | {r['task']} | {r['variant']}{' *' if r.get('archived') else ''} | "
+            up = r.get("upstream")
+            up = f" ({up})" if up and up != f"{MODELS[r['model']]['upstream']}{r['variant'].rpartition('-')[2]}" else ""
+            md.append(f"| {labels[r['model']]} | {r['task']} | {r['variant']}{up}{' *' if r.get('archived') else ''} | "
                       f"{r['head']} | {r['seed']} | {r['metric']} | {floor} | {teach} | {r['student']:.1f} | "
                       f"{_pct(r['gain_retention'])} | {r['sparsity']:.3f} | {r['steps']:,} | {r['train_hours']:.2f} |")
     return "\n".join(md) + "\n"
 
 
 def summary_cell(t: dict) -> str:
-    """``83.8 (94 %, transfer bi)``: the best row of a task in the summary table."""
+    """``83.8 (94 %, transfer bi)``: the best row of a task in the summary table (a transfer row from another
+    upstream run than the default names it, as :func:`variant_label`)."""
     head = " bi" if t["head"] == "bi-encoder" else ""
-    return f"{t['mean']:.1f} ({_pct(t['gain_retention'])}, {t['kind']}{head}{' †' if t.get('cited') else ''})"
+    kind = variant_label({**t, "cited": None, "archived": False})
+    return f"{t['mean']:.1f} ({_pct(t['gain_retention'])}, {kind}{head}{' †' if t.get('cited') else ''})"
 
 
 def build(ups: list[dict], teachers: list[dict], tasks: list[dict], oneshot: dict | None,

@@ -23,7 +23,8 @@
 #   batch 32; SST-2 3 epochs = 6,315 steps), seed $SEED, mean pooling, prune's default distillation:
 #   task-prune-SS    today's default (prune while distilling from the pre-trained encoder), s_f 0.SS
 #   transfer-SS      --student <upstream run at 0.SS> --sparse-transfer: the upstream mask kept fixed, distilled
-#                    from the fine-tuned teacher (needs the upstream cell UP:0.SS first)
+#                    from the fine-tuned teacher (needs the upstream cell UP:0.SS first; UPFROM=NAME takes the
+#                    upstream run $R/NAME instead, e.g. UPFROM=mpnet-s95-lr3e-5: the collected row names it)
 #   small-dense-SS   the small dense student of about equal encoder non-zeros, cut from the same pre-trained
 #                    checkpoint (prune --student-layers L --student-ffn F, L and F as `sparsebert experiment`'s
 #                    small-dense variant picks them: studies/upstream/small_dense_size.py), sparsity 0, the same
@@ -104,8 +105,9 @@ for c in "${cells[@]}"; do
   sparsity=0.$s
   case "$base" in
     task-prune-*) extra="--student $BASE" ;;
-    transfer-*) extra="--student $R/$UP$s --sparse-transfer"
-                [ -f "$R/$UP$s/summary.json" ] || { echo "$c needs the upstream cell MODEL=$MODEL UP:0.$s first ($R/$UP$s/summary.json)" >&2; exit 2; } ;;
+    transfer-*) up=${UPFROM:-$UP$s}
+                extra="--student $R/$up --sparse-transfer"
+                [ -f "$R/$up/summary.json" ] || { echo "$c needs the upstream run $R/$up first (MODEL=$MODEL UP:0.$s, or UPFROM=NAME)" >&2; exit 2; } ;;
     small-dense-*) size=$($PY studies/upstream/small_dense_size.py "$BASE" "0.$s") || { echo "$c: small_dense_size.py failed" >&2; exit 2; }
                    extra="--student $BASE --student-layers ${size% *} --student-ffn ${size#* }"; sparsity=0 ;;
     *) echo "unknown variant in $c (expected [bi-]task-prune-SS, [bi-]transfer-SS or [bi-]small-dense-SS)" >&2; exit 2 ;;
