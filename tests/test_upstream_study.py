@@ -68,7 +68,7 @@ def test_gr_against_the_better_teacher_of_the_family_over_seeds(runs, tmp_path):
     assert sorted((t["model"], t["task"], t["head"]) for t in teachers) == [
         ("minilm", "mrpc", "bi-encoder"), ("minilm", "mrpc", "cross-encoder"), ("mpnet", "stsb", "cross-encoder")]
     data = collect.build([], teachers, tasks, None, glue_knowledge=tmp_path / "none.json",
-                         sst2_knowledge=tmp_path / "none.json")
+                         sst2_knowledge=tmp_path / "none.json", s4_pareto=tmp_path / "none.json")
     transfer = _answer(data["answer"], "minilm", "mrpc", "transfer", "cross-encoder")
     # the cross-encoder cells distilled from the 85.0 teacher, but the better MiniLM-L6 MRPC model is the bi-encoder
     assert (transfer["gr_teacher"], transfer["gr_teacher_head"]) == (pytest.approx(87.0), "bi-encoder")
@@ -81,8 +81,8 @@ def test_gr_against_the_better_teacher_of_the_family_over_seeds(runs, tmp_path):
     assert small["gain_retention"] == pytest.approx((83 - 80) / (87 - 80))
     mpnet = _answer(data["answer"], "mpnet", "stsb", "transfer", "cross-encoder")
     assert mpnet["gain_retention"] == pytest.approx(80 / 88)  # MPNet's own teacher, never MiniLM's
-    summary = {(s["model"], s["sparsity"]): s for s in data["summary"]}
-    s = summary[("minilm", 0.95)]
+    summary = {(s["model"], s["sparsity"], s["group"]): s for s in data["summary"]}
+    s = summary[("minilm", 0.95, "sparse")]
     assert s["tasks"]["mrpc"]["kind"] == "transfer" and s["missing"] == ["sst2", "stsb", "cola"]
     assert s["mean_gr"] is None and s["min_gr"] is None
     md = collect.markdown(data)
@@ -95,20 +95,20 @@ def test_transfer_cells_from_another_upstream_run_are_kept_apart_and_named(tmp_p
     _summary(r / "seed42" / "mpnet-sst2-transfer-95", {"accuracy": 0.80}, student=str(r / "mpnet-s95"))
     _summary(r / "seed7" / "mpnet-sst2-transfer-95", {"accuracy": 0.86}, student=str(r / "mpnet-s95-lr3e-5"))
     data = collect.build([], collect.teacher_rows(r), collect.task_rows(r, floor=FLOORS.get), None,
-                         glue_knowledge=tmp_path / "none.json", sst2_knowledge=tmp_path / "none.json")
+                         glue_knowledge=tmp_path / "none.json", sst2_knowledge=tmp_path / "none.json", s4_pareto=tmp_path / "none.json")
     rows = {a["upstream"]: a for a in data["answer"]}
     assert sorted(rows) == ["mpnet-s95", "mpnet-s95-lr3e-5"]  # never averaged together
     assert rows["mpnet-s95"]["n"] == 1 and rows["mpnet-s95-lr3e-5"]["mean"] == pytest.approx(86.0)
     assert collect.variant_label(rows["mpnet-s95"]) == "transfer"  # run.sh's default upstream run: not named
     assert collect.variant_label(rows["mpnet-s95-lr3e-5"]) == "transfer (mpnet-s95-lr3e-5)"
-    s = next(s for s in data["summary"] if (s["model"], s["sparsity"]) == ("mpnet", 0.95))
+    s = next(s for s in data["summary"] if (s["model"], s["sparsity"], s["group"]) == ("mpnet", 0.95, "sparse"))
     assert s["tasks"]["sst2"]["mean"] == pytest.approx(86.0)  # the better of the two
     md = collect.markdown(data)
     assert "| transfer (mpnet-s95-lr3e-5) |" in md and "86.0 (84 %, transfer (mpnet-s95-lr3e-5))" in md
     assert "| transfer-95 (mpnet-s95-lr3e-5) | cross-encoder | 7 |" in md and "| transfer-95 | cross-encoder | 42 |" in md
 
 
-def test_mean_gr_takes_the_best_variant_per_task_and_needs_all_four():
+def test_mean_gr_takes_the_best_sparse_variant_per_task_and_needs_all_four():
     def row(task, kind, gr, model="mpnet", head="cross-encoder"):
         return {"model": model, "task": task, "sparsity": 0.95, "kind": kind, "head": head, "mean": 1.0,
                 "gain_retention": gr, "cited": None}
@@ -116,12 +116,16 @@ def test_mean_gr_takes_the_best_variant_per_task_and_needs_all_four():
     answer = [row("sst2", "task-prune", 0.70), row("sst2", "transfer", 0.90), row("mrpc", "transfer", 0.60),
               row("stsb", "transfer", 0.95, head="bi-encoder"), row("stsb", "task-prune", 0.20),
               row("cola", "small-dense", 0.55), row("cola", "transfer", 0.50), row("sst2", "transfer", 0.99, "minilm")]
-    s = next(s for s in collect.summary_rows(answer) if (s["model"], s["sparsity"]) == ("mpnet", 0.95))
+    rows = {s["group"]: s for s in collect.summary_rows(answer) if (s["model"], s["sparsity"]) == ("mpnet", 0.95)}
+    s = rows["sparse"]
+    # the small dense model (0.55 on CoLA) is never counted as the sparse model's result, even where it is better
     assert {t: (v["kind"], v["head"]) for t, v in s["tasks"].items()} == {
         "sst2": ("transfer", "cross-encoder"), "mrpc": ("transfer", "cross-encoder"),
-        "stsb": ("transfer", "bi-encoder"), "cola": ("small-dense", "cross-encoder")}
-    assert s["missing"] == [] and s["mean_gr"] == pytest.approx((0.90 + 0.60 + 0.95 + 0.55) / 4)
-    assert s["min_gr"] == pytest.approx(0.55)
+        "stsb": ("transfer", "bi-encoder"), "cola": ("transfer", "cross-encoder")}
+    assert s["missing"] == [] and s["mean_gr"] == pytest.approx((0.90 + 0.60 + 0.95 + 0.50) / 4)
+    assert s["min_gr"] == pytest.approx(0.50)
+    twin = rows["small-dense"]
+    assert list(twin["tasks"]) == ["cola"] and twin["missing"] == ["sst2", "mrpc", "stsb"] and twin["mean_gr"] is None
 
 
 def test_knowledge_rows_are_cited_only_where_the_study_has_no_cell(tmp_path):
@@ -136,13 +140,38 @@ def test_knowledge_rows_are_cited_only_where_the_study_has_no_cell(tmp_path):
         {**base, "variant": "finetune-then-prune", "sparsity": 0.95, "value": 84.0}]}))  # not a study kind
     local = [{"model": "minilm", "task": "mrpc", "nominal_sparsity": 0.95, "kind": "task-prune",
               "head": "cross-encoder"}]
-    rows, teachers = collect.cited_rows(local, gk, tmp_path / "none.json")
+    rows, teachers = collect.cited_rows(local, gk, tmp_path / "none.json", tmp_path / "none.json")
     assert [(r["kind"], r["nominal_sparsity"], r["student"]) for r in rows] == [("small-dense", 0.95, 82.0)]
     assert rows[0]["gain_retention"] == pytest.approx((82 - 81) / (86 - 81)) and rows[0]["cited"].endswith(gk.name)
     assert [(t["task"], t["head"], t["value"]) for t in teachers] == [("mrpc", "cross-encoder", 86.0)]
     gk.write_text(json.dumps({"rows": [{"task": "mrpc", "variant": "small-dense"}]}))
     with pytest.raises(SystemExit, match=r"rows\[0\]: no field 'sparsity'"):
-        collect.cited_rows([], gk, tmp_path / "none.json")
+        collect.cited_rows([], gk, tmp_path / "none.json", tmp_path / "none.json")
+
+
+def test_mpnet_sst2_rows_are_cited_from_the_s4_pareto_run_at_mpnets_budget(tmp_path):
+    s4 = tmp_path / "s4_pareto_avx512vnni.json"
+
+    def row(key, acc, path="dense-fp32", batch=1, steps=2105):
+        return {"key": key, "path": path, "batch": batch, "accuracy": acc, "teacher_accuracy": 93.7,
+                "params_nonzero_targets": 4_246_728, "train_steps": steps}
+
+    s4.write_text(json.dumps({"cpu": "Test CPU (AVX-512)", "majority_floor": 50.9, "rows": [
+        row("mpnet-dense", 93.7), row("mpnet-s95", 75.5), row("mpnet-s95", 74.0, path="sparse-runtime-int8"),
+        row("mpnet-s95", 75.5, batch=32), row("small-dense-mpnet", 83.0), row("mpnet-s97", 70.8, steps=999),
+        row("minilm-s90", 85.0)]}))
+    local = [{"model": "mpnet", "task": "sst2", "nominal_sparsity": 0.95, "kind": "small-dense", "head": "cross-encoder"}]
+    rows, teachers = collect.cited_rows(local, tmp_path / "none.json", tmp_path / "none.json", s4)
+    # the fp32 batch-1 row only; small-dense 95 % is a local cell here; 97 % has another budget; MiniLM rows are
+    # cited from the knowledge studies, never from here
+    assert [(r["model"], r["kind"], r["nominal_sparsity"], r["student"]) for r in rows] == [
+        ("mpnet", "task-prune", 0.95, 75.5)]
+    assert rows[0]["gain_retention"] == pytest.approx((75.5 - 50.9) / (93.7 - 50.9))
+    assert rows[0]["cpu"] == "Test CPU (AVX-512)" and rows[0]["cpu_hours"] is None and rows[0]["steps"] == 2105
+    assert [(t["model"], t["task"], t["value"]) for t in teachers] == [("mpnet", "sst2", 93.7)]
+    data = collect.build([], [], [], None, glue_knowledge=tmp_path / "none.json",
+                         sst2_knowledge=tmp_path / "none.json", s4_pareto=s4)
+    assert "| MPNet-base | sst2 (accuracy) | 95 % | task-prune † |" in collect.markdown(data)
 
 
 @pytest.mark.parametrize("variant,parsed", [("transfer-95", ("transfer", "cross-encoder", 0.95)),

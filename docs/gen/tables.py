@@ -138,20 +138,27 @@ def upstream_block(results: Path, prefix: str = "results/") -> str:
         names = {"sst2": "SST-2 acc", "mrpc": "MRPC F1", "stsb": "STS-B Pearson", "cola": "CoLA MCC"}
         tasks = list(names)
 
-        def cell(t: dict | None) -> str:
+        def cell(t: dict | None, twin: dict | None) -> str:
+            """The best sparse row of a task, and its small dense twin's score where measured."""
+            vs = "" if twin is None else f"; twin {twin['mean']:.1f}"
             if t is None:
-                return "–"
+                return "–" + (f" (twin {twin['mean']:.1f})" if twin else "")
             head = " bi" if t["head"] == "bi-encoder" else ""
             return (f"{t['mean']:.1f} ({100 * t['gain_retention']:.0f} %, {t['kind']}{head}"
-                    f"{' †' if t.get('cited') else ''})")
+                    f"{' †' if t.get('cited') else ''}{vs})")
 
-        md += ["", f"| best variant per task, dev (GR; {_link(results, 'upstream_minilm', prefix)}; † = cited "
-               "from glue_knowledge / sst2_knowledge) | " + " | ".join(names[t] for t in tasks) + " | mean GR |",
-               "|---|" + "---|" * len(tasks) + "---:|"]
+        md += ["", f"| best sparse variant per task, dev (GR; twin = the small dense model of equal non-zeros; "
+               f"{_link(results, 'upstream_minilm', prefix)}; † = cited from glue_knowledge / sst2_knowledge / "
+               "s4_pareto) | " + " | ".join(names[t] for t in tasks)
+               + " | mean GR |", "|---|" + "---|" * len(tasks) + "---:|"]
+        twins = {(s["model"], s["sparsity"]): s["tasks"] for s in rows if s.get("group") == "small-dense"}
         for s in rows:
+            if s.get("group", "sparse") != "sparse":
+                continue
             mean = "–" if s["mean_gr"] is None else f"**{100 * s['mean_gr']:.0f} %**"
+            twin = twins.get((s["model"], s["sparsity"]), {})
             md.append(f"| {labels[s['model']]} {100 * s['sparsity']:g} % | "
-                      + " | ".join(cell(s["tasks"].get(t)) for t in tasks) + f" | {mean} |")
+                      + " | ".join(cell(s["tasks"].get(t), twin.get(t)) for t in tasks) + f" | {mean} |")
     else:
         md += ["", f"Source: {_link(results, 'upstream_minilm', prefix)}."]
     return "\n".join(md)
