@@ -187,6 +187,41 @@ def test_an_unknown_variant_is_an_error_naming_it(variant):
         collect.parse_variant(variant)
 
 
+def test_a_cell_lr_suffix_is_split_off_and_named():
+    assert collect.split_lr("transfer-95-lr1e-4") == ("transfer-95", "1e-4")
+    assert collect.split_lr("bi-small-dense-90") == ("bi-small-dense-90", None)
+    with pytest.raises(ValueError, match="transfer-95-lrx"):
+        collect.split_lr("transfer-95-lrx")
+    row = {"model": "mpnet", "sparsity": 0.95, "kind": "transfer", "upstream": "mpnet-s95-lr3e-5", "cell_lr": "1e-4"}
+    assert collect.variant_label(row) == "transfer (mpnet-s95-lr3e-5, lr 1e-4)"
+    assert collect.variant_label({**row, "upstream": "mpnet-s95"}) == "transfer (lr 1e-4)"
+
+
+def test_cell_lr_cells_are_their_own_rows(tmp_path):
+    r = tmp_path / "upstream"
+    _summary(r / "mpnet-sst2-teacher", {"accuracy": 0.93}, steps=2105)
+    _summary(r / "seed42" / "mpnet-sst2-transfer-95", {"accuracy": 0.80}, student=str(r / "mpnet-s95"))
+    _summary(r / "seed42" / "mpnet-sst2-transfer-95-lr1e-4", {"accuracy": 0.88}, student=str(r / "mpnet-s95"))
+    tasks = collect.task_rows(r, floor=FLOORS.get)
+    assert sorted((t["variant"], t["cell_lr"], t["nominal_sparsity"]) for t in tasks) == [
+        ("transfer-95", None, 0.95), ("transfer-95-lr1e-4", "1e-4", 0.95)]
+    data = collect.build([], collect.teacher_rows(r), tasks, None, glue_knowledge=tmp_path / "none.json",
+                         sst2_knowledge=tmp_path / "none.json", s4_pareto=tmp_path / "none.json")
+    assert sorted((a["cell_lr"] or "", a["mean"]) for a in data["answer"]) == [("", pytest.approx(80.0)),
+                                                                                ("1e-4", pytest.approx(88.0))]
+    md = collect.markdown(data)
+    assert "| transfer (lr 1e-4) |" in md and "| transfer-95-lr1e-4 | cross-encoder | 42 |" in md
+
+
+def test_run_sh_names_cells_run_at_another_lr():
+    env = {"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "RUNS": "runs/upstream", "CELLLR": "2e-4"}
+    out = subprocess.run(["bash", str(ROOT / "studies" / "upstream" / "run.sh"), "cola:small-dense-95"],
+                         env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert "--learning-rate 2e-4 --sparsity 0 " in out.stdout
+    assert "--out runs/upstream/seed42/cola-small-dense-95-lr2e-4 >" in out.stdout
+
+
 def test_cell_names_of_both_models():
     assert collect.parse_cell("mrpc-bi-transfer-95") == ("minilm", "mrpc", "bi-transfer-95")
     assert collect.parse_cell("mpnet-sst2-small-dense-90") == ("mpnet", "sst2", "small-dense-90")

@@ -94,6 +94,23 @@ def parse_variant(variant: str) -> tuple[str, str, float]:
     return kind, head, int(pct) / 10 ** len(pct)
 
 
+def split_lr(variant: str) -> tuple[str, str | None]:
+    """A cell variant without run.sh's ``-lrLR`` suffix (CELLLR=LR), and LR as written: ``transfer-95-lr1e-4`` ->
+    ``("transfer-95", "1e-4")``; ``("transfer-95", None)`` without one.
+
+    Raises:
+        ValueError: a suffix that is not a number.
+    """
+    base, sep, lr = variant.rpartition("-lr")
+    if not sep:
+        return variant, None
+    try:
+        float(lr)
+    except ValueError:
+        raise ValueError(f"variant {variant!r}: the learning rate after -lr is not a number") from None
+    return base, lr
+
+
 def parse_cell(name: str) -> tuple[str, str, str]:
     """``(model, task, variant)`` of a task-cell folder name, e.g. ``mpnet-sst2-transfer-95`` ->
     ``("mpnet", "sst2", "transfer-95")``; MiniLM-L6 cells have no prefix (``mrpc-transfer-95``)."""
@@ -200,7 +217,8 @@ def task_rows(runs: Path = RUNS, floor: Callable[[str], float | None] = default_
             continue
         model, task_name, variant = parse_cell(run.name)
         try:
-            kind, head, nominal = parse_variant(variant)
+            base, cell_lr = split_lr(variant)
+            kind, head, nominal = parse_variant(base)
         except ValueError as e:
             sys.exit(f"{run}: {e}")
         task = get_task(task_name)
@@ -216,14 +234,14 @@ def task_rows(runs: Path = RUNS, floor: Callable[[str], float | None] = default_
                      "encoder_nnz": s["sparsity"]["targets"]["nnz"], "steps": s["steps"],
                      "train_hours": s["train_seconds"] / 3600, "cpu_hours": _cpu_hours(s), "cpu": cpu_of(s),
                      "upstream": Path(s["recipe"]["student"]).name if kind == "transfer" and s["recipe"].get("student")
-                     else None,
+                     else None, "cell_lr": cell_lr, "learning_rate": s["recipe"].get("learning_rate"),
                      "run": f"{run.parent.name}/{run.name}"})
     return rows
 
 
 def complete_row(r: dict) -> dict:
     """An archived task row of an older collector with the fields this one adds (model, kind, nominal sparsity)."""
-    kind, _, nominal = parse_variant(r["variant"])
+    kind, _, nominal = parse_variant(split_lr(r["variant"])[0])
     return {"model": "minilm", "kind": kind, "nominal_sparsity": nominal, "encoder_nnz": None,
             "cpu_hours": r.get("train_hours"), **r}
 
@@ -336,10 +354,10 @@ def answer_rows(rows: list[dict], teachers: list[dict]) -> list[dict]:
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in rows:
         groups[(r["model"], r["task"], round(r["nominal_sparsity"], 4), r["kind"], r["head"], r.get("cited"),
-                r.get("upstream"))].append(r)
+                r.get("upstream"), r.get("cell_lr"))].append(r)
     out = []
     order = {m: i for i, m in enumerate(MODELS)}
-    for (model, task, sp, kind, head, cited, upstream), rs in sorted(
+    for (model, task, sp, kind, head, cited, upstream, cell_lr), rs in sorted(
             groups.items(), key=lambda kv: (order.get(kv[0][0], 99), kv[0][1], kv[0][2],
                                             KINDS.index(kv[0][3]) if kv[0][3] in KINDS else 99, kv[0][4])):
         vals = [r["student"] for r in rs]
@@ -362,7 +380,7 @@ def answer_rows(rows: list[dict], teachers: list[dict]) -> list[dict]:
                     "steps": sorted({r["steps"] for r in rs}),
                     "cpu_hours": statistics.fmean(r["cpu_hours"] for r in rs) if all(
                         r.get("cpu_hours") is not None for r in rs) else None,
-                    "cpu": ", ".join(cpus) or None, "cited": cited, "upstream": upstream,
+                    "cpu": ", ".join(cpus) or None, "cited": cited, "upstream": upstream, "cell_lr": cell_lr,
                     "archived": any(r.get("archived") for r in rs)})
     return out
 
@@ -398,7 +416,7 @@ def _summary_row(answer: list[dict], model: str, sp: float, group: str, kinds: t
     grs = [best[t]["gain_retention"] for t in SUMMARY_TASKS if t in best]
     return {"model": model, "sparsity": sp, "group": group,
             "tasks": {t: {k: best[t].get(k) for k in ("model", "sparsity", "kind", "head", "mean",
-                                                      "gain_retention", "cited", "upstream")}
+                                                      "gain_retention", "cited", "upstream", "cell_lr")}
                       for t in SUMMARY_TASKS if t in best},
             "missing": missing, "mean_gr": None if missing else statistics.fmean(grs),
             "min_gr": None if missing else min(grs)}
@@ -410,10 +428,12 @@ def _pct(x: float | None) -> str:
 
 def variant_label(r: dict) -> str:
     """The answer row's variant as the tables print it: ``transfer``, ``small-dense``, ``task-prune †``; a transfer
-    row from another upstream run than run.sh's default for its sparsity names it: ``transfer (mpnet-s95-lr3e-5)``."""
+    row from another upstream run than run.sh's default for its sparsity names it, and a cell run at another lr
+    (CELLLR) gives it: ``transfer (mpnet-s95-lr3e-5, lr 1e-4)``."""
     up = r.get("upstream")
     default = f"{MODELS[r['model']]['upstream']}{round(100 * r['sparsity'])}"
-    return (r["kind"] + (f" ({up})" if up and up != default else "") + (" †" if r.get("cited") else "")
+    extra = ([up] if up and up != default else []) + ([f"lr {r['cell_lr']}"] if r.get("cell_lr") else [])
+    return (r["kind"] + (f" ({', '.join(extra)})" if extra else "") + (" †" if r.get("cited") else "")
             + (" *" if r.get("archived") else ""))
 
 
@@ -526,7 +546,7 @@ def markdown(data: dict) -> str:
             floor = "–" if r["floor"] is None else f"{r['floor']:.1f}"
             teach = "–" if r["teacher"] is None else f"{r['teacher']:.1f}"
             up = r.get("upstream")
-            up = f" ({up})" if up and up != f"{MODELS[r['model']]['upstream']}{r['variant'].rpartition('-')[2]}" else ""
+            up = f" ({up})" if up and up != f"{MODELS[r['model']]['upstream']}{split_lr(r['variant'])[0].rpartition('-')[2]}" else ""
             md.append(f"| {labels[r['model']]} | {r['task']} | {r['variant']}{up}{' *' if r.get('archived') else ''} | "
                       f"{r['head']} | {r['seed']} | {r['metric']} | {floor} | {teach} | {r['student']:.1f} | "
                       f"{_pct(r['gain_retention'])} | {r['sparsity']:.3f} | {r['steps']:,} | {r['train_hours']:.2f} |")

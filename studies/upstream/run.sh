@@ -31,6 +31,10 @@
 #                    teacher and budget
 #   bi-task-prune-SS, bi-transfer-SS, bi-small-dense-SS   the same with the bi-encoder head (--head
 #                    bi-encoder, pair tasks only), distilled from a bi-encoder teacher
+#   CELLLR=LR runs the cells at learning rate LR (default: prune's 1e-4 for MiniLM-L6, 3e-5 for MPNet-base) and
+#   names them -lrLR (mpnet-sst2-transfer-95-lr1e-4): with the mask fixed there are no pruning events, which is
+#   what MPNet-base's task pruning could not survive at 1e-4 (results/mpnet_sst2.md); oBERT's and Prune OFA's
+#   sparse-transfer runs of BERT-base use ~1e-4
 # Teachers: fine-tuned from the same encoder, 3 epochs, lr 5e-5 (as studies/glue_ablation; MPNet: lr 2e-5, SST-2
 #   1 epoch, batches grouped by length; its students lr 3e-5 and SST-2 1 epoch), mean pooling;
 #   bi-encoder teachers the same with --head bi-encoder. Missing teachers a cell needs are trained first.
@@ -119,9 +123,11 @@ for c in "${cells[@]}"; do
     seen[$teacher]=1
     echo "/usr/bin/time -f '$t:$teacher wall %e s' $SB finetune --model $BASE --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${TEPOCHS[$t]} --learning-rate $TLR$TGL --pooling mean $head --seed 42 --threads 1 --out $R/$teacher > runs/logs/upstream-$teacher.log 2>&1 && echo 'done $teacher' || echo 'FAILED $teacher'" >> "$tjobs"
   fi
-  out="$R/seed$SEED/$P$t-$v"
+  lr=${SLR#--learning-rate }; lrname=""
+  if [ -n "${CELLLR:-}" ]; then lr=$CELLLR; lrname=-lr$CELLLR; fi
+  out="$R/seed$SEED/$P$t-$v$lrname"
   [ -f "$out/summary.json" ] && continue
-  echo "/usr/bin/time -f '$MODEL $c wall %e s' $SB prune --teacher $R/$teacher $head $extra --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${EPOCHS[$t]}${SLR:+ $SLR} --sparsity $sparsity --pooling mean --seed $SEED --threads 1 --out $out > runs/logs/upstream-seed$SEED-$P$t-$v.log 2>&1 && echo 'done $MODEL $c' || echo 'FAILED $MODEL $c'" >> "$jobs"
+  echo "/usr/bin/time -f '$MODEL $c wall %e s' $SB prune --teacher $R/$teacher $head $extra --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${EPOCHS[$t]}${lr:+ --learning-rate $lr} --sparsity $sparsity --pooling mean --seed $SEED --threads 1 --out $out > runs/logs/upstream-seed$SEED-$P$t-$v$lrname.log 2>&1 && echo 'done $MODEL $c$lrname' || echo 'FAILED $MODEL $c$lrname'" >> "$jobs"
 done
 if [ -n "${DRY_RUN:-}" ]; then cat "$tjobs" "$jobs"; exit 0; fi
 xargs -r -P "${PAR:-2}" -d '\n' -I{} bash -c {} < "$tjobs"
