@@ -178,3 +178,31 @@ def test_upstream_warns_about_a_wide_student_at_a_high_learning_rate(tiny_bert, 
                             prune_start=0.0, prune_end=0.5, max_steps=2, eval_every=2, **{**FAST, "pruning_events": 1})
     with pytest.warns(UserWarning, match="learning_rate 0.001 with a student of hidden size"):
         upstream(recipe)
+
+
+def test_upstream_then_sparse_transfer_on_mpnet(tmp_path):
+    """The BERT-base-shaped family of the study (MPNet: attention.attn.q/k/v/o): upstream pruning reaches the exact
+    sparsity and a sparse-transfer run keeps every one of its zeros, with mean pooling as the study runs it."""
+    from tiny import make_tiny_model
+
+    student = make_tiny_model(tmp_path / "mpnet", model_type="mpnet")
+    text = write_text(tmp_path / "text.txt", docs=120)
+    recipe = UpstreamRecipe(student=str(student), text=[str(text)], out=str(tmp_path / "up"), sparsity=0.75,
+                            prune_start=0.0, prune_end=0.5, max_steps=12, eval_every=12,
+                            **{**FAST, "pruning_events": 3})
+    summary = upstream(recipe)
+    assert summary["sparsity"]["targets"]["sparsity"] == pytest.approx(0.75, abs=1e-3)
+
+    def zeros(model_dir: Path) -> dict[str, torch.Tensor]:
+        w = load_file(str(model_dir / "model.safetensors"))
+        return {n[n.index("layer."):]: t == 0 for n, t in w.items()
+                if t.dim() == 2 and ".layer." in n and n.endswith(".weight")}
+
+    up = zeros(tmp_path / "up")
+    assert len(up) == 12 and any(k.endswith("attn.q.weight") for k in up)  # 2 layers x q, k, v, o, FFN in, out
+    data = write_sst2(tmp_path / "glue", 64, 16)
+    transfer = prune(sst2_transfer(tmp_path / "up", data, tmp_path / "t", pooling="mean"))
+    after = zeros(tmp_path / "t")
+    for name in up:
+        assert torch.equal(after[name], up[name]), name
+    assert transfer["sparsity"]["targets"]["sparsity"] == pytest.approx(0.75, abs=1e-3)
