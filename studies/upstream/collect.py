@@ -164,6 +164,7 @@ def upstream_rows(runs: Path = RUNS) -> list[dict]:
             r = s["recipe"]
             rows.append({"model": model, "run": run.name, "sparsity": r["sparsity"],
                          "embedding_weight": r.get("embedding_weight", 0.0), "learning_rate": r.get("learning_rate"),
+                         "hidden_weight": r.get("hidden_weight", 1.0), "attention_weight": r.get("attention_weight", 1.0),
                          "criterion": r.get("criterion", "magnitude"), "scope": r.get("scope", "per-matrix"),
                          "pruning_events": r.get("pruning_events"),
                          "spearman": zs["spearman"], "pearson": zs["pearson"],
@@ -453,7 +454,8 @@ def recipe_label(row: dict) -> str:
     if row.get("scope", "per-matrix") != "per-matrix":
         parts.append(f"{row['scope']} scope")
     if row.get("embedding_weight"):
-        parts.append("embedding term")
+        alone = not row.get("hidden_weight", 1.0) and not row.get("attention_weight", 1.0)
+        parts.append("embedding term only" if alone else "embedding term")
     lr = row.get("learning_rate")
     if lr is not None and lr != UPSTREAM_LR:
         parts.append(f"lr {lr:g}")

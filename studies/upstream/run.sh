@@ -7,7 +7,8 @@
 #   $R/TASK-teacher and $R/TASK-bi-teacher, cells $R/seedN/TASK-VARIANT.
 # MODEL=mpnet: MPNet-base (.cache/models/all-mpnet-base-v2, `make mpnet`); upstream runs $R/mpnet-sSS, teachers
 #   $R/mpnet-TASK-teacher and $R/mpnet-TASK-bi-teacher, cells $R/seedN/mpnet-TASK-VARIANT.
-# Upstream cells (UP:S, UP:S:emb = plus --embedding-weight 1): `sparsebert upstream` to sparsity S, 1,200 steps
+# Upstream cells (UP:S, UP:S:emb = plus --embedding-weight 1, UP:S:embonly = that term alone): `sparsebert
+#   upstream` to sparsity S, 1,200 steps
 #   of batch 32 at max length 64, the default loss (hidden states of every layer + attention KL, each
 #   normalised), pruning from 5 % to 60 % of the run, zero-shot STS-B dev every 300 steps; a checkpoint every
 #   100 steps (MiniLM) / 25 steps (MPNet, ~4x slower per step). Resumable: rerun the same line to continue.
@@ -80,6 +81,10 @@ for c in "${cells[@]}"; do
     if [ "$v" != "$sp" ]; then
       case "${v#*:}" in
         emb) uextra="--embedding-weight 1" ;;
+        # the sentence-embedding term alone (no layer-wise hidden-state or attention terms): what sentence-embedding
+        # distillation does (Reimers & Gurevych 2020 §3: MSE of the student's to the teacher's sentence embedding);
+        # at 95 % the layer-wise terms may spend the few weights left on matching inner layers
+        embonly) uextra="--embedding-weight 1 --attention-weight 0 --hidden-weight 0" ;;
         # oBERT's second-order scores (Kurtic et al. 2022): 10 events, so that each event's Fisher holds its 64
         # gradients (100 events over the 660-step window would leave ~7 per event: a rank-7 Fisher in 32-blocks)
         obs) uextra="--criterion obs --pruning-events 10" ;;
@@ -88,7 +93,7 @@ for c in "${cells[@]}"; do
         # dev sentence): studies/upstream/glue_text.py, run first if its file is missing
         glue) uextra="--text $GLUE_TEXT"
               [ -n "${DRY_RUN:-}" ] || [ -f "$GLUE_TEXT" ] || $PY studies/upstream/glue_text.py --out "$GLUE_TEXT" >/dev/null ;;
-        *) echo "unknown upstream variant in $c (expected emb, obs, global or glue)" >&2; exit 2 ;;
+        *) echo "unknown upstream variant in $c (expected emb, embonly, obs, global or glue)" >&2; exit 2 ;;
       esac
       name=$name-${v#*:}
     fi
