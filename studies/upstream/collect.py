@@ -511,7 +511,7 @@ def markdown(data: dict) -> str:
                       f"{variant_label(r)} | {r['head']} | {r['n']} | {floor} | {ref} | {r['mean']:.1f}{std} | "
                       f"{_pct(r['gain_retention'])} | {own} | {nnz} | {', '.join(f'{s:,}' for s in r['steps'])} | "
                       f"{cpu_h} | {cpu} |")
-        md += ["", "## Summary: mean GR over SST-2 (acc), MRPC (F1), STS-B (Pearson), CoLA (MCC), best variant per task",
+        md += ["", "## Summary: mean GR over SST-2 (acc), MRPC (F1), STS-B (Pearson), CoLA (MCC), best sparse variant per task",
                "", "Per task the row above with the best GR (variant, head) among the sparse variants (task-prune, "
                "transfer), which the issue's targets judge: MPNet-base at 95 % mean ≥ 80 %, no task under 60 %; "
                "MiniLM-L6 at 90 % mean ≥ 80 %; and, in its own row, the small dense model of equal non-zeros that the "
