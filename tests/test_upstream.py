@@ -206,3 +206,24 @@ def test_upstream_then_sparse_transfer_on_mpnet(tmp_path):
     for name in up:
         assert torch.equal(after[name], up[name]), name
     assert transfer["sparsity"]["targets"]["sparsity"] == pytest.approx(0.75, abs=1e-3)
+
+
+def test_student_dropout_is_set_on_every_dropout_layer_and_recorded(tiny_bert, tmp_path):
+    from transformers import AutoModel
+
+    from sparsebert.stages.upstream import set_dropout
+
+    model = AutoModel.from_pretrained(str(tiny_bert))
+    n = set_dropout(model, 0.0)
+    assert n > 0 and all(m.p == 0.0 for m in model.modules() if isinstance(m, torch.nn.Dropout))
+    assert model.config.hidden_dropout_prob == pytest.approx(0.1)  # the config is left alone
+    with pytest.raises(ValueError, match="student_dropout"):
+        UpstreamRecipe(student=str(tiny_bert), out=str(tmp_path / "x"), student_dropout=1.0)
+    text = write_text(tmp_path / "text.txt", 120)
+    recipe = UpstreamRecipe(student=str(tiny_bert), text=[str(text)], out=str(tmp_path / "up"), sparsity=0.5,
+                            student_dropout=0.0, prune_start=0.0, prune_end=0.5, max_steps=4, eval_every=4,
+                            **{**FAST, "pruning_events": 2})
+    summary = upstream(recipe)
+    assert summary["recipe"]["student_dropout"] == 0.0
+    saved = json.loads((Path(recipe.out) / "config.json").read_text())
+    assert saved["hidden_dropout_prob"] == pytest.approx(0.1)  # later task training keeps the checkpoint's dropout

@@ -256,6 +256,7 @@ def test_an_upstream_row_names_what_it_changed_from_the_default_recipe():
     assert collect.recipe_label({"embedding_weight": 1.0, "hidden_weight": 0.0, "attention_weight": 0.0}) == \
         "embedding term only"
     assert collect.recipe_label({"embedding_weight": 1.0, "hidden_weight": 0.0}) == "embedding term"
+    assert collect.recipe_label({"student_dropout": 0.0}) == "student dropout 0"
     assert collect.recipe_label({"text": ["general"]}) == ""
     assert collect.recipe_label({"text": ["general", ".cache/corpus/glue-train/no-stsb.jsonl"]}) == \
         "text glue-train/no-stsb.jsonl"
@@ -264,14 +265,15 @@ def test_an_upstream_row_names_what_it_changed_from_the_default_recipe():
 def test_run_sh_names_minilm_upstream_variants_and_rejects_unknown_ones():
     env = {"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "RUNS": "runs/upstream"}
     run = ["bash", str(ROOT / "studies" / "upstream" / "run.sh")]
-    out = subprocess.run(run + ["UP:0.95:obs", "UP:0.90:global", "UP:0.95:embonly"], env=env, capture_output=True,
-                         text=True)
+    out = subprocess.run(run + ["UP:0.95:obs", "UP:0.90:global", "UP:0.95:embonly", "UP:0.95:nodrop"], env=env,
+                         capture_output=True, text=True)
     assert out.returncode == 0, out.stderr
     assert "--sparsity 0.95 --criterion obs --pruning-events 10 --max-steps 1200 " in out.stdout
     assert "--out runs/upstream/minilm-l6-s95-obs " in out.stdout
     assert "--scope global --max-steps 1200 " in out.stdout and "--out runs/upstream/minilm-l6-s90-global " in out.stdout
     assert ("--embedding-weight 1 --attention-weight 0 --hidden-weight 0 --max-steps 1200 " in out.stdout
             and "--out runs/upstream/minilm-l6-s95-embonly " in out.stdout)
+    assert "--student-dropout 0 --max-steps 1200 " in out.stdout and "--out runs/upstream/minilm-l6-s95-nodrop " in out.stdout
     long = subprocess.run(run + ["UP:0.95"], env={**env, "UPSTEPS": "2400"}, capture_output=True, text=True)
     assert "--max-steps 2400 " in long.stdout and "--out runs/upstream/minilm-l6-s95-2400steps " in long.stdout
     bad = subprocess.run(run + ["UP:0.95:foo"], env=env, capture_output=True, text=True)

@@ -371,6 +371,8 @@ def upstream(
     normalize_terms: Annotated[Optional[bool], typer.Option(
         "--normalize-terms/--no-normalize-terms", help="divide each distillation term by its running mean")] = None,
     min_length: Annotated[Optional[int], typer.Option(help="shortest training segment in tokens")] = None,
+    student_dropout: Annotated[Optional[float], typer.Option(
+        help="dropout of the student while it trains (default: the checkpoint's)")] = None,
     epochs: Epochs = None, learning_rate: LearningRate = None, batch_size: Batch = None, max_length: MaxLen = None,
     max_steps: MaxSteps = None, max_train_examples: MaxTrain = None, max_eval_examples: MaxEval = None,
     eval_every: EvalEvery = None, seed: Seed = None, bf16: Bf16 = None, threads: Threads = None,
@@ -385,7 +387,8 @@ def upstream(
         sts_data_dir=sts_data_dir, out=out, sparsity=sparsity, initial_sparsity=initial_sparsity,
         prune_start=prune_start, prune_end=prune_end, pruning_events=pruning_events, scope=scope, pattern=pattern,
         criterion=criterion, lr_schedule=lr_schedule, attention_weight=attention_weight, hidden_weight=hidden_weight,
-        embedding_weight=embedding_weight, attention_loss=attention_loss, normalize_terms=normalize_terms, min_length=min_length, epochs=epochs,
+        embedding_weight=embedding_weight, attention_loss=attention_loss, normalize_terms=normalize_terms, min_length=min_length,
+        student_dropout=student_dropout, epochs=epochs,
         learning_rate=learning_rate, batch_size=batch_size, max_length=max_length, max_steps=max_steps,
         max_train_examples=max_train_examples, max_eval_examples=max_eval_examples, eval_every=eval_every,
         seed=seed, bf16=bf16, threads=threads, overwrite=overwrite or None, save_every=save_every, resume=resume,

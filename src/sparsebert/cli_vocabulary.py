@@ -132,6 +132,7 @@ OPTIONS: dict[str, Term] = {
     # optimisation
     "--epochs": _t("epochs", "training epochs", OPTIMISATION),
     "--learning-rate": _t("learning rate", "peak learning rate", OPTIMISATION),
+    "--student-dropout": _t("student dropout", "upstream: dropout of the student while it trains", OPTIMISATION),
     "--lr-schedule": _t("lr schedule", "linear | constant | rewind", OPTIMISATION),
     "--batch-size": _t("batch size", "examples (texts, rows) per step or call", OPTIMISATION),
     "--max-steps": _t("steps", "optimizer steps (overrides --epochs)", OPTIMISATION),

@@ -356,6 +356,10 @@ class UpstreamRecipe(PruneRecipe):
     cache_teacher: bool = Field(False, description="not used upstream (hidden states are needed every step)")
     normalize_terms: bool = Field(True, description="divide each distillation term by its running mean (the "
                                   "attention KL and the hidden MSE differ in scale by orders of magnitude)")
+    student_dropout: float | None = Field(
+        None, ge=0, lt=1, description="dropout probability of every dropout layer of the student while it trains "
+        "(hidden and attention); None = the checkpoint's own (0.1 for BERT-family encoders). The saved config keeps "
+        "the checkpoint's value, so later task training is unchanged")
 
     @property
     def uses_teacher(self) -> bool:

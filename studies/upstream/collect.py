@@ -165,6 +165,7 @@ def upstream_rows(runs: Path = RUNS) -> list[dict]:
             rows.append({"model": model, "run": run.name, "sparsity": r["sparsity"],
                          "embedding_weight": r.get("embedding_weight", 0.0), "learning_rate": r.get("learning_rate"),
                          "hidden_weight": r.get("hidden_weight", 1.0), "attention_weight": r.get("attention_weight", 1.0),
+                         "student_dropout": r.get("student_dropout"),
                          "criterion": r.get("criterion", "magnitude"), "scope": r.get("scope", "per-matrix"),
                          "pruning_events": r.get("pruning_events"),
                          "spearman": zs["spearman"], "pearson": zs["pearson"],
@@ -456,6 +457,8 @@ def recipe_label(row: dict) -> str:
     if row.get("embedding_weight"):
         alone = not row.get("hidden_weight", 1.0) and not row.get("attention_weight", 1.0)
         parts.append("embedding term only" if alone else "embedding term")
+    if row.get("student_dropout") is not None:
+        parts.append(f"student dropout {row['student_dropout']:g}")
     lr = row.get("learning_rate")
     if lr is not None and lr != UPSTREAM_LR:
         parts.append(f"lr {lr:g}")

@@ -12,6 +12,7 @@
 #   of batch 32 at max length 64, the default loss (hidden states of every layer + attention KL, each
 #   normalised), pruning from 5 % to 60 % of the run, zero-shot STS-B dev every 300 steps; a checkpoint every
 #   100 steps (MiniLM) / 25 steps (MPNet, ~4x slower per step). Resumable: rerun the same line to continue.
+#   UP:S:nodrop = --student-dropout 0,
 #   UP:S:obs = --criterion obs --pruning-events 10, UP:S:global = --scope global, UP:S:glue = the general text
 #   plus GLUE train texts without STS-B (studies/upstream/glue_text.py) (named -obs, -global, -glue).
 #   UPSTEPS=N sets the steps (default 1,200; the pruning window stays 5-60 % of the run; MiniLM-L6: named
@@ -85,6 +86,9 @@ for c in "${cells[@]}"; do
         # distillation does (Reimers & Gurevych 2020 §3: MSE of the student's to the teacher's sentence embedding);
         # at 95 % the layer-wise terms may spend the few weights left on matching inner layers
         embonly) uextra="--embedding-weight 1 --attention-weight 0 --hidden-weight 0" ;;
+        # no dropout in the student while it distils: at 95 % the student underfits its teacher (the score follows
+        # the sparsity, not the budget: docs/guides/upstream.md), and dropout takes more of the capacity left
+        nodrop) uextra="--student-dropout 0" ;;
         # oBERT's second-order scores (Kurtic et al. 2022): 10 events, so that each event's Fisher holds its 64
         # gradients (100 events over the 660-step window would leave ~7 per event: a rank-7 Fisher in 32-blocks)
         obs) uextra="--criterion obs --pruning-events 10" ;;
@@ -93,7 +97,7 @@ for c in "${cells[@]}"; do
         # dev sentence): studies/upstream/glue_text.py, run first if its file is missing
         glue) uextra="--text $GLUE_TEXT"
               [ -n "${DRY_RUN:-}" ] || [ -f "$GLUE_TEXT" ] || $PY studies/upstream/glue_text.py --out "$GLUE_TEXT" >/dev/null ;;
-        *) echo "unknown upstream variant in $c (expected emb, embonly, obs, global or glue)" >&2; exit 2 ;;
+        *) echo "unknown upstream variant in $c (expected emb, embonly, nodrop, obs, global or glue)" >&2; exit 2 ;;
       esac
       name=$name-${v#*:}
     fi

@@ -174,6 +174,15 @@ class RunningMean(nn.Module):
         return value / scale.clamp_min(1e-8)
 
 
+def set_dropout(model: nn.Module, p: float) -> int:
+    """Set the probability of every ``nn.Dropout`` of ``model`` to ``p`` (hidden-state and attention-probability
+    dropout alike; the config is left as it is). Returns how many modules were changed."""
+    layers = [m for m in model.modules() if isinstance(m, nn.Dropout)]
+    for m in layers:
+        m.p = p
+    return len(layers)
+
+
 def load_encoder_pair(recipe: UpstreamRecipe):
     """``(tokenizer, student, teacher)`` of an upstream recipe, checked to pair (vocabulary, layer mapping).
 
@@ -215,6 +224,8 @@ def upstream(recipe: UpstreamRecipe) -> dict:
         set_seed(recipe.seed)
         dev = device()
         tokenizer, student, teacher = load_encoder_pair(recipe)
+        if recipe.student_dropout is not None:
+            set_dropout(student, recipe.student_dropout)
         # the lr that hurt MPNet-base in task pruning (prune's preflight warning). Upstream, MPNet-base 95 % at 1e-4
         # kept 83 % of its zero-shot STS-B where MiniLM-L6 kept 89 % (results/upstream_minilm.md); whether the lr
         # is the cause there is not measured yet: warned, not refused
