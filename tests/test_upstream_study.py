@@ -321,3 +321,20 @@ def test_glue_text_leaves_out_stsb_dev_sentences_short_and_duplicate_texts(tmp_p
     assert glue_text.main(["--glue-dir", str(root), "--out", str(out)]) == 2  # no overwrite without --overwrite
     (root / "RTE" / "train.tsv").unlink()
     assert glue_text.main(["--glue-dir", str(root), "--out", str(out), "--overwrite"]) == 2
+
+
+def test_run_sh_never_takes_a_transfer_cell_of_another_upstream_run_for_this_one(tmp_path):
+    r = tmp_path / "upstream"
+    for up in ("minilm-l6-s95", "minilm-l6-s95-obs"):
+        (r / up).mkdir(parents=True)
+        (r / up / "summary.json").write_text("{}")
+    cell = r / "seed42" / "mrpc-transfer-95"
+    cell.mkdir(parents=True)
+    (cell / "summary.json").write_text(json.dumps({"recipe": {"student": str(r / "minilm-l6-s95-obs")}}))
+    env = {"PATH": "/usr/bin:/bin", "DRY_RUN": "1", "RUNS": str(r)}
+    run = ["bash", str(ROOT / "studies" / "upstream" / "run.sh"), "mrpc:transfer-95"]
+    other = subprocess.run(run, env=env, capture_output=True, text=True)
+    assert other.returncode == 2 and "was transferred from" in other.stderr and "UPFROM=minilm-l6-s95-obs" in other.stderr
+    same = subprocess.run(run, env={**env, "UPFROM": "minilm-l6-s95-obs"}, capture_output=True, text=True)
+    assert same.returncode == 0, same.stderr
+    assert "sparsebert prune" not in same.stdout  # finished: nothing to run (only its teacher, which is missing here)

@@ -135,6 +135,11 @@ for c in "${cells[@]}"; do
   lr=${SLR#--learning-rate }; lrname=""
   if [ -n "${CELLLR:-}" ]; then lr=$CELLLR; lrname=-lr$CELLLR; fi
   out="$R/seed$SEED/$P$t-$v$lrname"
+  if [ "${base%%-*}" = transfer ] && [ -f "$out/summary.json" ]; then
+    # a finished transfer cell of another upstream run (UPFROM) holds this name: never count it as this one
+    from=$($PY -c 'import json, sys; print(json.load(open(sys.argv[1]))["recipe"]["student"])' "$out/summary.json")
+    [ "$(basename "$from")" = "$up" ] || { echo "$c: $out was transferred from $from, not $R/$up: move it away or set UPFROM=$(basename "$from")" >&2; exit 2; }
+  fi
   [ -f "$out/summary.json" ] && continue
   echo "/usr/bin/time -f '$MODEL $c wall %e s' $SB prune --teacher $R/$teacher $head $extra --task $t --data-dir $DATA --max-length ${MAXLEN[$t]} --epochs ${EPOCHS[$t]}${lr:+ --learning-rate $lr} --sparsity $sparsity --pooling mean --seed $SEED --threads 1 --out $out > runs/logs/upstream-seed$SEED-$P$t-$v$lrname.log 2>&1 && echo 'done $MODEL $c$lrname' || echo 'FAILED $MODEL $c$lrname'" >> "$jobs"
 done
