@@ -428,13 +428,18 @@ def _pct(x: float | None) -> str:
     return "–" if x is None else f"{100 * x:.0f} %"
 
 
+def other_upstream(model: str, sparsity: float, upstream: str | None) -> str | None:
+    """``upstream`` when it is not run.sh's default upstream run of ``model`` at ``sparsity`` (``mpnet-s95``), so
+    that the tables name it; None otherwise."""
+    return upstream if upstream and upstream != f"{MODELS[model]['upstream']}{round(100 * sparsity)}" else None
+
+
 def variant_label(r: dict) -> str:
     """The answer row's variant as the tables print it: ``transfer``, ``small-dense``, ``task-prune †``; a transfer
     row from another upstream run than run.sh's default for its sparsity names it, and a cell run at another lr
     (CELLLR) gives it: ``transfer (mpnet-s95-lr3e-5, lr 1e-4)``."""
-    up = r.get("upstream")
-    default = f"{MODELS[r['model']]['upstream']}{round(100 * r['sparsity'])}"
-    extra = ([up] if up and up != default else []) + ([f"lr {r['cell_lr']}"] if r.get("cell_lr") else [])
+    up = other_upstream(r["model"], r["sparsity"], r.get("upstream"))
+    extra = ([up] if up else []) + ([f"lr {r['cell_lr']}"] if r.get("cell_lr") else [])
     return (r["kind"] + (f" ({', '.join(extra)})" if extra else "") + (" †" if r.get("cited") else "")
             + (" *" if r.get("archived") else ""))
 
@@ -550,8 +555,8 @@ def markdown(data: dict) -> str:
         for r in data["tasks"]:
             floor = "–" if r["floor"] is None else f"{r['floor']:.1f}"
             teach = "–" if r["teacher"] is None else f"{r['teacher']:.1f}"
-            up = r.get("upstream")
-            up = f" ({up})" if up and up != f"{MODELS[r['model']]['upstream']}{split_lr(r['variant'])[0].rpartition('-')[2]}" else ""
+            up = other_upstream(r["model"], r["nominal_sparsity"], r.get("upstream"))
+            up = f" ({up})" if up else ""
             md.append(f"| {labels[r['model']]} | {r['task']} | {r['variant']}{up}{' *' if r.get('archived') else ''} | "
                       f"{r['head']} | {r['seed']} | {r['metric']} | {floor} | {teach} | {r['student']:.1f} | "
                       f"{_pct(r['gain_retention'])} | {r['sparsity']:.3f} | {r['steps']:,} | {r['train_hours']:.2f} |")
